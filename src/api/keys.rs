@@ -1,0 +1,445 @@
+//! `/v2/keys`: etcd 2.3's request parsing (`parseKeyRequest`), the mapping of PUT/POST/DELETE
+//! to store commands (`applyRequest`), and the rendering of events, watches and errors.
+
+use std::rc::Rc;
+
+use super::{error_response, json_response, method_not_allowed, unix_nanos_now, Api};
+use crate::error::{Code, Error};
+use crate::http::{Body, Form, Method, Request, Response};
+use crate::shard::WatchStream;
+use crate::store::{Action, Command, Event};
+
+/// A parsed `/v2/keys` request (etcd's `etcdserverpb.Request` for the v2 API).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct KeyRequest {
+    pub key: String,
+    pub value: String,
+    pub dir: bool,
+    pub prev_value: Option<String>,
+    pub prev_index: u64,
+    pub prev_exist: Option<bool>,
+    pub wait: bool,
+    pub wait_index: u64,
+    pub recursive: bool,
+    pub sorted: bool,
+    pub quorum: bool,
+    pub stream: bool,
+    pub refresh: Option<bool>,
+    pub no_value_on_success: bool,
+    /// TTL in seconds, when given and non-empty.
+    pub ttl: Option<u64>,
+}
+
+fn invalid(code: Code, cause: &str) -> Error {
+    Error::new(code, cause, 0)
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+fn get_bool(form: &Form, name: &str) -> Result<bool, Error> {
+    match form.get(name) {
+        None => Ok(false),
+        Some(v) => parse_go_bool(v)
+            .ok_or_else(|| invalid(Code::InvalidField, &format!("invalid value for \"{name}\""))),
+    }
+}
+
+fn get_u64(form: &Form, name: &str, code: Code) -> Result<u64, Error> {
+    match form.get(name) {
+        None => Ok(0),
+        Some(v) => {
+            parse_go_uint(v).ok_or_else(|| invalid(code, &format!("invalid value for \"{name}\"")))
+        }
+    }
+}
+
+/// Go's `strconv.ParseUint(s, 10, 64)`: digits only (no sign), no overflow.
+fn parse_go_uint(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// etcd 2.3's `parseKeyRequest`, check for check, in its order.
+pub fn parse_key_request(req: &Request, key: String) -> Result<KeyRequest, Error> {
+    let form = Form::from_request(req).map_err(|e| invalid(Code::InvalidForm, &e))?;
+    let prev_index = get_u64(&form, "prevIndex", Code::IndexNaN)?;
+    let wait_index = get_u64(&form, "waitIndex", Code::IndexNaN)?;
+    let recursive = get_bool(&form, "recursive")?;
+    let sorted = get_bool(&form, "sorted")?;
+    let wait = get_bool(&form, "wait")?;
+    let dir = get_bool(&form, "dir")?;
+    let quorum = get_bool(&form, "quorum")?;
+    let stream = get_bool(&form, "stream")?;
+    if wait && req.method != Method::Get {
+        return Err(invalid(
+            Code::InvalidField,
+            "\"wait\" can only be used with GET requests",
+        ));
+    }
+    let prev_value = form.get("prevValue").map(str::to_string);
+    if prev_value.as_deref() == Some("") {
+        return Err(invalid(
+            Code::PrevValueRequired,
+            "\"prevValue\" cannot be empty",
+        ));
+    }
+    let no_value_on_success = get_bool(&form, "noValueOnSuccess")?;
+    let ttl = match form.get("ttl") {
+        Some(v) if !v.is_empty() => Some(
+            parse_go_uint(v).ok_or_else(|| invalid(Code::TtlNaN, "invalid value for \"ttl\""))?,
+        ),
+        _ => None,
+    };
+    let prev_exist = match form.get("prevExist") {
+        None => None,
+        Some(v) => Some(
+            parse_go_bool(v)
+                .ok_or_else(|| invalid(Code::InvalidField, "invalid value for prevExist"))?,
+        ),
+    };
+    let refresh = match form.get("refresh") {
+        None => None,
+        Some(v) => Some(
+            parse_go_bool(v)
+                .ok_or_else(|| invalid(Code::InvalidField, "invalid value for refresh"))?,
+        ),
+    };
+    let value = form.get("value").unwrap_or("").to_string();
+    if refresh == Some(true) {
+        if !value.is_empty() {
+            return Err(invalid(
+                Code::RefreshValue,
+                "A value was provided on a refresh",
+            ));
+        }
+        if ttl.is_none() {
+            return Err(invalid(Code::RefreshTtlRequired, "No TTL value set"));
+        }
+    }
+    Ok(KeyRequest {
+        key,
+        value,
+        dir,
+        prev_value,
+        prev_index,
+        prev_exist,
+        wait,
+        wait_index,
+        recursive,
+        sorted,
+        quorum,
+        stream,
+        refresh,
+        no_value_on_success,
+        ttl,
+    })
+}
+
+/// etcd 2.3's `applyRequest` for PUT, POST and DELETE. `now` is the proposer's clock.
+pub fn to_command(method: &Method, r: &KeyRequest, now: i64) -> Command {
+    let expire_at = r
+        .ttl
+        .map(|ttl| now.saturating_add((ttl as i64).saturating_mul(1_000_000_000)));
+    let refresh = r.refresh == Some(true);
+    let key = r.key.clone();
+    let value = r.value.clone();
+    let prev_value = r.prev_value.clone();
+    let prev_index = (r.prev_index > 0).then_some(r.prev_index);
+    match method {
+        Method::Post => Command::Create {
+            key,
+            value,
+            dir: r.dir,
+            expire_at,
+            unique: true,
+        },
+        Method::Delete => {
+            if prev_index.is_some() || prev_value.is_some() {
+                Command::CompareAndDelete {
+                    key,
+                    prev_value,
+                    prev_index,
+                }
+            } else {
+                Command::Delete {
+                    key,
+                    dir: r.dir,
+                    recursive: r.recursive,
+                }
+            }
+        }
+        _ => match r.prev_exist {
+            Some(true) if prev_index.is_none() && prev_value.is_none() => Command::Update {
+                key,
+                value: Some(value),
+                dir: r.dir,
+                expire_at,
+                refresh,
+            },
+            Some(true) => Command::CompareAndSwap {
+                key,
+                value,
+                prev_value,
+                prev_index,
+                expire_at,
+                refresh,
+            },
+            Some(false) => Command::Create {
+                key,
+                value,
+                dir: r.dir,
+                expire_at,
+                unique: false,
+            },
+            None if prev_index.is_some() || prev_value.is_some() => Command::CompareAndSwap {
+                key,
+                value,
+                prev_value,
+                prev_index,
+                expire_at,
+                refresh,
+            },
+            None => Command::Set {
+                key,
+                value,
+                dir: r.dir,
+                expire_at,
+                refresh,
+            },
+        },
+    }
+}
+
+pub async fn handle(api: &Api, req: Request) -> Response {
+    let mut resp = match req.method {
+        Method::Get | Method::Head | Method::Put | Method::Post | Method::Delete => {
+            serve(api, &req).await
+        }
+        _ => return method_not_allowed("HEAD,GET,PUT,POST,DELETE"),
+    };
+    resp.headers.push(api.cluster_id_header());
+    resp
+}
+
+async fn serve(api: &Api, req: &Request) -> Response {
+    let raw = &req.path["/v2/keys".len()..];
+    let key = match crate::http::decode_path(raw) {
+        Ok(k) => k,
+        Err(e) => return error_response(&invalid(Code::InvalidForm, &e)),
+    };
+    let r = match parse_key_request(req, key) {
+        Ok(r) => r,
+        Err(e) => return error_response(&e),
+    };
+    match req.method {
+        Method::Get | Method::Head => {
+            if r.quorum {
+                // etcd turns a quorum GET into a log entry; tern waits for a ReadIndex instead.
+                if let Err(e) = api.shard.read_barrier().await {
+                    return error_response(&e);
+                }
+            } else if r.wait {
+                return watch(api, &r);
+            }
+            get(api, &r)
+        }
+        _ => write(api, &req.method, &r).await,
+    }
+}
+
+fn get(api: &Api, r: &KeyRequest) -> Response {
+    let result = api
+        .shard
+        .store
+        .borrow_mut()
+        .get(&r.key, r.recursive, r.sorted);
+    api.publish_read_counters();
+    let (raft_index, raft_term) = api.shard.applied();
+    match result {
+        Ok(event) => event_response(&event, false, raft_index, raft_term),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn write(api: &Api, method: &Method, r: &KeyRequest) -> Response {
+    let cmd = to_command(method, r, unix_nanos_now());
+    match api.shard.propose(&cmd).await {
+        Ok(outcome) => match outcome.result {
+            Ok(event) => event_response(
+                &event,
+                r.no_value_on_success,
+                outcome.raft_index,
+                outcome.raft_term,
+            ),
+            Err(e) => error_response(&e),
+        },
+        Err(e) => {
+            // Not an answer from the store (timeout, raft refused): etcd reports 300 with index 0.
+            error_response(&Error::new(e.code, e.cause, 0))
+        }
+    }
+}
+
+/// etcd's `writeKeyEvent`.
+fn event_response(
+    event: &Event,
+    no_value_on_success: bool,
+    raft_index: u64,
+    raft_term: u64,
+) -> Response {
+    let created = event.action == Action::Create
+        || (event.action == Action::Set && event.prev_node.is_none());
+    let mut body = Vec::with_capacity(256);
+    let hide_nodes = no_value_on_success
+        && matches!(
+            event.action,
+            Action::Set | Action::CompareAndSwap | Action::Create | Action::Update
+        );
+    if hide_nodes {
+        body.extend_from_slice(b"{\"action\":\"");
+        body.extend_from_slice(event.action.as_str().as_bytes());
+        body.extend_from_slice(b"\"}\n");
+    } else {
+        event.write_json(&mut body, unix_nanos_now());
+    }
+    let mut resp = json_response(if created { 201 } else { 200 }, body);
+    resp.headers
+        .push(("X-Etcd-Index", event.etcd_index.to_string()));
+    resp.headers.push(("X-Raft-Index", raft_index.to_string()));
+    resp.headers.push(("X-Raft-Term", raft_term.to_string()));
+    resp
+}
+
+/// etcd's `handleKeyWatch`: headers at once, then one event (or every event with `stream=true`).
+fn watch(api: &Api, r: &KeyRequest) -> Response {
+    let since = (r.wait_index > 0).then_some(r.wait_index);
+    let start_index = api.shard.store.borrow().index();
+    let watcher = match api.shard.watch(&r.key, r.recursive, r.stream, since) {
+        Ok(w) => w,
+        Err(e) => return error_response(&e),
+    };
+    api.publish_read_counters();
+    let (raft_index, raft_term) = api.shard.applied();
+    let mut resp = json_response(200, Vec::new());
+    resp.headers.push(("X-Etcd-Index", start_index.to_string()));
+    resp.headers.push(("X-Raft-Index", raft_index.to_string()));
+    resp.headers.push(("X-Raft-Term", raft_term.to_string()));
+    resp.body = Body::Stream(Box::pin(event_stream(watcher, r.stream, api.clone())));
+    resp
+}
+
+struct WatchState {
+    watcher: WatchStream,
+    stream: bool,
+    done: bool,
+    api: Api,
+}
+
+impl Drop for WatchState {
+    fn drop(&mut self) {
+        // The watcher itself is released by WatchStream's Drop; publish the new count after it.
+        let api = self.api.clone();
+        glommio::spawn_local(async move { api.publish_read_counters() }).detach();
+    }
+}
+
+fn event_stream(
+    watcher: WatchStream,
+    stream: bool,
+    api: Api,
+) -> impl futures_lite::Stream<Item = Vec<u8>> {
+    let state = WatchState {
+        watcher,
+        stream,
+        done: false,
+        api,
+    };
+    futures_lite::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        let event: Rc<Event> = st.watcher.next().await?;
+        let mut body = Vec::with_capacity(256);
+        event.write_json(&mut body, unix_nanos_now());
+        st.done = !st.stream;
+        Some((body, st))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_bool_and_uint_follow_strconv() {
+        for t in ["1", "t", "T", "true", "TRUE", "True"] {
+            assert_eq!(parse_go_bool(t), Some(true));
+        }
+        for f in ["0", "f", "F", "false", "FALSE", "False"] {
+            assert_eq!(parse_go_bool(f), Some(false));
+        }
+        assert_eq!(parse_go_bool("yes"), None);
+        assert_eq!(parse_go_uint("42"), Some(42));
+        assert_eq!(parse_go_uint("-1"), None);
+        assert_eq!(parse_go_uint("+1"), None);
+        assert_eq!(parse_go_uint(""), None);
+        assert_eq!(parse_go_uint("18446744073709551616"), None);
+    }
+
+    fn req(prev_exist: Option<bool>, prev_value: Option<&str>, prev_index: u64) -> KeyRequest {
+        KeyRequest {
+            key: "/k".into(),
+            value: "v".into(),
+            prev_exist,
+            prev_value: prev_value.map(str::to_string),
+            prev_index,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn put_maps_to_commands_as_etcd_apply_request() {
+        let cases: Vec<(KeyRequest, &str)> = vec![
+            (req(None, None, 0), "Set"),
+            (req(Some(false), None, 0), "Create"),
+            (req(Some(false), Some("x"), 3), "Create"),
+            (req(Some(true), None, 0), "Update"),
+            (req(Some(true), Some("x"), 0), "CompareAndSwap"),
+            (req(Some(true), None, 4), "CompareAndSwap"),
+            (req(None, Some("x"), 0), "CompareAndSwap"),
+            (req(None, None, 9), "CompareAndSwap"),
+        ];
+        for (r, want) in cases {
+            let got = format!("{:?}", to_command(&Method::Put, &r, 0));
+            assert!(got.starts_with(want), "{r:?} -> {got}");
+        }
+        let del = format!(
+            "{:?}",
+            to_command(&Method::Delete, &req(None, Some("x"), 0), 0)
+        );
+        assert!(del.starts_with("CompareAndDelete"));
+        let del = format!("{:?}", to_command(&Method::Delete, &req(None, None, 0), 0));
+        assert!(del.starts_with("Delete"));
+        let post = to_command(&Method::Post, &req(None, None, 0), 0);
+        assert!(matches!(post, Command::Create { unique: true, .. }));
+    }
+
+    #[test]
+    fn ttl_becomes_an_absolute_expiration_from_the_proposer_clock() {
+        let mut r = req(None, None, 0);
+        r.ttl = Some(5);
+        match to_command(&Method::Put, &r, 1_000) {
+            Command::Set { expire_at, .. } => assert_eq!(expire_at, Some(5_000_001_000)),
+            other => panic!("{other:?}"),
+        }
+    }
+}

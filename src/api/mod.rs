@@ -1,0 +1,228 @@
+//! The client API: maps HTTP requests to v2 operations on this shard.
+//!
+//! Owns routing (`/v2/keys`, `/v2/members`, `/v2/machines`, `/v2/stats/*`, `/version`,
+//! `/health`), CORS, and the etcd headers every answer carries. Reads go to this shard's store
+//! replica; writes go through [`Shard::propose`]. Knows nothing about how commands are
+//! replicated or how bytes reach the socket.
+
+mod keys;
+mod members;
+mod stats;
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::cluster::{id_hex, Member};
+use crate::error::Error;
+use crate::http::{Body, Handler, Method, Request, Response};
+use crate::shard::{Padded, Shard};
+
+/// The etcd version whose v2 API tern serves, as `/version` reports it.
+pub const ETCD_SERVER_VERSION: &str = "2.3.7";
+pub const ETCD_CLUSTER_VERSION: &str = "2.3.0";
+
+/// Per-shard read counters, summed when `/v2/stats/store` is asked for.
+#[derive(Default)]
+pub struct ReadCounters {
+    pub gets_success: AtomicU64,
+    pub gets_fail: AtomicU64,
+    pub watchers: AtomicU64,
+}
+
+/// What every shard's API needs to know about this member; built once at start.
+pub struct ApiShared {
+    pub member: Member,
+    pub members: Vec<Member>,
+    pub cluster_id: u64,
+    /// `--cors` origins; empty means no CORS headers at all (etcd 2.3's default).
+    pub cors: Vec<String>,
+    /// When this process started, unix nanoseconds.
+    pub start_time: i64,
+    pub counters: Box<[Padded<ReadCounters>]>,
+}
+
+impl ApiShared {
+    pub fn new(
+        member: Member,
+        members: Vec<Member>,
+        cluster_id: u64,
+        cors: Vec<String>,
+        nshards: usize,
+    ) -> ApiShared {
+        ApiShared {
+            member,
+            members,
+            cluster_id,
+            cors,
+            start_time: unix_nanos_now(),
+            counters: (0..nshards)
+                .map(|_| Padded(ReadCounters::default()))
+                .collect(),
+        }
+    }
+}
+
+pub fn unix_nanos_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// The API as served by one shard.
+#[derive(Clone)]
+pub struct Api {
+    pub shard: Rc<Shard>,
+    pub shared: Arc<ApiShared>,
+}
+
+impl Api {
+    pub fn new(shard: Rc<Shard>, shared: Arc<ApiShared>) -> Api {
+        Api { shard, shared }
+    }
+
+    fn counters(&self) -> &ReadCounters {
+        &self.shared.counters[self.shard.id].0
+    }
+
+    /// Publishes this shard's read counters for other shards' `/v2/stats/store`.
+    fn publish_read_counters(&self) {
+        let store = self.shard.store.borrow();
+        let stats = store.stats();
+        let c = self.counters();
+        c.gets_success.store(stats.gets_success, Ordering::Relaxed);
+        c.gets_fail.store(stats.gets_fail, Ordering::Relaxed);
+        c.watchers
+            .store(store.watcher_count() as u64, Ordering::Relaxed);
+    }
+
+    fn cluster_id_header(&self) -> (&'static str, String) {
+        ("X-Etcd-Cluster-Id", id_hex(self.shared.cluster_id))
+    }
+
+    /// Adds the CORS headers `--cors` asks for.
+    fn add_cors(&self, request_origin: Option<String>, resp: &mut Response) {
+        let allow_all = self.shared.cors.iter().any(|o| o == "*");
+        let origin = if allow_all {
+            Some("*".to_string())
+        } else {
+            request_origin.filter(|o| self.shared.cors.iter().any(|c| c == o))
+        };
+        if let Some(origin) = origin {
+            resp.headers.push((
+                "Access-Control-Allow-Methods",
+                "POST, GET, OPTIONS, PUT, DELETE".into(),
+            ));
+            resp.headers.push(("Access-Control-Allow-Origin", origin));
+            resp.headers.push((
+                "Access-Control-Allow-Headers",
+                "accept, content-type, authorization".into(),
+            ));
+        }
+    }
+
+    async fn route(&self, req: Request) -> Response {
+        if !self.shared.cors.is_empty() && req.method == Method::Options {
+            return Response::new(200);
+        }
+        let path = req.path.clone();
+        if path == "/v2/keys" || path.starts_with("/v2/keys/") {
+            return keys::handle(self, req).await;
+        }
+        match path.as_str() {
+            "/version" => only_get(&req, || version()),
+            "/health" => {
+                if !is_get(&req) {
+                    return method_not_allowed("GET");
+                }
+                self.health().await
+            }
+            "/v2/machines" => only_get(&req, || members::machines(self)),
+            "/v2/members" | "/v2/members/" => members::handle(self, &req),
+            "/v2/stats/self" => only_get(&req, || stats::self_stats(self)),
+            "/v2/stats/leader" => only_get(&req, || stats::leader_stats(self)),
+            "/v2/stats/store" => only_get(&req, || stats::store_stats(self)),
+            _ if path.starts_with("/v2/members/") => members::handle(self, &req),
+            _ => not_found(),
+        }
+    }
+
+    /// `/health`: healthy when a leader is known and a quorum read goes through (etcd 2.3).
+    async fn health(&self) -> Response {
+        let leader = self.shard.shared.raft.leader.load(Ordering::Acquire);
+        let healthy = leader != 0 && self.shard.read_barrier().await.is_ok();
+        if healthy {
+            json_response(200, b"{\"health\": \"true\"}".to_vec())
+        } else {
+            text_response(503, "{\"health\": \"false\"}\n")
+        }
+    }
+}
+
+impl Handler for Api {
+    async fn handle(&self, req: Request) -> Response {
+        if self.shared.cors.is_empty() {
+            return self.route(req).await;
+        }
+        let origin = req.header("origin").map(str::to_string);
+        let mut resp = self.route(req).await;
+        self.add_cors(origin, &mut resp);
+        resp
+    }
+}
+
+fn is_get(req: &Request) -> bool {
+    matches!(req.method, Method::Get | Method::Head)
+}
+
+fn only_get(req: &Request, f: impl FnOnce() -> Response) -> Response {
+    if is_get(req) {
+        f()
+    } else {
+        method_not_allowed("GET")
+    }
+}
+
+fn version() -> Response {
+    let body = format!(
+        "{{\"etcdserver\":\"{ETCD_SERVER_VERSION}\",\"etcdcluster\":\"{ETCD_CLUSTER_VERSION}\"}}"
+    );
+    json_response(200, body.into_bytes())
+}
+
+pub(crate) fn json_response(status: u16, body: Vec<u8>) -> Response {
+    let mut r = Response::new(status);
+    r.headers.push(("Content-Type", "application/json".into()));
+    r.body = Body::Full(body);
+    r
+}
+
+pub(crate) fn text_response(status: u16, text: &str) -> Response {
+    let mut r = Response::new(status);
+    r.headers
+        .push(("Content-Type", "text/plain; charset=utf-8".into()));
+    r.body = Body::Full(text.as_bytes().to_vec());
+    r
+}
+
+pub(crate) fn not_found() -> Response {
+    let mut r = text_response(404, "404 page not found\n");
+    r.headers.push(("X-Content-Type-Options", "nosniff".into()));
+    r
+}
+
+pub(crate) fn method_not_allowed(allow: &str) -> Response {
+    let mut r = text_response(405, "Method Not Allowed\n");
+    r.headers.push(("Allow", allow.to_string()));
+    r.headers.push(("X-Content-Type-Options", "nosniff".into()));
+    r
+}
+
+/// An etcd error as JSON with its status and `X-Etcd-Index`.
+pub(crate) fn error_response(err: &Error) -> Response {
+    let mut r = json_response(err.http_status(), err.to_json());
+    r.headers.push(("X-Etcd-Index", err.index.to_string()));
+    r
+}

@@ -1,0 +1,78 @@
+//! `/v2/stats/self`, `/v2/stats/leader` and `/v2/stats/store` as etcd 2.3 renders them.
+
+use std::sync::atomic::Ordering;
+
+use super::{json_response, unix_nanos_now, Api};
+use crate::cluster::id_hex;
+use crate::error::write_json_string;
+use crate::http::Response;
+use crate::store::StoreStats;
+use crate::timefmt::{go_duration, rfc3339_nanos};
+
+pub fn self_stats(api: &Api) -> Response {
+    let raft = &api.shard.shared.raft;
+    let leader = raft.leader.load(Ordering::Acquire);
+    let is_leader = raft.is_leader.load(Ordering::Acquire);
+    let state = if is_leader {
+        "StateLeader"
+    } else {
+        "StateFollower"
+    };
+    let now = unix_nanos_now();
+    let start = api.shared.start_time;
+    let mut b = Vec::with_capacity(320);
+    b.extend_from_slice(b"{\"name\":");
+    write_json_string(&mut b, &api.shared.member.name);
+    b.extend_from_slice(b",\"id\":");
+    write_json_string(&mut b, &id_hex(api.shared.member.id));
+    b.extend_from_slice(b",\"state\":");
+    write_json_string(&mut b, state);
+    b.extend_from_slice(b",\"startTime\":");
+    write_json_string(&mut b, &rfc3339_nanos(start));
+    b.extend_from_slice(b",\"leaderInfo\":{\"leader\":");
+    write_json_string(
+        &mut b,
+        &if leader == 0 {
+            String::new()
+        } else {
+            id_hex(leader)
+        },
+    );
+    b.extend_from_slice(b",\"uptime\":");
+    write_json_string(&mut b, &go_duration((now - start).max(0) as u64));
+    b.extend_from_slice(b",\"startTime\":");
+    write_json_string(&mut b, &rfc3339_nanos(start));
+    b.extend_from_slice(b"},\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}\n");
+    json_response(200, b)
+}
+
+pub fn leader_stats(api: &Api) -> Response {
+    let raft = &api.shard.shared.raft;
+    if !raft.is_leader.load(Ordering::Acquire) {
+        let err =
+            crate::error::Error::new(crate::error::Code::RaftInternal, "not current leader", 0);
+        return super::error_response(&err);
+    }
+    let mut b = Vec::with_capacity(64);
+    b.extend_from_slice(b"{\"leader\":");
+    write_json_string(&mut b, &id_hex(api.shared.member.id));
+    b.extend_from_slice(b",\"followers\":{}}\n");
+    json_response(200, b)
+}
+
+/// Write counters are the same on every replica; read counters and watchers are summed over shards.
+pub fn store_stats(api: &Api) -> Response {
+    api.publish_read_counters();
+    let mut stats: StoreStats = api.shard.store.borrow().stats().clone();
+    let mut watchers = 0u64;
+    stats.gets_success = 0;
+    stats.gets_fail = 0;
+    for c in api.shared.counters.iter() {
+        stats.gets_success += c.0.gets_success.load(Ordering::Relaxed);
+        stats.gets_fail += c.0.gets_fail.load(Ordering::Relaxed);
+        watchers += c.0.watchers.load(Ordering::Relaxed);
+    }
+    let mut b = Vec::with_capacity(400);
+    stats.write_json(&mut b, watchers as usize);
+    json_response(200, b)
+}

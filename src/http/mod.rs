@@ -1,0 +1,16 @@
+//! The HTTP/1.1 server layer: sans-IO request parsing, form decoding, response writing and
+//! the per-connection loop on glommio-compatible async streams.
+//!
+//! Owns everything about HTTP framing and connection handling. Knows nothing about the etcd
+//! v2 API, its errors, or what any path means: requests reach a [`Handler`], which returns a
+//! [`Response`].
+
+pub mod conn;
+pub mod form;
+pub mod request;
+pub mod response;
+
+pub use conn::{serve_connection, Handler, HandlerFn, MAX_IN_FLIGHT};
+pub use form::{decode_component, decode_path, Form};
+pub use request::{parse_request, HttpError, Limits, Method, Parsed, Progress, Request};
+pub use response::{Body, BodyStream, Response};

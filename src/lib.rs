@@ -1,0 +1,24 @@
+//! tern: an etcd v2 compatible server, thread-per-core on glommio (io_uring).
+//!
+//! Data flow, one way:
+//! - write: `http` → `api` (parse, build a `store::Command`) → `shard::Shard::propose` →
+//!   shard 0's `raft` node → committed entries → every shard applies them to its `store`
+//!   replica → the proposing shard answers once every shard has applied the entry.
+//! - read: `http` → `api` → this shard's `store` replica (no cross-core traffic);
+//!   `quorum=true` first waits for a raft ReadIndex on the local replica.
+//! - watch: a watcher lives in the store replica of the shard holding the connection.
+//!
+//! Units: `config` (flags), `error` (etcd error table), `store` (deterministic v2 state
+//! machine), `http` (HTTP/1.1 codec and connection loop), `shard` (executors' shared plumbing),
+//! `raft` (raft-rs driver), `api` (v2 endpoints), `cluster` (IDs and members), `server` (wiring).
+
+pub mod api;
+pub mod cluster;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod raft;
+pub mod server;
+pub mod shard;
+pub mod store;
+pub mod timefmt;

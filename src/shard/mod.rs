@@ -1,0 +1,534 @@
+//! Shards: one glommio executor per core, each with its own store replica.
+//!
+//! Owns the cross-shard mesh, the apply fan-out, write waiters, read-index waiters and the
+//! delivery of watch events to the connections of this shard. A shard applies the committed
+//! entries that shard 0's raft node streams to it, in order; a write proposed here is answered
+//! only once *every* shard of this member has applied it ("acknowledged means visible"), which
+//! is tracked through one applied-index atomic per shard and a poke message when it moves.
+//! Knows nothing about HTTP or request semantics: it moves store commands and events.
+
+pub mod local;
+pub mod proposal;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use glommio::channels::channel_mesh::{Receivers, Senders};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+
+use crate::error::{Code, Error};
+use crate::store::{Command, Event, Store, WatchStart, WatcherId};
+use local::{oneshot, Mailbox, OneshotSender};
+use proposal::Proposal;
+
+/// How many undelivered events a watcher may have before it is dropped (as etcd does with a
+/// full watcher channel): the client sees its long-poll end and re-watches from its index.
+pub const WATCHER_BUFFER: usize = 100;
+
+/// Messages between shards. Only immutable data crosses cores.
+pub enum ShardMsg {
+    /// An encoded [`Proposal`] for shard 0's raft node.
+    Propose(Vec<u8>),
+    /// A linearizable read wants the current read index (to shard 0).
+    ReadIndex { from: usize, id: u64 },
+    /// The answer to `ReadIndex` (from shard 0): the raft index to wait for, or an error.
+    ReadIndexDone { id: u64, result: Result<u64, Error> },
+    /// A proposal that raft refused (from shard 0).
+    ProposalFailed { id: u64, error: Error },
+    /// Entries committed by raft, in order (from shard 0 to every other shard).
+    Committed(Arc<CommittedBatch>),
+    /// A shard's applied index moved: re-check which writes became visible.
+    Poke,
+}
+
+/// Input to the raft node on shard 0.
+pub enum RaftInput {
+    Propose(Vec<u8>),
+    ReadIndex { from: usize, id: u64 },
+    Tick,
+}
+
+/// A run of committed raft entries, shared by every shard.
+#[derive(Debug, Default)]
+pub struct CommittedBatch {
+    pub entries: Vec<CommittedEntry>,
+    /// The raft term when the batch was cut (for `X-Raft-Term`).
+    pub term: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommittedEntry {
+    pub index: u64,
+    pub term: u64,
+    /// An encoded [`Proposal`]; empty for raft's own entries (leader no-op, conf change).
+    pub data: Bytes,
+}
+
+/// A cache line of its own, so shards updating their counters do not share one.
+#[repr(align(128))]
+#[derive(Default)]
+pub struct Padded<T>(pub T);
+
+/// What raft on shard 0 publishes for every shard to read.
+#[derive(Default)]
+pub struct RaftStatus {
+    pub leader: AtomicU64,
+    pub term: AtomicU64,
+    pub is_leader: AtomicBool,
+    pub commit: AtomicU64,
+}
+
+/// State shared by every shard of this process.
+pub struct Shared {
+    pub nshards: usize,
+    applied: Box<[Padded<AtomicU64>]>,
+    pub raft: RaftStatus,
+    /// How long a write or a quorum read may wait for raft before it fails.
+    pub request_timeout: Duration,
+}
+
+impl Shared {
+    pub fn new(nshards: usize, request_timeout: Duration) -> Shared {
+        Shared {
+            nshards,
+            applied: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
+            raft: RaftStatus::default(),
+            request_timeout,
+        }
+    }
+
+    /// The highest raft index every shard has applied: what this member may acknowledge.
+    pub fn visible_index(&self) -> u64 {
+        self.applied
+            .iter()
+            .map(|a| a.0.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+/// The result of a write, once every shard of this member has applied it.
+pub struct WriteOutcome {
+    pub result: Result<Rc<Event>, Error>,
+    pub raft_index: u64,
+    pub raft_term: u64,
+}
+
+struct PendingWrite {
+    tx: OneshotSender<Result<WriteOutcome, Error>>,
+    applied: Option<WriteOutcome>,
+}
+
+struct WatcherSlot {
+    tx: LocalSender<Rc<Event>>,
+    stream: bool,
+}
+
+/// One shard: its store replica and everything that waits on it.
+pub struct Shard {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    pub store: RefCell<Store>,
+    outbox: Vec<Option<Rc<Mailbox<ShardMsg>>>>,
+    raft_inbox: RefCell<Option<Rc<Mailbox<RaftInput>>>>,
+    next_id: Cell<u64>,
+    writes: RefCell<HashMap<u64, PendingWrite>>,
+    reads: RefCell<HashMap<u64, OneshotSender<Result<u64, Error>>>>,
+    applied_waiters: RefCell<BTreeMap<u64, Vec<OneshotSender<()>>>>,
+    applied_index: Cell<u64>,
+    applied_term: Cell<u64>,
+    visible_index: Cell<u64>,
+    watchers: RefCell<HashMap<WatcherId, WatcherSlot>>,
+}
+
+impl Shard {
+    /// Joins the mesh and starts the tasks that move messages between this shard and its peers.
+    pub async fn start(
+        id: usize,
+        shared: Arc<Shared>,
+        store: Store,
+        mesh: glommio::channels::channel_mesh::MeshBuilder<
+            ShardMsg,
+            glommio::channels::channel_mesh::Full,
+        >,
+    ) -> Rc<Shard> {
+        let (senders, receivers) = match mesh.join().await {
+            Ok(pair) => pair,
+            // join only fails if a peer executor died during start-up; nothing can run then.
+            Err(e) => panic!("shard {id}: could not join the shard mesh: {e}"),
+        };
+        let senders = Rc::new(senders);
+        let nshards = shared.nshards;
+        let mut outbox = Vec::with_capacity(nshards);
+        for peer in 0..nshards {
+            if peer == id {
+                outbox.push(None);
+                continue;
+            }
+            let mailbox = Mailbox::new();
+            outbox.push(Some(mailbox.clone()));
+            glommio::spawn_local(forward_to_peer(senders.clone(), peer, mailbox)).detach();
+        }
+        let shard = Rc::new(Shard {
+            id,
+            shared,
+            store: RefCell::new(store),
+            outbox,
+            raft_inbox: RefCell::new(None),
+            next_id: Cell::new(1),
+            writes: RefCell::new(HashMap::new()),
+            reads: RefCell::new(HashMap::new()),
+            applied_waiters: RefCell::new(BTreeMap::new()),
+            applied_index: Cell::new(0),
+            applied_term: Cell::new(0),
+            visible_index: Cell::new(0),
+            watchers: RefCell::new(HashMap::new()),
+        });
+        start_receivers(shard.clone(), receivers);
+        shard
+    }
+
+    /// Shard 0 only: where proposals and read-index requests of this shard go.
+    pub fn set_raft_inbox(&self, inbox: Rc<Mailbox<RaftInput>>) {
+        *self.raft_inbox.borrow_mut() = Some(inbox);
+    }
+
+    fn next_request_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    /// The raft index and term of the newest entry this shard has applied.
+    pub fn applied(&self) -> (u64, u64) {
+        (self.applied_index.get(), self.applied_term.get())
+    }
+
+    fn send_to_raft(&self, input: RaftInput) {
+        if let Some(inbox) = self.raft_inbox.borrow().as_ref() {
+            inbox.push(input);
+            return;
+        }
+        let msg = match input {
+            RaftInput::Propose(data) => ShardMsg::Propose(data),
+            RaftInput::ReadIndex { from, id } => ShardMsg::ReadIndex { from, id },
+            RaftInput::Tick => return,
+        };
+        self.send_to(0, msg);
+    }
+
+    /// Queues a message for another shard; never blocks the caller.
+    pub fn send_to(&self, peer: usize, msg: ShardMsg) {
+        if let Some(Some(mb)) = self.outbox.get(peer) {
+            mb.push(msg);
+        }
+    }
+
+    /// Proposes `cmd` and waits until every shard of this member has applied it.
+    pub async fn propose(&self, cmd: &Command) -> Result<WriteOutcome, Error> {
+        let id = self.next_request_id();
+        let (tx, rx) = oneshot();
+        self.writes
+            .borrow_mut()
+            .insert(id, PendingWrite { tx, applied: None });
+        let mut data = Vec::with_capacity(64);
+        Proposal {
+            origin: self.id as u16,
+            id,
+            command: cmd,
+        }
+        .encode(&mut data);
+        self.send_to_raft(RaftInput::Propose(data));
+        let outcome = with_timeout(self.shared.request_timeout, rx).await;
+        match outcome {
+            Some(Some(result)) => result,
+            _ => {
+                self.writes.borrow_mut().remove(&id);
+                Err(timeout_error(self.store.borrow().index()))
+            }
+        }
+    }
+
+    /// Waits until this shard's replica reflects every write committed before the call
+    /// (raft ReadIndex), so that a read served afterwards is linearizable.
+    pub async fn read_barrier(&self) -> Result<(), Error> {
+        let id = self.next_request_id();
+        let (tx, rx) = oneshot();
+        self.reads.borrow_mut().insert(id, tx);
+        self.send_to_raft(RaftInput::ReadIndex { from: self.id, id });
+        let index = match with_timeout(self.shared.request_timeout, rx).await {
+            Some(Some(result)) => result?,
+            _ => {
+                self.reads.borrow_mut().remove(&id);
+                return Err(timeout_error(self.store.borrow().index()));
+            }
+        };
+        self.wait_applied(index).await;
+        Ok(())
+    }
+
+    async fn wait_applied(&self, index: u64) {
+        if self.applied_index.get() >= index {
+            return;
+        }
+        let (tx, rx) = oneshot();
+        self.applied_waiters
+            .borrow_mut()
+            .entry(index)
+            .or_default()
+            .push(tx);
+        rx.await;
+    }
+
+    /// Starts a watch on this shard's replica. Dropping the returned stream releases the watcher.
+    pub fn watch(
+        self: &Rc<Self>,
+        key: &str,
+        recursive: bool,
+        stream: bool,
+        since: Option<u64>,
+    ) -> Result<WatchStream, Error> {
+        let start = self
+            .store
+            .borrow_mut()
+            .watch(key, recursive, stream, since)?;
+        let (tx, rx) = local_channel::new_bounded(WATCHER_BUFFER);
+        let id = match start {
+            WatchStart::Ready(event) => {
+                // The event is in the history: deliver it and end the stream.
+                let _ = tx.try_send(event);
+                None
+            }
+            WatchStart::Waiting(id) => {
+                self.watchers
+                    .borrow_mut()
+                    .insert(id, WatcherSlot { tx, stream });
+                Some(id)
+            }
+        };
+        Ok(WatchStream {
+            shard: self.clone(),
+            id,
+            rx,
+        })
+    }
+
+    fn unwatch(&self, id: WatcherId) {
+        self.watchers.borrow_mut().remove(&id);
+        self.store.borrow_mut().unwatch(id);
+    }
+
+    /// Applies one committed batch to this shard's replica, in order.
+    pub fn apply_batch(&self, batch: &CommittedBatch) {
+        let Some(last) = batch.entries.last() else {
+            return;
+        };
+        {
+            let mut store = self.store.borrow_mut();
+            let mut writes = self.writes.borrow_mut();
+            for entry in &batch.entries {
+                if entry.data.is_empty() {
+                    continue;
+                }
+                let (origin, id, cmd) = match proposal::decode(&entry.data) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        // Every replica skips the same undecodable entry, so they stay equal.
+                        eprintln!(
+                            "tern: shard {}: skipping undecodable entry {}: {e}",
+                            self.id, entry.index
+                        );
+                        continue;
+                    }
+                };
+                let applied = store.apply(&cmd);
+                self.deliver(&mut store, applied.fired);
+                if usize::from(origin) == self.id {
+                    if let Some(p) = writes.get_mut(&id) {
+                        p.applied = Some(WriteOutcome {
+                            result: applied
+                                .result
+                                .unwrap_or_else(|| Err(Error::new(Code::RaftInternal, "", 0))),
+                            raft_index: entry.index,
+                            raft_term: batch.term.max(entry.term),
+                        });
+                    }
+                }
+            }
+        }
+        self.applied_index.set(last.index);
+        self.applied_term.set(batch.term.max(last.term));
+        self.shared.applied[self.id]
+            .0
+            .store(last.index, Ordering::Release);
+        for peer in 0..self.shared.nshards {
+            if peer != self.id {
+                self.send_to(peer, ShardMsg::Poke);
+            }
+        }
+        self.wake_applied_waiters();
+        self.complete_visible_writes();
+    }
+
+    /// Hands fired events to this shard's watchers; a watcher that cannot keep up is dropped.
+    fn deliver(&self, store: &mut Store, fired: Vec<(WatcherId, Rc<Event>)>) {
+        if fired.is_empty() {
+            return;
+        }
+        let mut watchers = self.watchers.borrow_mut();
+        for (id, event) in fired {
+            let Some(slot) = watchers.get(&id) else {
+                continue;
+            };
+            let keep = slot.stream && slot.tx.try_send(event.clone()).is_ok();
+            if !slot.stream {
+                let _ = slot.tx.try_send(event);
+            }
+            if !keep {
+                if slot.stream {
+                    store.unwatch(id);
+                }
+                watchers.remove(&id);
+            }
+        }
+    }
+
+    fn wake_applied_waiters(&self) {
+        let applied = self.applied_index.get();
+        let mut waiters = self.applied_waiters.borrow_mut();
+        while let Some(entry) = waiters.first_entry() {
+            if *entry.key() > applied {
+                break;
+            }
+            for tx in entry.remove() {
+                tx.send(());
+            }
+        }
+    }
+
+    /// Answers every write whose entry every shard has now applied.
+    fn complete_visible_writes(&self) {
+        let visible = self.shared.visible_index();
+        if visible <= self.visible_index.get() {
+            return;
+        }
+        self.visible_index.set(visible);
+        let mut writes = self.writes.borrow_mut();
+        let done: Vec<u64> = writes
+            .iter()
+            .filter(|(_, p)| p.applied.as_ref().is_some_and(|a| a.raft_index <= visible))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            if let Some(p) = writes.remove(&id) {
+                if let Some(outcome) = p.applied {
+                    p.tx.send(Ok(outcome));
+                }
+            }
+        }
+    }
+
+    fn handle(&self, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Propose(data) => self.send_to_raft(RaftInput::Propose(data)),
+            ShardMsg::ReadIndex { from, id } => {
+                self.send_to_raft(RaftInput::ReadIndex { from, id })
+            }
+            ShardMsg::ReadIndexDone { id, result } => self.finish_read(id, result),
+            ShardMsg::ProposalFailed { id, error } => self.fail_write(id, error),
+            ShardMsg::Committed(batch) => self.apply_batch(&batch),
+            ShardMsg::Poke => {}
+        }
+        self.complete_visible_writes();
+    }
+
+    /// Delivers a read index to the local waiter `id` (called on the shard that asked).
+    pub fn finish_read(&self, id: u64, result: Result<u64, Error>) {
+        if let Some(tx) = self.reads.borrow_mut().remove(&id) {
+            tx.send(result);
+        }
+    }
+
+    /// Fails the local write `id` (called on the shard that proposed it).
+    pub fn fail_write(&self, id: u64, error: Error) {
+        if let Some(p) = self.writes.borrow_mut().remove(&id) {
+            p.tx.send(Err(error));
+        }
+    }
+}
+
+fn timeout_error(index: u64) -> Error {
+    Error::new(Code::RaftInternal, "etcdserver: request timed out", index)
+}
+
+async fn with_timeout<T>(dur: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        glommio::timer::sleep(dur).await;
+        None
+    })
+    .await
+}
+
+/// Moves queued messages for one peer into the mesh; waits (here, not in the caller) when the
+/// peer's channel is full.
+async fn forward_to_peer(
+    senders: Rc<Senders<ShardMsg>>,
+    peer: usize,
+    mailbox: Rc<Mailbox<ShardMsg>>,
+) {
+    let mut batch = Vec::new();
+    while mailbox.recv_batch(&mut batch).await {
+        let mut poked = false;
+        for msg in batch.drain(..) {
+            // Several pokes in one turn say the same thing: send one.
+            if matches!(msg, ShardMsg::Poke) {
+                if poked {
+                    continue;
+                }
+                poked = true;
+            }
+            if senders.send_to(peer, msg).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn start_receivers(shard: Rc<Shard>, mut receivers: Receivers<ShardMsg>) {
+    for (_peer, rx) in receivers.streams() {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                shard.handle(msg);
+            }
+        })
+        .detach();
+    }
+}
+
+/// The events of one watch, in order. Dropping it releases the watcher at once.
+pub struct WatchStream {
+    shard: Rc<Shard>,
+    id: Option<WatcherId>,
+    rx: LocalReceiver<Rc<Event>>,
+}
+
+impl WatchStream {
+    /// The next event, or `None` once the watcher was dropped for falling behind.
+    pub async fn next(&mut self) -> Option<Rc<Event>> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for WatchStream {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.shard.unwatch(id);
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! A replica's state as bytes: the tree (with expirations), the current index and the event
+//! history, as etcd's store snapshot keeps them. Watchers are not kept (they belong to live
+//! connections), nor the stats (per-process counters); the TTL index is rebuilt from the tree.
+//!
+//! Owns the snapshot format. Deterministic: equal replicas give equal bytes. Tree walks here
+//! use explicit stacks, so key depth cannot overflow the call stack.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use super::codec::{self, DecodeError, Reader};
+use super::event::{Action, Event, NodeView};
+use super::history::EventHistory;
+use super::node::{Content, Node, Tree};
+use super::path;
+use super::stats::StoreStats;
+use super::ttl::TtlIndex;
+use super::watch::WatcherHub;
+use super::Store;
+
+/// The first byte of every snapshot.
+pub const SNAPSHOT_VERSION: u8 = 1;
+
+const KIND_FILE: u8 = 0;
+const KIND_DIR: u8 = 1;
+
+/// Smallest encodings, used to reject forged counts before allocating.
+const MIN_NODE_LEN: usize = 1 + 4 + 8 + 8 + 1 + 4;
+const MIN_EVENT_LEN: usize = 1 + 1 + 8 + MIN_VIEW_LEN + 1;
+const MIN_VIEW_LEN: usize = 4 + 1 + 1 + 1 + 8 + 8;
+
+// Format: [u8 version = 1][body][u32 checksum of version + body, little-endian]
+//   integers little-endian; str = u32 length + UTF-8; bool = 0/1; Option<T> = 0, or 1 then T.
+//   body  = u64 current_index, u32 root child count, nodes…, u32 event count, events… (oldest first)
+//   node  = u8 kind (0 file, 1 dir), str name, u64 created_index, u64 modified_index,
+//           opt i64 expire_at, then (file) str value | (dir) u32 child count, children…
+//           — depth first, children in name order (a dir's children follow it directly)
+//   event = u8 action (Action in declaration order), bool refresh, u64 etcd_index,
+//           view node, opt view prev_node
+//   view  = str key, opt str value, bool dir, opt i64 expire_at, u64 modified_index,
+//           u64 created_index (history events never carry child lists)
+impl Store {
+    /// The replica's state: versioned and checksummed. Equal replicas give equal bytes.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4096);
+        codec::put_u8(&mut out, SNAPSHOT_VERSION);
+        codec::put_u64(&mut out, self.index);
+        let no_children = BTreeMap::new();
+        encode_tree(&mut out, self.tree.root.children().unwrap_or(&no_children));
+        let events: Vec<&Rc<Event>> = self.history.events().collect();
+        codec::put_len(&mut out, events.len());
+        for event in events {
+            encode_event(&mut out, event);
+        }
+        let sum = codec::checksum(&out);
+        codec::put_u32(&mut out, sum);
+        out
+    }
+
+    /// A replica from [`Store::snapshot`] bytes, with a history of `history_capacity` (the newest
+    /// events are kept if it is smaller than the snapshot's). No watchers, zeroed stats.
+    pub fn restore(bytes: &[u8], history_capacity: usize) -> Result<Store, DecodeError> {
+        let Some(body_len) = bytes.len().checked_sub(4) else {
+            return Err(DecodeError::Truncated);
+        };
+        let (body, stored_sum) = bytes.split_at(body_len);
+        let stored =
+            u32::from_le_bytes([stored_sum[0], stored_sum[1], stored_sum[2], stored_sum[3]]);
+        let computed = codec::checksum(body);
+        if stored != computed {
+            return Err(DecodeError::ChecksumMismatch { stored, computed });
+        }
+        let mut reader = Reader::new(body);
+        let version = reader.u8()?;
+        if version != SNAPSHOT_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let index = reader.u64()?;
+        let mut ttl = TtlIndex::default();
+        let tree = decode_tree(&mut reader, &mut ttl)?;
+        let mut history = EventHistory::new(history_capacity);
+        for _ in 0..reader.count(MIN_EVENT_LEN)? {
+            history.add(Rc::new(decode_event(&mut reader)?));
+        }
+        reader.finish()?;
+        Ok(Store {
+            tree,
+            index,
+            ttl,
+            history,
+            watchers: WatcherHub::default(),
+            stats: StoreStats::default(),
+        })
+    }
+}
+
+fn encode_tree(out: &mut Vec<u8>, root_children: &BTreeMap<String, Node>) {
+    codec::put_len(out, root_children.len());
+    let mut stack = vec![root_children.iter()];
+    while let Some(siblings) = stack.last_mut() {
+        let Some((name, node)) = siblings.next() else {
+            stack.pop();
+            continue;
+        };
+        codec::put_u8(out, if node.is_dir() { KIND_DIR } else { KIND_FILE });
+        codec::put_str(out, name);
+        codec::put_u64(out, node.created_index);
+        codec::put_u64(out, node.modified_index);
+        codec::put_opt_i64(out, node.expire_at);
+        match &node.content {
+            Content::File(value) => codec::put_str(out, value),
+            Content::Dir(children) => {
+                codec::put_len(out, children.len());
+                stack.push(children.iter());
+            }
+        }
+    }
+}
+
+/// A directory being filled: its node and how many children are still to read.
+struct OpenDir {
+    name: String,
+    node: Node,
+    children_left: usize,
+}
+
+fn decode_tree(reader: &mut Reader<'_>, ttl: &mut TtlIndex) -> Result<Tree, DecodeError> {
+    let root = Node::new_dir("/".to_string(), 0, None);
+    let children_left = reader.count(MIN_NODE_LEN)?;
+    let mut open = vec![OpenDir {
+        name: String::new(),
+        node: root,
+        children_left,
+    }];
+    loop {
+        let Some(parent) = open.last_mut() else {
+            return Err(DecodeError::Inconsistent("tree stack emptied early"));
+        };
+        if parent.children_left == 0 {
+            let Some(done) = open.pop() else {
+                return Err(DecodeError::Inconsistent("tree stack emptied early"));
+            };
+            match open.last_mut() {
+                None => return Ok(Tree { root: done.node }),
+                Some(grandparent) => add_child(&mut grandparent.node, done.name, done.node)?,
+            }
+            continue;
+        }
+        parent.children_left -= 1;
+        let kind = reader.u8()?;
+        let name = reader.string()?;
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(DecodeError::Inconsistent("invalid node name"));
+        }
+        let node_path = path::join(&parent.node.path, &name);
+        let created_index = reader.u64()?;
+        let modified_index = reader.u64()?;
+        let expire_at = reader.opt_i64()?;
+        if let Some(at) = expire_at {
+            ttl.insert(at, &node_path);
+        }
+        let content = match kind {
+            KIND_FILE => Content::File(reader.string()?),
+            KIND_DIR => Content::Dir(BTreeMap::new()),
+            other => return Err(DecodeError::UnknownTag(other)),
+        };
+        let node = Node {
+            path: node_path,
+            created_index,
+            modified_index,
+            expire_at,
+            content,
+        };
+        if kind == KIND_DIR {
+            let children_left = reader.count(MIN_NODE_LEN)?;
+            open.push(OpenDir {
+                name,
+                node,
+                children_left,
+            });
+        } else {
+            add_child(&mut parent.node, name, node)?;
+        }
+    }
+}
+
+fn add_child(parent: &mut Node, name: String, child: Node) -> Result<(), DecodeError> {
+    let Content::Dir(children) = &mut parent.content else {
+        return Err(DecodeError::Inconsistent("child under a file"));
+    };
+    if children.insert(name, child).is_some() {
+        return Err(DecodeError::Inconsistent("duplicate child name"));
+    }
+    Ok(())
+}
+
+const ACTIONS: [Action; 8] = [
+    Action::Get,
+    Action::Set,
+    Action::Create,
+    Action::Update,
+    Action::Delete,
+    Action::CompareAndSwap,
+    Action::CompareAndDelete,
+    Action::Expire,
+];
+
+fn encode_event(out: &mut Vec<u8>, event: &Event) {
+    let action_tag = ACTIONS
+        .iter()
+        .position(|&action| action == event.action)
+        .unwrap_or(0);
+    codec::put_u8(out, action_tag as u8);
+    codec::put_bool(out, event.refresh);
+    codec::put_u64(out, event.etcd_index);
+    encode_view(out, &event.node);
+    codec::put_bool(out, event.prev_node.is_some());
+    if let Some(prev) = &event.prev_node {
+        encode_view(out, prev);
+    }
+}
+
+fn decode_event(reader: &mut Reader<'_>) -> Result<Event, DecodeError> {
+    let tag = reader.u8()?;
+    let action = *ACTIONS
+        .get(usize::from(tag))
+        .ok_or(DecodeError::UnknownTag(tag))?;
+    let refresh = reader.bool()?;
+    let etcd_index = reader.u64()?;
+    let node = decode_view(reader)?;
+    let prev_node = if reader.bool()? {
+        Some(decode_view(reader)?)
+    } else {
+        None
+    };
+    Ok(Event {
+        action,
+        node,
+        prev_node,
+        etcd_index,
+        refresh,
+    })
+}
+
+fn encode_view(out: &mut Vec<u8>, view: &NodeView) {
+    debug_assert!(view.nodes.is_none(), "history events carry no child lists");
+    codec::put_str(out, &view.key);
+    codec::put_opt_str(out, view.value.as_deref());
+    codec::put_bool(out, view.dir);
+    codec::put_opt_i64(out, view.expire_at);
+    codec::put_u64(out, view.modified_index);
+    codec::put_u64(out, view.created_index);
+}
+
+fn decode_view(reader: &mut Reader<'_>) -> Result<NodeView, DecodeError> {
+    Ok(NodeView {
+        key: reader.string()?,
+        value: reader.opt_string()?,
+        dir: reader.bool()?,
+        expire_at: reader.opt_i64()?,
+        nodes: None,
+        modified_index: reader.u64()?,
+        created_index: reader.u64()?,
+    })
+}

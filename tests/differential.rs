@@ -1,0 +1,319 @@
+//! Differential test: the same requests to tern and to Debian's etcd 3.4 (`--enable-v2`),
+//! comparing status, etcd headers and JSON with indexes normalised.
+//!
+//! etcd 3.4's v2 store starts at a higher index than etcd 2.x (it keeps membership in it), so
+//! every index is compared relative to the store index each server reports before the first
+//! case. Expirations are compared by presence, TTLs within one second. Skips, saying so, when
+//! etcd is not installed.
+
+mod common;
+
+use common::{encode_form, start_etcd, start_tern, Client, Resp};
+use serde_json::Value;
+
+/// One request: method, path (`{i+N}` is replaced by base index + N), form pairs.
+type Case = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const CASES: &[Case] = &[
+    // get / set / update / create
+    ("GET", "/v2/keys/message", &[]),
+    ("PUT", "/v2/keys/message", &[("value", "hello etcd")]),
+    ("GET", "/v2/keys/message", &[]),
+    ("PUT", "/v2/keys/message", &[("value", "again")]),
+    ("HEAD", "/v2/keys/message", &[]),
+    (
+        "PUT",
+        "/v2/keys/message?prevExist=true",
+        &[("value", "updated")],
+    ),
+    ("PUT", "/v2/keys/newkey?prevExist=true", &[("value", "x")]),
+    ("PUT", "/v2/keys/message?prevExist=false", &[("value", "x")]),
+    ("PUT", "/v2/keys/created?prevExist=false", &[("value", "x")]),
+    ("PUT", "/v2/keys/message?prevExist=maybe", &[("value", "x")]),
+    // compare and swap / delete
+    ("PUT", "/v2/keys/message?prevValue=nope", &[("value", "x")]),
+    (
+        "PUT",
+        "/v2/keys/message?prevValue=updated",
+        &[("value", "swapped")],
+    ),
+    ("PUT", "/v2/keys/message?prevIndex={i+1}", &[("value", "x")]),
+    ("PUT", "/v2/keys/message?prevIndex=abc", &[("value", "x")]),
+    ("PUT", "/v2/keys/message?prevValue=", &[("value", "x")]),
+    (
+        "PUT",
+        "/v2/keys/message?prevValue=nope&prevIndex={i+1}",
+        &[("value", "x")],
+    ),
+    ("DELETE", "/v2/keys/message?prevValue=nope", &[]),
+    ("DELETE", "/v2/keys/message?prevIndex={i+1}", &[]),
+    ("DELETE", "/v2/keys/message?prevValue=swapped", &[]),
+    ("DELETE", "/v2/keys/message", &[]),
+    ("DELETE", "/v2/keys/created?prevIndex=abc", &[]),
+    // TTLs
+    ("PUT", "/v2/keys/ttl", &[("value", "v"), ("ttl", "100")]),
+    ("GET", "/v2/keys/ttl", &[]),
+    ("PUT", "/v2/keys/ttl?ttl=abc", &[("value", "v")]),
+    ("PUT", "/v2/keys/ttl?ttl=-1", &[("value", "v")]),
+    (
+        "PUT",
+        "/v2/keys/ttl",
+        &[("ttl", "200"), ("refresh", "true"), ("prevExist", "true")],
+    ),
+    (
+        "PUT",
+        "/v2/keys/ttl",
+        &[("value", "x"), ("refresh", "true")],
+    ),
+    ("PUT", "/v2/keys/ttl", &[("refresh", "true")]),
+    (
+        "PUT",
+        "/v2/keys/ttl",
+        &[("value", "v"), ("ttl", ""), ("prevExist", "true")],
+    ),
+    ("GET", "/v2/keys/ttl", &[]),
+    ("PUT", "/v2/keys/ttl?refresh=maybe", &[("value", "v")]),
+    // directories
+    ("PUT", "/v2/keys/dir", &[("dir", "true")]),
+    ("PUT", "/v2/keys/dir", &[("dir", "true")]),
+    ("PUT", "/v2/keys/dir?prevExist=false", &[("dir", "true")]),
+    ("PUT", "/v2/keys/dir", &[("value", "x")]),
+    ("PUT", "/v2/keys/dir/a", &[("value", "1")]),
+    ("PUT", "/v2/keys/dir/b/c", &[("value", "2")]),
+    ("PUT", "/v2/keys/dir/_hidden", &[("value", "3")]),
+    ("PUT", "/v2/keys/dir/a/x", &[("value", "1")]),
+    ("GET", "/v2/keys/dir", &[]),
+    ("GET", "/v2/keys/dir?recursive=true&sorted=true", &[]),
+    ("GET", "/v2/keys/dir/_hidden", &[]),
+    ("GET", "/v2/keys/dir?recursive=bad", &[]),
+    ("GET", "/v2/keys/dir?sorted=bad", &[]),
+    ("DELETE", "/v2/keys/dir", &[]),
+    ("DELETE", "/v2/keys/dir?dir=true", &[]),
+    ("DELETE", "/v2/keys/dir/b?dir=true&recursive=true", &[]),
+    (
+        "PUT",
+        "/v2/keys/dir",
+        &[("dir", "true"), ("ttl", "30"), ("prevExist", "true")],
+    ),
+    ("PUT", "/v2/keys/emptydir", &[("dir", "true")]),
+    ("DELETE", "/v2/keys/emptydir?dir=true", &[]),
+    ("DELETE", "/v2/keys/dir?recursive=true", &[]),
+    ("GET", "/v2/keys/dir", &[]),
+    // root
+    ("PUT", "/v2/keys/", &[("value", "x")]),
+    ("DELETE", "/v2/keys/?recursive=true", &[]),
+    ("GET", "/v2/keys/", &[]),
+    ("GET", "/v2/keys", &[]),
+    // in-order keys
+    ("POST", "/v2/keys/queue", &[("value", "job1")]),
+    ("POST", "/v2/keys/queue", &[("value", "job2")]),
+    ("GET", "/v2/keys/queue?sorted=true", &[]),
+    // not a directory / not a file
+    ("PUT", "/v2/keys/file", &[("value", "f")]),
+    ("PUT", "/v2/keys/file/child", &[("value", "c")]),
+    ("GET", "/v2/keys/file/child", &[]),
+    // paths
+    ("PUT", "/v2/keys//a//b/", &[("value", "slashes")]),
+    ("GET", "/v2/keys/a/b", &[]),
+    ("PUT", "/v2/keys/sp%20ace", &[("value", "a b+c")]),
+    ("GET", "/v2/keys/sp%20ace", &[]),
+    // misc fields
+    (
+        "PUT",
+        "/v2/keys/nv?noValueOnSuccess=true",
+        &[("value", "x")],
+    ),
+    ("PUT", "/v2/keys/w?wait=true", &[("value", "x")]),
+    ("GET", "/v2/keys/w?wait=maybe", &[]),
+    ("GET", "/v2/keys/w?waitIndex=abc&wait=true", &[]),
+    ("PUT", "/v2/keys/q?dir=maybe", &[("value", "x")]),
+    (
+        "GET",
+        "/v2/keys/queue?quorum=true&recursive=true&sorted=true",
+        &[],
+    ),
+    // watches answered from history
+    ("GET", "/v2/keys/file?wait=true&waitIndex={i+1}", &[]),
+    (
+        "GET",
+        "/v2/keys/?wait=true&recursive=true&waitIndex={i+2}",
+        &[],
+    ),
+    (
+        "GET",
+        "/v2/keys/dir?wait=true&recursive=true&waitIndex={i+1}",
+        &[],
+    ),
+    // methods
+    ("PATCH", "/v2/keys/message", &[]),
+];
+
+/// The store index a server reports, once it has stopped moving (etcd 3.4 writes membership
+/// data into its v2 store during start-up).
+fn settled_base(c: &mut Client) -> u64 {
+    let mut last = u64::MAX;
+    loop {
+        let r = c.get("/v2/keys/");
+        let idx: u64 = r.header("x-etcd-index").unwrap().parse().unwrap();
+        if idx == last {
+            return idx;
+        }
+        last = idx;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+fn render_path(path: &str, base: u64) -> String {
+    let mut out = path.to_string();
+    while let Some(start) = out.find("{i+") {
+        let end = start + out[start..].find('}').unwrap();
+        let n: u64 = out[start + 3..end].parse().unwrap();
+        out.replace_range(start..=end, &(base + n).to_string());
+    }
+    out
+}
+
+fn normalise_json(v: &mut Value, base: u64) {
+    match v {
+        Value::Object(map) => {
+            for (k, val) in map.iter_mut() {
+                match (k.as_str(), &*val) {
+                    ("createdIndex" | "modifiedIndex" | "index", Value::Number(n)) => {
+                        let n = n.as_u64().unwrap();
+                        *val = Value::from(if n == 0 { 0 } else { n as i64 - base as i64 });
+                    }
+                    ("expiration", _) => *val = Value::from("<expiration>"),
+                    ("ttl", Value::Number(n)) => {
+                        // Rendered from each server's clock: equal within a second.
+                        let t = n.as_i64().unwrap();
+                        *val = Value::from(format!("ttl~{}", (t + 1) / 10));
+                    }
+                    ("key", Value::String(s)) => *val = Value::from(normalise_key(s, base)),
+                    ("cause", Value::String(s)) => *val = Value::from(normalise_cause(s, base)),
+                    _ => normalise_json(val, base),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| normalise_json(i, base)),
+        _ => {}
+    }
+}
+
+/// In-order keys are named by their index.
+fn normalise_key(key: &str, base: u64) -> String {
+    key.split('/')
+        .map(|part| match part.parse::<u64>() {
+            Ok(n) if part.len() == 20 => format!("<{}>", n - base),
+            _ => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Causes such as `[5 != 7]` carry indexes.
+fn normalise_cause(cause: &str, base: u64) -> String {
+    let mut out = String::new();
+    let mut digits = String::new();
+    for ch in cause.chars().chain(std::iter::once('\0')) {
+        if ch.is_ascii_digit() {
+            digits.push(ch);
+            continue;
+        }
+        if !digits.is_empty() {
+            let n: u64 = digits.parse().unwrap_or(0);
+            out.push_str(&if n >= base && base > 0 {
+                format!("{}", n - base)
+            } else {
+                digits.clone()
+            });
+            digits.clear();
+        }
+        if ch != '\0' {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// What is compared of one response.
+fn summary(r: &Resp, base: u64) -> Value {
+    let body = if r
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/json"))
+        && !r.body.is_empty()
+    {
+        let mut v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        normalise_json(&mut v, base);
+        v
+    } else {
+        Value::from(r.text())
+    };
+    let etcd_index = r
+        .header("x-etcd-index")
+        .map(|i| Value::from(i.parse::<i64>().unwrap() - base as i64))
+        .unwrap_or(Value::Null);
+    serde_json::json!({
+        "status": r.status,
+        "content-type": r.header("content-type"),
+        "x-etcd-index": etcd_index,
+        "x-raft-index": r.header("x-raft-index").is_some(),
+        "x-raft-term": r.header("x-raft-term").is_some(),
+        "x-etcd-cluster-id": r.header("x-etcd-cluster-id").is_some(),
+        "body": body,
+    })
+}
+
+fn run_cases(c: &mut Client) -> Vec<Value> {
+    let base = settled_base(c);
+    CASES
+        .iter()
+        .map(|(method, path, form)| {
+            let path = render_path(path, base);
+            let body = encode_form(form);
+            let headers: &[(&str, &str)] = if form.is_empty() {
+                &[]
+            } else {
+                &[("Content-Type", "application/x-www-form-urlencoded")]
+            };
+            let r = c
+                .try_request(method, &path, headers, body.as_bytes())
+                .unwrap();
+            summary(&r, base)
+        })
+        .collect()
+}
+
+#[test]
+fn tern_answers_like_etcd() {
+    let Some(etcd) = start_etcd(&[]) else {
+        println!("SKIP differential test: etcd is not installed (apt-get install etcd-server)");
+        return;
+    };
+    let tern = start_tern(2, &[]);
+    let want = run_cases(&mut etcd.client());
+    let got = run_cases(&mut tern.client());
+    let mut failures = Vec::new();
+    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+        if w != g {
+            failures.push(format!(
+                "case {i} {} {}:\n  etcd: {w}\n  tern: {g}",
+                CASES[i].0, CASES[i].1
+            ));
+        }
+    }
+    println!(
+        "differential: {} of {} cases match etcd 3.4",
+        CASES.len() - failures.len(),
+        CASES.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

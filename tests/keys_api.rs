@@ -1,0 +1,274 @@
+//! The manual's §5.1 key-space walk-through and §5.3 watches, against a real tern process.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{start_tern, Client};
+use serde_json::json;
+
+#[test]
+fn set_get_delete_a_key_as_in_the_manual() {
+    let tern = start_tern(2, &[]);
+    let mut c = tern.client();
+
+    let r = c.put("/v2/keys/message", &[("value", "hello etcd")]);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["action"], "set");
+    assert_eq!(v["node"]["key"], "/message");
+    assert_eq!(v["node"]["value"], "hello etcd");
+    let idx = v["node"]["modifiedIndex"].as_u64().unwrap();
+    assert_eq!(v["node"]["createdIndex"].as_u64().unwrap(), idx);
+    assert_eq!(r.header("x-etcd-index").unwrap(), idx.to_string());
+    assert!(r.header("x-raft-index").is_some());
+    assert!(r.header("x-raft-term").is_some());
+    assert!(r.header("x-etcd-cluster-id").is_some());
+
+    let r = c.get("/v2/keys/message");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["node"]["value"], "hello etcd");
+    assert_eq!(r.json()["action"], "get");
+
+    // Overwrite: 200 with prevNode.
+    let r = c.put("/v2/keys/message", &[("value", "again")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["prevNode"]["value"], "hello etcd");
+
+    let r = c.request("DELETE", "/v2/keys/message", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["action"], "delete");
+    assert_eq!(r.json()["prevNode"]["value"], "again");
+
+    let r = c.get("/v2/keys/message");
+    assert_eq!(r.status, 404);
+    let v = r.json();
+    assert_eq!(v["errorCode"], 100);
+    assert_eq!(v["message"], "Key not found");
+    assert_eq!(v["cause"], "/message");
+}
+
+#[test]
+fn every_shard_sees_every_write_at_once() {
+    // Many connections land on different shards (SO_REUSEPORT): a write acknowledged on one
+    // must be readable on whichever shard the next connection reaches.
+    let tern = start_tern(2, &[]);
+    for i in 0..40 {
+        let mut w = tern.client();
+        let val = format!("v{i}");
+        assert_eq!(w.put("/v2/keys/seen", &[("value", &val)]).status / 100, 2);
+        let mut r = tern.client();
+        assert_eq!(r.get("/v2/keys/seen").json()["node"]["value"], val.as_str());
+    }
+}
+
+#[test]
+fn ttl_dirs_in_order_keys_and_conditions() {
+    let tern = start_tern(1, &[]);
+    let mut c = tern.client();
+
+    // TTL: expiration and ttl fields.
+    let r = c.put("/v2/keys/ttlkey", &[("value", "x"), ("ttl", "5")]);
+    let v = r.json();
+    assert_eq!(v["node"]["ttl"], 5);
+    assert!(v["node"]["expiration"].as_str().unwrap().ends_with('Z'));
+
+    // In-order keys: names sort in creation order.
+    let a = c.request("POST", "/v2/keys/queue", &[("value", "first")]);
+    let b = c.request("POST", "/v2/keys/queue", &[("value", "second")]);
+    assert_eq!(a.status, 201);
+    assert_eq!(a.json()["action"], "create");
+    let ka = a.json()["node"]["key"].as_str().unwrap().to_string();
+    let kb = b.json()["node"]["key"].as_str().unwrap().to_string();
+    assert!(ka < kb, "{ka} < {kb}");
+    assert_eq!(ka.len(), "/queue/".len() + 20);
+    let r = c.get("/v2/keys/queue?recursive=true&sorted=true");
+    let nodes = r.json()["node"]["nodes"].as_array().unwrap().clone();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(nodes[0]["value"], "first");
+
+    // Directories.
+    assert_eq!(c.put("/v2/keys/dir", &[("dir", "true")]).status, 201);
+    let r = c.put(
+        "/v2/keys/dir",
+        &[("dir", "true"), ("ttl", "30"), ("prevExist", "true")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["node"]["ttl"], 30);
+    let r = c.request("DELETE", "/v2/keys/dir?dir=true", &[]);
+    assert_eq!(r.status, 200);
+
+    // Compare-and-swap (§5.1.10) and compare-and-delete (§5.1.11).
+    c.put("/v2/keys/foo", &[("value", "one")]);
+    let r = c.put("/v2/keys/foo?prevExist=false", &[("value", "three")]);
+    assert_eq!(r.status, 412);
+    assert_eq!(r.json()["errorCode"], 105);
+    let r = c.put("/v2/keys/foo?prevValue=two", &[("value", "three")]);
+    assert_eq!(r.status, 412);
+    assert_eq!(r.json()["errorCode"], 101);
+    assert_eq!(r.json()["cause"], "[two != one]");
+    let r = c.put("/v2/keys/foo?prevValue=one", &[("value", "three")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["action"], "compareAndSwap");
+    let r = c.request("DELETE", "/v2/keys/foo?prevValue=one", &[]);
+    assert_eq!(r.json()["errorCode"], 101);
+    let r = c.request("DELETE", "/v2/keys/foo?prevValue=three", &[]);
+    assert_eq!(r.json()["action"], "compareAndDelete");
+
+    // Hidden keys are not listed.
+    c.put("/v2/keys/_hidden", &[("value", "h")]);
+    let r = c.get("/v2/keys/");
+    let listed: Vec<String> = r.json()["node"]["nodes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|n| n["key"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(!listed.contains(&"/_hidden".to_string()), "{listed:?}");
+    assert_eq!(c.get("/v2/keys/_hidden").json()["node"]["value"], "h");
+}
+
+#[test]
+fn watch_sees_a_write_from_another_connection() {
+    let tern = start_tern(2, &[]);
+    // Several watchers on fresh connections spread across shards.
+    let mut watchers: Vec<Client> = (0..6)
+        .map(|_| {
+            let mut w = tern.client();
+            w.send_raw(
+                format!(
+                    "GET /v2/keys/foo?wait=true HTTP/1.1\r\nHost: {}\r\n\r\n",
+                    tern.addr
+                )
+                .as_bytes(),
+            );
+            let (status, headers) = w.read_head().unwrap();
+            assert_eq!(status, 200);
+            assert!(headers.contains_key("x-etcd-index"));
+            w
+        })
+        .collect();
+    let mut c = tern.client();
+    c.put("/v2/keys/foo", &[("value", "bar")]);
+    for w in watchers.iter_mut() {
+        let chunk = w.read_chunk().unwrap().expect("an event");
+        let v: serde_json::Value = serde_json::from_slice(&chunk).unwrap();
+        assert_eq!(v["action"], "set");
+        assert_eq!(v["node"]["value"], "bar");
+    }
+
+    // History replay: waitIndex of that write answers at once.
+    let idx = c.get("/v2/keys/foo").json()["node"]["modifiedIndex"]
+        .as_u64()
+        .unwrap();
+    let r = c.get(&format!("/v2/keys/foo?wait=true&waitIndex={idx}"));
+    assert_eq!(r.json()["node"]["value"], "bar");
+    assert_eq!(r.json()["node"]["modifiedIndex"], json!(idx));
+}
+
+#[test]
+fn expiry_is_seen_by_a_watcher() {
+    let tern = start_tern(2, &[]);
+    let mut c = tern.client();
+    c.put("/v2/keys/short", &[("value", "x"), ("ttl", "1")]);
+    let mut w = tern.client();
+    w.set_read_timeout(Duration::from_secs(10));
+    let r = w.get("/v2/keys/short?wait=true");
+    let v = r.json();
+    assert_eq!(v["action"], "expire");
+    assert_eq!(v["node"]["key"], "/short");
+    assert_eq!(v["prevNode"]["value"], "x");
+    assert_eq!(c.get("/v2/keys/short").status, 404);
+}
+
+#[test]
+fn waitindex_older_than_history_is_401() {
+    let tern = start_tern(1, &["--watch-history", "10"]);
+    let mut c = tern.client();
+    for i in 0..30 {
+        c.put("/v2/keys/h", &[("value", &i.to_string())]);
+    }
+    let r = c.get("/v2/keys/h?wait=true&waitIndex=1");
+    assert_eq!(r.status, 400);
+    let v = r.json();
+    assert_eq!(v["errorCode"], 401);
+    assert_eq!(
+        v["message"],
+        "The event in requested index is outdated and cleared"
+    );
+    assert_eq!(v["cause"], "the requested history has been cleared [21/1]");
+    assert_eq!(v["index"], 30);
+}
+
+#[test]
+fn other_endpoints() {
+    let tern = start_tern(1, &[]);
+    let mut c = tern.client();
+    let r = c.get("/version");
+    assert_eq!(r.json()["etcdserver"], "2.3.7");
+    let r = c.get("/health");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["health"], "true");
+    let r = c.get("/v2/machines");
+    assert_eq!(r.text(), format!("http://{}", tern.addr));
+    let r = c.get("/v2/members");
+    let m = &r.json()["members"][0];
+    assert_eq!(m["name"], "t1");
+    assert_eq!(m["clientURLs"][0], format!("http://{}", tern.addr));
+    let r = c.get("/v2/stats/self");
+    assert_eq!(r.json()["state"], "StateLeader");
+    assert_eq!(r.json()["name"], "t1");
+    let r = c.get("/v2/stats/leader");
+    assert_eq!(r.json()["followers"], json!({}));
+    c.put("/v2/keys/s", &[("value", "1")]);
+    c.get("/v2/keys/s");
+    c.get("/v2/keys/nope");
+    let r = c.get("/v2/stats/store");
+    let v = r.json();
+    assert_eq!(v["setsSuccess"], 1);
+    assert!(v["getsSuccess"].as_u64().unwrap() >= 1);
+    assert!(v["getsFail"].as_u64().unwrap() >= 1);
+    assert_eq!(c.get("/v2/nothing").status, 404);
+    assert_eq!(c.request("PATCH", "/v2/keys/x", &[]).status, 405);
+    assert_eq!(c.request("POST", "/version", &[]).status, 405);
+}
+
+#[test]
+fn quorum_reads_and_cors() {
+    let tern = start_tern(2, &["--cors", "*"]);
+    let mut c = tern.client();
+    c.put("/v2/keys/q", &[("value", "1")]);
+    let r = c.get("/v2/keys/q?quorum=true");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["node"]["value"], "1");
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let r = c.request("OPTIONS", "/v2/keys/q", &[]);
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn malformed_requests_get_4xx_and_others_are_unaffected() {
+    let tern = start_tern(1, &[]);
+    let mut good = tern.client();
+    good.put("/v2/keys/ok", &[("value", "1")]);
+    let mut bad = tern.client();
+    bad.send_raw(b"\x00\x01garbage\r\n\r\n");
+    let r = bad.read_response(false).unwrap();
+    assert_eq!(r.status, 400);
+    let r = good.get("/v2/keys/ok?ttl=abc&prevIndex=x");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["errorCode"], 203);
+    let r = good.put("/v2/keys/ok?ttl=abc", &[]);
+    assert_eq!(r.json()["errorCode"], 202);
+    let r = good.put("/v2/keys/ok", &[("prevExist", "maybe")]);
+    assert_eq!(r.json()["errorCode"], 209);
+    let r = good.request("PUT", "/v2/keys/ok%zz", &[]);
+    assert!(
+        r.status == 400 || r.status == 200 || r.status == 201,
+        "{}",
+        r.status
+    );
+    assert_eq!(good.get("/v2/keys/ok").json()["node"]["value"], "1");
+}
