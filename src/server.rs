@@ -219,14 +219,14 @@ async fn shard_main(
         let listener = TcpListener::bind(addr)
             .map_err(|e| StartError(format!("listen tcp {addr}: bind: {e}")))?;
         let api = api.clone();
-        let limits = plan.limits.clone();
+        let limits = plan.limits;
         accept_loops.push(glommio::spawn_local(async move {
             loop {
                 match listener.accept().await {
                     Ok(stream) => {
                         let _ = stream.set_nodelay(true);
                         let api = api.clone();
-                        let limits = limits.clone();
+                        let limits = limits;
                         glommio::spawn_local(async move {
                             let _ = serve_connection(stream, &api, &limits).await;
                         })

@@ -198,7 +198,11 @@ fn normalise_json(v: &mut Value, base: u64) {
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|i| normalise_json(i, base)),
+        Value::Array(items) => {
+            items.iter_mut().for_each(|i| normalise_json(i, base));
+            // Without sorted=true etcd lists children in Go map order: compare as sets.
+            items.sort_by_key(|i| i["key"].as_str().map(str::to_string));
+        }
         _ => {}
     }
 }
@@ -254,7 +258,10 @@ fn summary(r: &Resp, base: u64) -> Value {
     };
     let etcd_index = r
         .header("x-etcd-index")
-        .map(|i| Value::from(i.parse::<i64>().unwrap() - base as i64))
+        .map(|i| match i.parse::<i64>().unwrap() {
+            0 => Value::from(0),
+            n => Value::from(n - base as i64),
+        })
         .unwrap_or(Value::Null);
     serde_json::json!({
         "status": r.status,
@@ -263,6 +270,7 @@ fn summary(r: &Resp, base: u64) -> Value {
         "x-raft-index": r.header("x-raft-index").is_some(),
         "x-raft-term": r.header("x-raft-term").is_some(),
         "x-etcd-cluster-id": r.header("x-etcd-cluster-id").is_some(),
+        "location": r.header("location"),
         "body": body,
     })
 }

@@ -128,11 +128,14 @@ impl Api {
             return Response::new(200);
         }
         let path = req.path.clone();
+        if let Some(clean) = go_mux_clean_path(&path) {
+            return moved_permanently(&req, clean);
+        }
         if path == "/v2/keys" || path.starts_with("/v2/keys/") {
             return keys::handle(self, req).await;
         }
         match path.as_str() {
-            "/version" => only_get(&req, || version()),
+            "/version" => only_get(&req, version),
             "/health" => {
                 if !is_get(&req) {
                     return method_not_allowed("GET");
@@ -171,6 +174,35 @@ impl Handler for Api {
         self.add_cors(origin, &mut resp);
         resp
     }
+}
+
+/// Go's `http.ServeMux` answers a path that is not clean (`//`, `.`, `..`) with a redirect to the
+/// cleaned path, keeping a trailing slash. Returns the cleaned path when it differs.
+fn go_mux_clean_path(path: &str) -> Option<String> {
+    if path.is_empty() || !path.starts_with('/') {
+        return None;
+    }
+    let mut clean = crate::store::path::clean(path);
+    if path.ends_with('/') && clean != "/" {
+        clean.push('/');
+    }
+    (clean != path).then_some(clean)
+}
+
+fn moved_permanently(req: &Request, mut location: String) -> Response {
+    if !req.query.is_empty() {
+        location.push('?');
+        location.push_str(&req.query);
+    }
+    let mut r = Response::new(301);
+    if is_get(req) {
+        r.headers
+            .push(("Content-Type", "text/html; charset=utf-8".into()));
+        r.body =
+            Body::Full(format!("<a href=\"{location}\">Moved Permanently</a>.\n\n").into_bytes());
+    }
+    r.headers.push(("Location", location));
+    r
 }
 
 fn is_get(req: &Request) -> bool {

@@ -24,7 +24,7 @@ mod command;
 mod event;
 mod history;
 mod node;
-mod path;
+pub mod path;
 mod snapshot;
 mod stats;
 mod ttl;
