@@ -272,3 +272,81 @@ fn malformed_requests_get_4xx_and_others_are_unaffected() {
     );
     assert_eq!(good.get("/v2/keys/ok").json()["node"]["value"], "1");
 }
+
+#[test]
+fn a_disconnected_watcher_is_released_at_once() {
+    let tern = start_tern(2, &[]);
+    let mut c = tern.client();
+    let watchers = |c: &mut Client| {
+        c.get("/v2/stats/store").json()["watchers"]
+            .as_u64()
+            .unwrap()
+    };
+    let mut w = tern.client();
+    w.send_raw(
+        format!(
+            "GET /v2/keys/gone?wait=true HTTP/1.1\r\nHost: {}\r\n\r\n",
+            tern.addr
+        )
+        .as_bytes(),
+    );
+    assert_eq!(w.read_head().unwrap().0, 200);
+    assert_eq!(watchers(&mut c), 1);
+    drop(w);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while watchers(&mut c) != 0 {
+        assert!(std::time::Instant::now() < deadline, "watcher not released");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn absurd_keys_are_refused_not_stored() {
+    let tern = start_tern(1, &[]);
+    let mut c = tern.client();
+    let deep = "/a".repeat(1000);
+    let r = c.put(&format!("/v2/keys{deep}"), &[("value", "x")]);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["errorCode"], 209);
+    let long = "k".repeat(20_000);
+    let r = c.put(&format!("/v2/keys/{long}"), &[("value", "x")]);
+    assert_eq!(r.status, 400);
+    assert_eq!(c.get("/v2/stats/store").json()["setsSuccess"], 0);
+}
+
+#[test]
+fn what_a_watcher_saw_is_readable_on_every_shard() {
+    let tern = start_tern(2, &[]);
+    let mut writer = tern.client();
+    for i in 0..20 {
+        let mut w = tern.client();
+        w.send_raw(
+            format!(
+                "GET /v2/keys/seen-by-watch?wait=true HTTP/1.1\r\nHost: {}\r\n\r\n",
+                tern.addr
+            )
+            .as_bytes(),
+        );
+        assert_eq!(w.read_head().unwrap().0, 200);
+        let val = format!("v{i}");
+        // Write without waiting for the answer, so the watcher may hear of it first.
+        writer.send_raw(
+            format!(
+                "PUT /v2/keys/seen-by-watch HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\nvalue={val}",
+                6 + val.len()
+            )
+            .as_bytes(),
+        );
+        let event: serde_json::Value =
+            serde_json::from_slice(&w.read_chunk().unwrap().unwrap()).unwrap();
+        assert_eq!(event["node"]["value"], val.as_str());
+        for _ in 0..4 {
+            let mut r = tern.client();
+            assert_eq!(
+                r.get("/v2/keys/seen-by-watch").json()["node"]["value"],
+                val.as_str()
+            );
+        }
+        assert_eq!(writer.read_response(false).unwrap().status / 100, 2);
+    }
+}

@@ -68,6 +68,32 @@ fn parse_go_uint(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
+/// Longest key tern accepts, in bytes. etcd has no limit; its store (and tern's) keeps each
+/// node's full path, so memory grows with length × depth: unbounded keys are a way to exhaust it.
+pub const MAX_KEY_BYTES: usize = 8 * 1024;
+/// Deepest key tern accepts, in path components.
+pub const MAX_KEY_DEPTH: usize = 256;
+
+fn check_key_shape(key: &str) -> Result<(), Error> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(invalid(
+            Code::InvalidField,
+            &format!(
+                "key is {} bytes long; tern accepts at most {MAX_KEY_BYTES}",
+                key.len()
+            ),
+        ));
+    }
+    let depth = key.split('/').filter(|c| !c.is_empty()).count();
+    if depth > MAX_KEY_DEPTH {
+        return Err(invalid(
+            Code::InvalidField,
+            &format!("key has {depth} levels; tern accepts at most {MAX_KEY_DEPTH}"),
+        ));
+    }
+    Ok(())
+}
+
 /// etcd 2.3's `parseKeyRequest`, check for check, in its order.
 pub fn parse_key_request(req: &Request, key: String) -> Result<KeyRequest, Error> {
     let form = Form::from_request(req).map_err(|e| invalid(Code::InvalidForm, &e))?;
@@ -236,6 +262,9 @@ async fn serve(api: &Api, req: &Request) -> Response {
         Ok(k) => k,
         Err(e) => return error_response(&invalid(Code::InvalidForm, &e)),
     };
+    if let Err(e) = check_key_shape(&key) {
+        return error_response(&e);
+    }
     let r = match parse_key_request(req, key) {
         Ok(r) => r,
         Err(e) => return error_response(&e),
@@ -327,51 +356,24 @@ fn watch(api: &Api, r: &KeyRequest) -> Response {
         Ok(w) => w,
         Err(e) => return error_response(&e),
     };
-    api.publish_read_counters();
     let (raft_index, raft_term) = api.shard.applied();
     let mut resp = json_response(200, Vec::new());
     resp.headers.push(("X-Etcd-Index", start_index.to_string()));
     resp.headers.push(("X-Raft-Index", raft_index.to_string()));
     resp.headers.push(("X-Raft-Term", raft_term.to_string()));
-    resp.body = Body::Stream(Box::pin(event_stream(watcher, r.stream, api.clone())));
+    resp.body = Body::Stream(Box::pin(event_stream(watcher, r.stream)));
     resp
 }
 
-struct WatchState {
-    watcher: WatchStream,
-    stream: bool,
-    done: bool,
-    api: Api,
-}
-
-impl Drop for WatchState {
-    fn drop(&mut self) {
-        // The watcher itself is released by WatchStream's Drop; publish the new count after it.
-        let api = self.api.clone();
-        glommio::spawn_local(async move { api.publish_read_counters() }).detach();
-    }
-}
-
-fn event_stream(
-    watcher: WatchStream,
-    stream: bool,
-    api: Api,
-) -> impl futures_lite::Stream<Item = Vec<u8>> {
-    let state = WatchState {
-        watcher,
-        stream,
-        done: false,
-        api,
-    };
-    futures_lite::stream::unfold(state, |mut st| async move {
-        if st.done {
-            return None;
-        }
-        let event: Rc<Event> = st.watcher.next().await?;
+/// The chunks of a watch response: one event, or every event with `stream=true`. Dropping the
+/// stream (client gone) drops the watcher.
+fn event_stream(watcher: WatchStream, stream: bool) -> impl futures_lite::Stream<Item = Vec<u8>> {
+    futures_lite::stream::unfold(Some(watcher), move |watcher| async move {
+        let mut watcher = watcher?;
+        let event: Rc<Event> = watcher.next().await?;
         let mut body = Vec::with_capacity(256);
         event.write_json(&mut body, unix_nanos_now());
-        st.done = !st.stream;
-        Some((body, st))
+        Some((body, stream.then_some(watcher)))
     })
 }
 

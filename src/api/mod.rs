@@ -28,7 +28,6 @@ pub const ETCD_CLUSTER_VERSION: &str = "2.3.0";
 pub struct ReadCounters {
     pub gets_success: AtomicU64,
     pub gets_fail: AtomicU64,
-    pub watchers: AtomicU64,
 }
 
 /// What every shard's API needs to know about this member; built once at start.
@@ -94,8 +93,6 @@ impl Api {
         let c = self.counters();
         c.gets_success.store(stats.gets_success, Ordering::Relaxed);
         c.gets_fail.store(stats.gets_fail, Ordering::Relaxed);
-        c.watchers
-            .store(store.watcher_count() as u64, Ordering::Relaxed);
     }
 
     fn cluster_id_header(&self) -> (&'static str, String) {

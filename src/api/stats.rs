@@ -64,15 +64,13 @@ pub fn leader_stats(api: &Api) -> Response {
 pub fn store_stats(api: &Api) -> Response {
     api.publish_read_counters();
     let mut stats: StoreStats = api.shard.store.borrow().stats().clone();
-    let mut watchers = 0u64;
     stats.gets_success = 0;
     stats.gets_fail = 0;
     for c in api.shared.counters.iter() {
         stats.gets_success += c.0.gets_success.load(Ordering::Relaxed);
         stats.gets_fail += c.0.gets_fail.load(Ordering::Relaxed);
-        watchers += c.0.watchers.load(Ordering::Relaxed);
     }
     let mut b = Vec::with_capacity(400);
-    stats.write_json(&mut b, watchers as usize);
+    stats.write_json(&mut b, api.shard.shared.total_watchers() as usize);
     json_response(200, b)
 }

@@ -11,7 +11,7 @@ pub mod local;
 pub mod proposal;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -87,6 +87,8 @@ pub struct RaftStatus {
 pub struct Shared {
     pub nshards: usize,
     applied: Box<[Padded<AtomicU64>]>,
+    /// Live watchers held by each shard's connections.
+    watchers: Box<[Padded<AtomicU64>]>,
     pub raft: RaftStatus,
     /// How long a write or a quorum read may wait for raft before it fails.
     pub request_timeout: Duration,
@@ -97,6 +99,7 @@ impl Shared {
         Shared {
             nshards,
             applied: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
+            watchers: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
             raft: RaftStatus::default(),
             request_timeout,
         }
@@ -109,6 +112,14 @@ impl Shared {
             .map(|a| a.0.load(Ordering::Acquire))
             .min()
             .unwrap_or(0)
+    }
+
+    /// Watchers alive on every shard of this process (`watchers` of `/v2/stats/store`).
+    pub fn total_watchers(&self) -> u64 {
+        self.watchers
+            .iter()
+            .map(|w| w.0.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -144,6 +155,9 @@ pub struct Shard {
     applied_term: Cell<u64>,
     visible_index: Cell<u64>,
     watchers: RefCell<HashMap<WatcherId, WatcherSlot>>,
+    /// Events fired by applied entries that not every shard has applied yet: a watcher must not
+    /// learn of a change that a read on another shard of this member could still miss.
+    undelivered: RefCell<VecDeque<(u64, WatcherId, Rc<Event>)>>,
 }
 
 impl Shard {
@@ -188,6 +202,7 @@ impl Shard {
             applied_term: Cell::new(0),
             visible_index: Cell::new(0),
             watchers: RefCell::new(HashMap::new()),
+            undelivered: RefCell::new(VecDeque::new()),
         });
         start_receivers(shard.clone(), receivers);
         shard
@@ -308,6 +323,7 @@ impl Shard {
                 self.watchers
                     .borrow_mut()
                     .insert(id, WatcherSlot { tx, stream });
+                self.publish_watcher_count();
                 Some(id)
             }
         };
@@ -321,6 +337,12 @@ impl Shard {
     fn unwatch(&self, id: WatcherId) {
         self.watchers.borrow_mut().remove(&id);
         self.store.borrow_mut().unwatch(id);
+        self.publish_watcher_count();
+    }
+
+    fn publish_watcher_count(&self) {
+        let n = self.watchers.borrow().len() as u64;
+        self.shared.watchers[self.id].0.store(n, Ordering::Relaxed);
     }
 
     /// Applies one committed batch to this shard's replica, in order.
@@ -347,7 +369,12 @@ impl Shard {
                     }
                 };
                 let applied = store.apply(&cmd);
-                self.deliver(&mut store, applied.fired);
+                if !applied.fired.is_empty() {
+                    let mut undelivered = self.undelivered.borrow_mut();
+                    for (watcher, event) in applied.fired {
+                        undelivered.push_back((entry.index, watcher, event));
+                    }
+                }
                 if usize::from(origin) == self.id {
                     if let Some(p) = writes.get_mut(&id) {
                         p.applied = Some(WriteOutcome {
@@ -375,13 +402,23 @@ impl Shard {
         self.complete_visible_writes();
     }
 
-    /// Hands fired events to this shard's watchers; a watcher that cannot keep up is dropped.
-    fn deliver(&self, store: &mut Store, fired: Vec<(WatcherId, Rc<Event>)>) {
-        if fired.is_empty() {
+    /// Hands the events every shard has applied to this shard's watchers; a watcher that cannot
+    /// keep up is dropped.
+    fn deliver_visible_events(&self, visible: u64) {
+        let mut undelivered = self.undelivered.borrow_mut();
+        if undelivered
+            .front()
+            .is_none_or(|(index, _, _)| *index > visible)
+        {
             return;
         }
+        let mut store = self.store.borrow_mut();
         let mut watchers = self.watchers.borrow_mut();
-        for (id, event) in fired {
+        while let Some((index, id, event)) = undelivered.pop_front() {
+            if index > visible {
+                undelivered.push_front((index, id, event));
+                break;
+            }
             let Some(slot) = watchers.get(&id) else {
                 continue;
             };
@@ -396,6 +433,8 @@ impl Shard {
                 watchers.remove(&id);
             }
         }
+        drop(watchers);
+        self.publish_watcher_count();
     }
 
     fn wake_applied_waiters(&self) {
@@ -418,6 +457,7 @@ impl Shard {
             return;
         }
         self.visible_index.set(visible);
+        self.deliver_visible_events(visible);
         let mut writes = self.writes.borrow_mut();
         let done: Vec<u64> = writes
             .iter()
