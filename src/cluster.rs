@@ -59,8 +59,7 @@ pub fn cluster_id(member_ids: &[u64]) -> u64 {
     sha1_prefix_u64(&b)
 }
 
-/// IDs print as 16 lowercase hex digits without leading zeros trimmed? etcd's `types.ID.String()`
-/// is `strconv.FormatUint(id, 16)`: no padding.
+/// An ID as etcd prints it (`types.ID.String()`: `strconv.FormatUint(id, 16)`, no padding).
 pub fn id_hex(id: u64) -> String {
     format!("{id:x}")
 }

@@ -226,7 +226,6 @@ async fn shard_main(
                     Ok(stream) => {
                         let _ = stream.set_nodelay(true);
                         let api = api.clone();
-                        let limits = limits;
                         glommio::spawn_local(async move {
                             let _ = serve_connection(stream, &api, &limits).await;
                         })

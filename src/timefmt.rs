@@ -4,12 +4,22 @@
 /// Formats unix nanoseconds as Go's `time.Time` JSON does in UTC: `2026-11-23T20:12:49.199049708Z`
 /// (fraction with trailing zeros trimmed, omitted when zero).
 pub fn rfc3339_nanos(unix_nanos: i64) -> String {
+    let mut out = Vec::with_capacity(30);
+    write_rfc3339_nanos(&mut out, unix_nanos);
+    // Only ASCII digits and separators were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`rfc3339_nanos`] to `out` without an intermediate `String`.
+pub fn write_rfc3339_nanos(out: &mut Vec<u8>, unix_nanos: i64) {
+    use std::io::Write;
     let secs = unix_nanos.div_euclid(1_000_000_000);
     let nanos = unix_nanos.rem_euclid(1_000_000_000) as u32;
-    let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let mut s = format!(
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
         y,
         m,
@@ -20,11 +30,10 @@ pub fn rfc3339_nanos(unix_nanos: i64) -> String {
     );
     if nanos != 0 {
         let frac = format!("{nanos:09}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
+        out.push(b'.');
+        out.extend_from_slice(frac.trim_end_matches('0').as_bytes());
     }
-    s.push('Z');
-    s
+    out.push(b'Z');
 }
 
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).

@@ -6,6 +6,7 @@
 //! event happened; only `ttl` depends on the `now` given at write time.
 
 use crate::error::write_json_string;
+use crate::timefmt::write_rfc3339_nanos;
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
 
@@ -229,72 +230,9 @@ pub fn ttl_seconds(expire_at: i64, now: i64) -> i64 {
     ttl
 }
 
-/// Go's `time.Time` JSON in UTC (`time.RFC3339Nano`): `2026-11-23T20:12:49.199049708Z`, the
-/// fraction's trailing zeros trimmed and the fraction left out when zero. The same function as
-/// `crate::timefmt::rfc3339_nanos`, kept here so the store stands alone.
-pub fn write_rfc3339_nanos(out: &mut Vec<u8>, unix_nanos: i64) {
-    let seconds = unix_nanos.div_euclid(NANOS_PER_SECOND);
-    let nanos = unix_nanos.rem_euclid(NANOS_PER_SECOND);
-    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
-    let second_of_day = seconds.rem_euclid(86_400);
-    let text = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        year,
-        month,
-        day,
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60
-    );
-    out.extend_from_slice(text.as_bytes());
-    if nanos != 0 {
-        let fraction = format!("{nanos:09}");
-        out.push(b'.');
-        out.extend_from_slice(fraction.trim_end_matches('0').as_bytes());
-    }
-    out.push(b'Z');
-}
-
-/// Howard Hinnant's days-to-civil (proleptic Gregorian): days since 1970-01-01 to (y, m, d).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    } as u32;
-    let year = year_of_era + era * 400;
-    (if month <= 2 { year + 1 } else { year }, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rfc3339(unix_nanos: i64) -> String {
-        let mut out = Vec::new();
-        write_rfc3339_nanos(&mut out, unix_nanos);
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn expiration_is_formatted_like_go_time_json() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            rfc3339(1_795_464_769_199_049_708),
-            "2026-11-23T20:12:49.199049708Z"
-        );
-        assert_eq!(rfc3339(1_795_464_769_500_000_000), "2026-11-23T20:12:49.5Z");
-        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999999999Z");
-    }
 
     #[test]
     fn ttl_rounds_up_like_etcd() {

@@ -1,0 +1,761 @@
+//! The write-ahead log: bytes in, durable bytes out.
+//!
+//! Owns the on-disk log of raft's entries, hard state and snapshot markers: framing
+//! ([`record`]), segment files and their recovery ([`segment`]), O_DIRECT I/O ([`file`]) and
+//! group commit ([`Wal::sync`]). It knows nothing of raft-rs or store types: an entry is
+//! `(index, term, opaque bytes)`, metadata is opaque bytes.
+//!
+//! Layout of a WAL directory: segment files `%016x-%016x.wal` (sequence, index of the first
+//! entry expected in it), each preallocated to the segment size (64 MiB by default) and
+//! starting with `Crc` (carries the checksum chain), `Metadata` and, when known, `HardState`
+//! records, so any suffix of segments is self-contained after older ones are purged.
+//!
+//! Durability, as implemented:
+//! - **Group commit.** `append_*` and `set_hard_state` only encode into an in-memory buffer.
+//!   [`Wal::sync`] writes everything buffered since the last sync with one O_DIRECT write and
+//!   one fdatasync. The write starts at the block holding the end of the log: the partial tail
+//!   block is kept in memory and rewritten with the new records after it. Whatever the caller
+//!   buffers while a sync is in flight (the caller owns the `&mut Wal` for the duration of the
+//!   sync, so it queues proposals itself) goes out together in the next sync.
+//! - **Rotation.** When a batch starts and the current segment has reached the segment size,
+//!   the batch goes into a new segment (created, preallocated, written, fdatasync'ed, directory
+//!   fsync'ed) named after the last entry index + 1. Segments may overshoot the size by one batch.
+//! - **Failure.** A failed write or fdatasync poisons the `Wal`: every later `sync` fails with
+//!   [`WalError::Poisoned`]. After a failed fdatasync nothing can be assumed about what reached
+//!   the disk; the only safe continuation is to reopen (recover) from the files.
+//! - **Recovery** ([`Wal::open`]): records are read in order, checking checksums and the chain.
+//!   A torn or corrupt record at the tail of the last segment is truncated (the tail block is
+//!   rewritten clean, the rest of the file re-preallocated) and reported in
+//!   [`Recovered::warnings`]; damage with valid data after it, or anywhere in an older segment,
+//!   is [`WalError::Corrupt`] naming the file and offset. Later entries win: an entry whose index
+//!   is not past the last one replaces the suffix from that index (raft log truncation).
+
+pub mod bench_support;
+pub mod file;
+pub mod record;
+pub mod segment;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use file::{DmaFs, DmaWalFile, MemFile, MemFs, WalFile, WalFs};
+use record::Record;
+use segment::{ScanEnd, SegmentName};
+
+/// Default size segments are preallocated to (and rotated at).
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
+
+/// Tunables.
+#[derive(Debug, Clone)]
+pub struct WalOptions {
+    /// Segment file size: preallocated on creation; a new segment is started by the first batch
+    /// after the current one reaches it.
+    pub segment_size: u64,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_size: DEFAULT_SEGMENT_SIZE,
+        }
+    }
+}
+
+/// What one [`Wal::sync`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Bytes written (block padded, the rewritten tail block included).
+    pub bytes: u64,
+    /// Records made durable.
+    pub records: u64,
+    /// fdatasync/fsync calls issued (1, or 2 when a new segment was started: file + directory).
+    pub fsyncs: u64,
+}
+
+/// Everything read back by [`Wal::open`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// The latest metadata record.
+    pub metadata: Vec<u8>,
+    /// The latest hard state (term, vote, commit).
+    pub hard_state: Option<(u64, u64, u64)>,
+    /// Entries with index > `after`, contiguous, later writes having replaced earlier ones.
+    pub entries: Vec<(u64, u64, Vec<u8>)>,
+    /// Every snapshot marker (index, term) in the segments read, in log order.
+    pub snapshot_markers: Vec<(u64, u64)>,
+    /// What recovery repaired or found odd (torn tail truncated, empty segment removed, ...).
+    pub warnings: Vec<String>,
+}
+
+/// WAL failures.
+#[derive(Debug)]
+pub enum WalError {
+    /// An I/O call failed.
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// Damage that is not a torn tail: the log cannot be trusted past `offset` of `file`.
+    Corrupt {
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// `create` on a directory that already holds WAL segments.
+    AlreadyExists(PathBuf),
+    /// `open` on a directory without WAL segments.
+    NotFound(PathBuf),
+    /// A record body over [`record::MAX_BODY_LEN`] was appended (reported by the next sync).
+    RecordTooLarge(usize),
+    /// An earlier sync failed; reopen the WAL.
+    Poisoned,
+}
+
+impl fmt::Display for WalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WalError::Io { op, path, source } => {
+                write!(f, "wal: {op} {}: {source}", path.display())
+            }
+            WalError::Corrupt {
+                file,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "wal: {} is corrupt at offset {offset}: {reason}",
+                file.display()
+            ),
+            WalError::AlreadyExists(d) => write!(f, "wal: {} already holds a WAL", d.display()),
+            WalError::NotFound(d) => write!(f, "wal: no WAL segments in {}", d.display()),
+            WalError::RecordTooLarge(n) => write!(
+                f,
+                "wal: record body of {n} bytes exceeds {} bytes",
+                record::MAX_BODY_LEN
+            ),
+            WalError::Poisoned => write!(f, "wal: an earlier write or fdatasync failed"),
+        }
+    }
+}
+
+impl std::error::Error for WalError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WalError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WalError + 'a {
+    move |source| WalError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn align_down(v: u64, a: u64) -> u64 {
+    v - v % a
+}
+
+fn align_up(v: u64, a: u64) -> u64 {
+    align_down(v.saturating_add(a - 1), a)
+}
+
+#[derive(Debug, Clone)]
+struct Segment {
+    name: SegmentName,
+    path: PathBuf,
+}
+
+/// The write-ahead log. `F` is the file system: [`DmaFs`] (O_DIRECT, the default) or
+/// [`MemFs`] (tests).
+pub struct Wal<F: WalFs = DmaFs> {
+    fs: F,
+    dir: PathBuf,
+    opts: WalOptions,
+    /// All segments, oldest first; the last one is being written.
+    segments: Vec<Segment>,
+    file: F::File,
+    block: u64,
+    /// File offset of `buf[0]` (block aligned).
+    seg_base: u64,
+    /// The partial tail block already on disk, then the records buffered since the last sync.
+    buf: Vec<u8>,
+    /// Records buffered since the last sync.
+    pending: u64,
+    /// Chain value after the last buffered record.
+    crc: u32,
+    /// Index of the last entry appended.
+    last_index: u64,
+    metadata: Vec<u8>,
+    hard_state: Option<(u64, u64, u64)>,
+    /// The buffered batch starts a new segment whose first index is this.
+    rotate_to: Option<u64>,
+    deferred: Option<WalError>,
+    poisoned: bool,
+}
+
+impl Wal<DmaFs> {
+    /// Creates a WAL in `dir` (created if missing) holding `metadata`, on O_DIRECT files.
+    pub async fn create(dir: &Path, metadata: &[u8]) -> Result<Wal, WalError> {
+        Wal::create_with(DmaFs, dir, metadata, WalOptions::default()).await
+    }
+
+    /// Opens an existing WAL, reads every record after `after` (a snapshot index; 0 = all),
+    /// truncating a torn/corrupt tail with a warning (in [`Recovered::warnings`]) and failing
+    /// with [`WalError::Corrupt`] for damage before the tail.
+    pub async fn open(dir: &Path, after: u64) -> Result<(Wal, Recovered), WalError> {
+        Wal::open_with(DmaFs, dir, after, WalOptions::default()).await
+    }
+
+    /// Whether `dir` holds WAL segments.
+    pub fn exists(dir: &Path) -> bool {
+        Wal::exists_with(&DmaFs, dir)
+    }
+}
+
+struct Scan {
+    rec: Recovered,
+    /// Per segment read (from `start`): how it ended, and the last entry index at its end.
+    ends: Vec<(ScanEnd, u64)>,
+    have_metadata: bool,
+}
+
+impl<F: WalFs> Wal<F> {
+    /// Whether `dir` holds WAL segments.
+    pub fn exists_with(fs: &F, dir: &Path) -> bool {
+        fs.list(dir)
+            .map(|names| names.iter().any(|n| SegmentName::parse(n).is_some()))
+            .unwrap_or(false)
+    }
+
+    /// [`Wal::create`] on any file system, with options.
+    pub async fn create_with(
+        fs: F,
+        dir: &Path,
+        metadata: &[u8],
+        opts: WalOptions,
+    ) -> Result<Self, WalError> {
+        if Self::exists_with(&fs, dir) {
+            return Err(WalError::AlreadyExists(dir.to_path_buf()));
+        }
+        fs.create_dir_all(dir)
+            .map_err(io_err("create directory", dir))?;
+        let name = SegmentName {
+            seq: 0,
+            first_index: 0,
+        };
+        let path = dir.join(name.file_name());
+        let tmp = dir.join(format!("{}.tmp", name.file_name()));
+        let mut buf = Vec::with_capacity(64 << 10);
+        let mut crc = record::encode(&mut buf, 0, &Record::Crc(0))
+            .map_err(|e| WalError::RecordTooLarge(e.body_len))?;
+        crc = record::encode(&mut buf, crc, &Record::Metadata(metadata))
+            .map_err(|e| WalError::RecordTooLarge(e.body_len))?;
+        let mut file = fs.create(&tmp).await.map_err(io_err("create", &tmp))?;
+        let block = file.alignment().max(record::SECTOR as u64);
+        file.preallocate(opts.segment_size)
+            .await
+            .map_err(io_err("preallocate", &tmp))?;
+        let len = buf.len() as u64;
+        buf.resize(align_up(len, block) as usize, 0);
+        file.write_at(&buf, 0)
+            .await
+            .map_err(io_err("write", &tmp))?;
+        file.fdatasync().await.map_err(io_err("fdatasync", &tmp))?;
+        fs.rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
+        fs.sync_dir(dir)
+            .await
+            .map_err(io_err("fsync directory", dir))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs.sync_dir(parent)
+                .await
+                .map_err(io_err("fsync directory", parent))?;
+        }
+        buf.truncate(len as usize);
+        let base = align_down(len, block);
+        buf.drain(..base as usize);
+        Ok(Wal {
+            fs,
+            dir: dir.to_path_buf(),
+            opts,
+            segments: vec![Segment { name, path }],
+            file,
+            block,
+            seg_base: base,
+            buf,
+            pending: 0,
+            crc,
+            last_index: 0,
+            metadata: metadata.to_vec(),
+            hard_state: None,
+            rotate_to: None,
+            deferred: None,
+            poisoned: false,
+        })
+    }
+
+    fn list_segments(fs: &F, dir: &Path) -> Result<Vec<Segment>, WalError> {
+        let names = fs.list(dir).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                WalError::NotFound(dir.to_path_buf())
+            } else {
+                WalError::Io {
+                    op: "list",
+                    path: dir.to_path_buf(),
+                    source: e,
+                }
+            }
+        })?;
+        let mut segs: Vec<Segment> = names
+            .iter()
+            .filter_map(|n| {
+                SegmentName::parse(n).map(|name| Segment {
+                    name,
+                    path: dir.join(n),
+                })
+            })
+            .collect();
+        segs.sort_by_key(|s| s.name.seq);
+        for w in segs.windows(2) {
+            if w[1].name.seq != w[0].name.seq.wrapping_add(1) {
+                return Err(WalError::Corrupt {
+                    file: w[1].path.clone(),
+                    offset: 0,
+                    reason: format!(
+                        "segment sequence gap: {} follows {}",
+                        w[1].name.seq, w[0].name.seq
+                    ),
+                });
+            }
+        }
+        Ok(segs)
+    }
+
+    async fn scan_from(
+        fs: &F,
+        segs: &[Segment],
+        start: usize,
+        after: u64,
+    ) -> Result<Scan, WalError> {
+        let mut rec = Recovered::default();
+        let mut have_metadata = false;
+        let mut ends = Vec::new();
+        let mut chain = None;
+        let mut last_index = segs[start].name.first_index.saturating_sub(1);
+        for (i, seg) in segs.iter().enumerate().skip(start) {
+            let is_last = i + 1 == segs.len();
+            let mut f = fs
+                .open(&seg.path)
+                .await
+                .map_err(io_err("open", &seg.path))?;
+            let data = f.read_all().await.map_err(io_err("read", &seg.path))?;
+            let end = segment::scan(&data, chain, is_last, |r| {
+                match *r {
+                    Record::Metadata(m) => {
+                        rec.metadata.clear();
+                        rec.metadata.extend_from_slice(m);
+                        have_metadata = true;
+                    }
+                    Record::Entry { index, term, data } => {
+                        last_index = index;
+                        push_entry(&mut rec, after, index, term, data);
+                    }
+                    Record::HardState { term, vote, commit } => {
+                        rec.hard_state = Some((term, vote, commit));
+                    }
+                    Record::Snapshot { index, term } => rec.snapshot_markers.push((index, term)),
+                    Record::Crc(_) => {}
+                }
+                Ok(())
+            })
+            .map_err(|e| WalError::Corrupt {
+                file: seg.path.clone(),
+                offset: e.offset as u64,
+                reason: e.reason,
+            })?;
+            chain = Some(end.crc);
+            ends.push((end, last_index));
+        }
+        Ok(Scan {
+            rec,
+            ends,
+            have_metadata,
+        })
+    }
+
+    /// [`Wal::open`] on any file system, with options.
+    pub async fn open_with(
+        fs: F,
+        dir: &Path,
+        after: u64,
+        opts: WalOptions,
+    ) -> Result<(Self, Recovered), WalError> {
+        let mut segs = Self::list_segments(&fs, dir)?;
+        if segs.is_empty() {
+            return Err(WalError::NotFound(dir.to_path_buf()));
+        }
+        // etcd's searchIndex: the last segment named at or before `after` holds everything
+        // after it; older segments only hold entries <= after (and older metadata).
+        let mut start = segs
+            .iter()
+            .rposition(|s| s.name.first_index <= after)
+            .unwrap_or(0);
+        let mut warnings = Vec::new();
+        let (mut rec, mut ends) = loop {
+            let scan = Self::scan_from(&fs, &segs, start, after).await?;
+            let last_empty = scan.ends.last().is_some_and(|(e, _)| e.records == 0);
+            if !last_empty {
+                if !scan.have_metadata {
+                    return Err(WalError::Corrupt {
+                        file: segs[start].path.clone(),
+                        offset: 0,
+                        reason: "no metadata record".into(),
+                    });
+                }
+                break (scan.rec, scan.ends);
+            }
+            let last = segs.len() - 1;
+            if last == 0 {
+                return Err(WalError::Corrupt {
+                    file: segs[0].path.clone(),
+                    offset: 0,
+                    reason: "the only segment holds no valid record".into(),
+                });
+            }
+            if start == last {
+                // Its predecessor carries the metadata and hard state: read it too.
+                start -= 1;
+                continue;
+            }
+            // A segment whose first write never completed (crash while rotating).
+            let seg = segs.pop().map(|s| s.path).unwrap_or_default();
+            fs.remove(&seg).map_err(io_err("remove", &seg))?;
+            fs.sync_dir(dir)
+                .await
+                .map_err(io_err("fsync directory", dir))?;
+            warnings.push(format!(
+                "wal: removed {}: it holds no complete record (interrupted rotation)",
+                seg.display()
+            ));
+            let mut scan = scan;
+            scan.ends.pop();
+            if !scan.have_metadata {
+                return Err(WalError::Corrupt {
+                    file: segs[start].path.clone(),
+                    offset: 0,
+                    reason: "no metadata record".into(),
+                });
+            }
+            break (scan.rec, scan.ends);
+        };
+        let cur = segs[segs.len() - 1].clone();
+        let (end, last_index) = ends.pop().ok_or_else(|| WalError::Corrupt {
+            file: cur.path.clone(),
+            offset: 0,
+            reason: "no segment was read".into(),
+        })?;
+        let mut file = fs
+            .open(&cur.path)
+            .await
+            .map_err(io_err("open", &cur.path))?;
+        let block = file.alignment().max(record::SECTOR as u64);
+        let end_off = end.end as u64;
+        let base = align_down(end_off, block);
+        let mut tail = file
+            .read_at(base, (end_off - base) as usize)
+            .await
+            .map_err(io_err("read", &cur.path))?;
+        // The last record's zero padding may lie past a (truncated) end of file.
+        let short = (tail.len() as u64) < end_off - base;
+        tail.resize((end_off - base) as usize, 0);
+        if let Some((off, why)) = &end.tail_damage {
+            warnings.push(format!(
+                "wal: {}: {why} at offset {off}; truncated the log there",
+                cur.path.display()
+            ));
+        } else if end.dirty_after_end {
+            warnings.push(format!(
+                "wal: {}: non-zero bytes after the end of the log at offset {end_off} \
+                 (an interrupted write); discarded",
+                cur.path.display()
+            ));
+        }
+        if end.tail_damage.is_some() || end.dirty_after_end || short {
+            // Rewrite the tail block with zeros after the end, drop everything after it,
+            // and preallocate again (new space reads as zeros).
+            let mut blk = tail.clone();
+            blk.resize(block as usize, 0);
+            file.write_at(&blk, base)
+                .await
+                .map_err(io_err("write", &cur.path))?;
+            file.truncate(base + block)
+                .await
+                .map_err(io_err("truncate", &cur.path))?;
+            file.preallocate(opts.segment_size)
+                .await
+                .map_err(io_err("preallocate", &cur.path))?;
+            file.fdatasync()
+                .await
+                .map_err(io_err("fdatasync", &cur.path))?;
+        }
+        rec.warnings.splice(0..0, warnings);
+        tail.reserve(64 << 10);
+        let wal = Wal {
+            fs,
+            dir: dir.to_path_buf(),
+            opts,
+            segments: segs,
+            file,
+            block,
+            seg_base: base,
+            buf: tail,
+            pending: 0,
+            crc: end.crc,
+            last_index,
+            metadata: rec.metadata.clone(),
+            hard_state: rec.hard_state,
+            rotate_to: None,
+            deferred: None,
+            poisoned: false,
+        };
+        Ok((wal, rec))
+    }
+
+    fn push(&mut self, rec: &Record<'_>) {
+        if self.poisoned || self.deferred.is_some() {
+            return;
+        }
+        self.maybe_start_segment();
+        match record::encode(&mut self.buf, self.crc, rec) {
+            Ok(c) => {
+                self.crc = c;
+                self.pending += 1;
+            }
+            Err(e) => self.deferred = Some(WalError::RecordTooLarge(e.body_len)),
+        }
+    }
+
+    /// At the start of a batch, if the current segment is full, the batch begins a new segment
+    /// with its header records.
+    fn maybe_start_segment(&mut self) {
+        if self.pending > 0
+            || self.rotate_to.is_some()
+            || self.seg_base + (self.buf.len() as u64) < self.opts.segment_size
+        {
+            return;
+        }
+        self.rotate_to = Some(self.last_index.saturating_add(1));
+        self.buf.clear();
+        let mut header =
+            |buf: &mut Vec<u8>, crc: &mut u32, r: &Record<'_>| match record::encode(buf, *crc, r) {
+                Ok(c) => *crc = c,
+                Err(e) => self.deferred = Some(WalError::RecordTooLarge(e.body_len)),
+            };
+        let mut crc = self.crc;
+        let seed = crc;
+        header(&mut self.buf, &mut crc, &Record::Crc(seed));
+        header(&mut self.buf, &mut crc, &Record::Metadata(&self.metadata));
+        if let Some((term, vote, commit)) = self.hard_state {
+            header(
+                &mut self.buf,
+                &mut crc,
+                &Record::HardState { term, vote, commit },
+            );
+        }
+        self.crc = crc;
+        self.pending += if self.hard_state.is_some() { 3 } else { 2 };
+    }
+
+    /// Buffers an entry (durable after the next [`Wal::sync`]). An index not past the last
+    /// one replaces the log from that index on recovery.
+    pub fn append_entry(&mut self, index: u64, term: u64, data: &[u8]) {
+        self.push(&Record::Entry { index, term, data });
+        self.last_index = index;
+    }
+
+    /// Buffers raft's hard state.
+    pub fn set_hard_state(&mut self, term: u64, vote: u64, commit: u64) {
+        self.push(&Record::HardState { term, vote, commit });
+        self.hard_state = Some((term, vote, commit));
+    }
+
+    /// Buffers a marker saying a snapshot at `index`/`term` exists.
+    pub fn append_snapshot_marker(&mut self, index: u64, term: u64) {
+        self.push(&Record::Snapshot { index, term });
+    }
+
+    /// Whether records are buffered and not yet synced.
+    pub fn has_pending(&self) -> bool {
+        self.pending > 0 || self.deferred.is_some()
+    }
+
+    /// Writes everything buffered since the last sync in ONE write (re-writing the partial tail
+    /// block kept in memory) and ONE fdatasync; the first batch after the current segment
+    /// reached the segment size goes to a new preallocated segment instead (then the directory
+    /// is fsync'ed too). Nothing buffered: no I/O. Any failure poisons the WAL.
+    pub async fn sync(&mut self) -> Result<SyncStats, WalError> {
+        if self.poisoned {
+            return Err(WalError::Poisoned);
+        }
+        if let Some(e) = self.deferred.take() {
+            self.poisoned = true;
+            return Err(e);
+        }
+        if self.pending == 0 {
+            return Ok(SyncStats::default());
+        }
+        let r = self.sync_inner().await;
+        if r.is_err() {
+            self.poisoned = true;
+        }
+        r
+    }
+
+    async fn sync_inner(&mut self) -> Result<SyncStats, WalError> {
+        let data_len = self.buf.len();
+        let padded = align_up(data_len as u64, self.block) as usize;
+        self.buf.resize(padded, 0);
+        let fsyncs;
+        if let Some(first_index) = self.rotate_to {
+            let seq = self
+                .segments
+                .last()
+                .map_or(0, |s| s.name.seq.wrapping_add(1));
+            let name = SegmentName { seq, first_index };
+            let path = self.dir.join(name.file_name());
+            let mut f = self
+                .fs
+                .create(&path)
+                .await
+                .map_err(io_err("create", &path))?;
+            f.preallocate(self.opts.segment_size)
+                .await
+                .map_err(io_err("preallocate", &path))?;
+            f.write_at(&self.buf, 0)
+                .await
+                .map_err(io_err("write", &path))?;
+            f.fdatasync().await.map_err(io_err("fdatasync", &path))?;
+            self.fs
+                .sync_dir(&self.dir)
+                .await
+                .map_err(io_err("fsync directory", &self.dir))?;
+            self.file = f;
+            self.segments.push(Segment { name, path });
+            self.seg_base = 0;
+            self.rotate_to = None;
+            fsyncs = 2;
+        } else {
+            let path = &self.segments[self.segments.len() - 1].path;
+            self.file
+                .write_at(&self.buf, self.seg_base)
+                .await
+                .map_err(io_err("write", path))?;
+            self.file
+                .fdatasync()
+                .await
+                .map_err(io_err("fdatasync", path))?;
+            fsyncs = 1;
+        }
+        let keep_from = align_down(data_len as u64, self.block) as usize;
+        self.buf.copy_within(keep_from..data_len, 0);
+        self.buf.truncate(data_len - keep_from);
+        self.seg_base += keep_from as u64;
+        let records = self.pending;
+        self.pending = 0;
+        Ok(SyncStats {
+            bytes: padded as u64,
+            records,
+            fsyncs,
+        })
+    }
+
+    /// Deletes whole segments all of whose entries are <= `snapshot_index`, keeping at least
+    /// the `max_files` most recent segments (etcd's --max-wals: purge only what is older than
+    /// the snapshot AND beyond the limit; 0 = keep all). The segment being written is never
+    /// deleted. Returns the deleted paths. Uses plain unlink (a metadata syscall per file).
+    pub fn purge(
+        &mut self,
+        snapshot_index: u64,
+        max_files: usize,
+    ) -> Result<Vec<PathBuf>, WalError> {
+        if max_files == 0 {
+            return Ok(Vec::new());
+        }
+        let n = self.segments.len();
+        // Segment i holds live entries < first_index(i + 1) only.
+        let mut older = 0;
+        while older + 1 < n
+            && self.segments[older + 1].name.first_index <= snapshot_index.saturating_add(1)
+        {
+            older += 1;
+        }
+        let count = older.min(n.saturating_sub(max_files));
+        let mut removed = Vec::with_capacity(count);
+        let mut failure = None;
+        for s in &self.segments[..count] {
+            match self.fs.remove(&s.path) {
+                Ok(()) => removed.push(s.path.clone()),
+                Err(e) => {
+                    failure = Some(WalError::Io {
+                        op: "remove",
+                        path: s.path.clone(),
+                        source: e,
+                    });
+                    break;
+                }
+            }
+        }
+        self.segments.drain(..removed.len());
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
+    }
+
+    /// The WAL directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Paths of the segment files, oldest first.
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.segments.iter().map(|s| s.path.clone()).collect()
+    }
+
+    /// Index of the last entry appended (buffered or durable).
+    pub fn last_index(&self) -> u64 {
+        self.last_index
+    }
+}
+
+/// Adds an entry to the recovered log: entries <= `after` are covered by the snapshot; an
+/// index not past the last one truncates the log from there (raft overwrote it); a gap starts
+/// the log afresh (a snapshot was installed in between).
+fn push_entry(rec: &mut Recovered, after: u64, index: u64, term: u64, data: &[u8]) {
+    if index <= after {
+        // Superseding anything kept so far (all of it is > after >= index).
+        rec.entries.clear();
+        return;
+    }
+    if let (Some(first), Some(last)) = (rec.entries.first(), rec.entries.last()) {
+        let (first, last) = (first.0, last.0);
+        if index < first {
+            rec.entries.clear();
+        } else if index <= last {
+            rec.entries.truncate((index - first) as usize);
+        } else if index - last > 1 {
+            rec.warnings.push(format!(
+                "wal: entry {index} follows entry {last}: dropping entries {first}..={last}"
+            ));
+            rec.entries.clear();
+        }
+    }
+    rec.entries.push((index, term, data.to_vec()));
+}
