@@ -350,3 +350,68 @@ fn what_a_watcher_saw_is_readable_on_every_shard() {
         assert_eq!(writer.read_response(false).unwrap().status / 100, 2);
     }
 }
+
+#[test]
+fn oversized_bodies_get_413() {
+    let tern = start_tern(1, &["--max-request-bytes", "1024"]);
+    let mut c = tern.client();
+    let big = "x".repeat(4096);
+    let r = c.put("/v2/keys/big", &[("value", &big)]);
+    assert_eq!(r.status, 413);
+    let mut c = tern.client();
+    assert_eq!(c.put("/v2/keys/small", &[("value", "ok")]).status, 201);
+}
+
+#[test]
+fn bad_flags_name_the_flag_and_exit_1() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--heartbeat-interval", "abc"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-heartbeat-interval"));
+    let out = run(&["-listen-client-urls=http://example.com:2379"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected IP in URL for binding"));
+    let out = run(&["--proxy", "on"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("flag --proxy is not supported yet"));
+    let out = run(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("etcd API Version: 2.3.7"));
+}
+
+#[test]
+fn etcd_environment_variables_configure_tern() {
+    let port = common::free_port();
+    let dir = common::temp_dir("env");
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+        .env("ETCD_NAME", "from-env")
+        .env("ETCD_DATA_DIR", dir.join("d"))
+        .env("ETCD_LISTEN_CLIENT_URLS", &url)
+        .env("ETCD_ADVERTISE_CLIENT_URLS", &url)
+        .env("ETCD_LISTEN_PEER_URLS", "http://127.0.0.1:0")
+        .env("TERN_SHARDS", "1")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let name = loop {
+        if let Ok(mut c) = Client::try_connect(addr) {
+            if let Ok(r) = c.try_request("GET", "/v2/stats/self", &[], b"") {
+                break r.json()["name"].as_str().unwrap().to_string();
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "tern did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(name, "from-env");
+}
