@@ -13,12 +13,16 @@
 //! `raft` (raft-rs driver), `api` (v2 endpoints), `cluster` (IDs and members), `server` (wiring).
 
 pub mod api;
+pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod ctl;
 pub mod error;
 pub mod http;
 pub mod raft;
 pub mod server;
 pub mod shard;
+pub mod snap;
 pub mod store;
 pub mod timefmt;
+pub mod wal;

@@ -3,7 +3,7 @@
 //! The only module that imports everything.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use glommio::channels::channel_mesh::MeshBuilder;
@@ -14,6 +14,7 @@ use crate::api::{Api, ApiShared};
 use crate::cluster::{cluster_id, Member};
 use crate::config::Config;
 use crate::http::{serve_connection, Limits};
+use crate::raft::storage::{recover, Bootstrap, Paths, Recovered};
 use crate::raft::RaftSettings;
 use crate::shard::{Shard, ShardMsg, Shared};
 use crate::store::Store;
@@ -37,11 +38,27 @@ impl std::fmt::Display for StartError {
 #[derive(Clone)]
 struct ShardPlan {
     shared: Arc<Shared>,
-    api: Arc<ApiShared>,
     listen: Vec<SocketAddr>,
     limits: Limits,
     history: usize,
-    raft: Arc<RaftSettings>,
+    /// What shard 0 learns from the data dir; the other shards wait for it.
+    startup: Arc<OnceLock<Result<Startup, String>>>,
+    /// Shard 0 only: the raft node's settings, taken once.
+    raft: Arc<std::sync::Mutex<Option<RaftSettings>>>,
+    paths: Paths,
+    /// The member as this start's flags describe it (ignored after the first start).
+    configured: Bootstrap,
+    members: Vec<Member>,
+    cors: Vec<String>,
+    nshards: usize,
+}
+
+/// The outcome of recovery on shard 0, shared with every shard.
+struct Startup {
+    api: Arc<ApiShared>,
+    store_snapshot: Option<Arc<Vec<u8>>>,
+    /// Every shard applies up to here before it accepts clients.
+    commit: u64,
 }
 
 pub fn run(config: Config) -> Result<(), StartError> {
@@ -49,7 +66,6 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .check_supported(crate::config::SUPPORTED_NOW)
         .map_err(|e| StartError(e.to_string()))?;
     let me = local_member(&config)?;
-    let members = vec![me.clone()];
     let cid = cluster_id(&[me.id]);
 
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
@@ -66,36 +82,48 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .map(|u| u.socket_addr())
         .collect();
     for addr in &listen {
-        // SO_REUSEPORT would let a second tern share the port silently: refuse it up front.
-        std::net::TcpListener::bind(addr)
-            .map_err(|e| StartError(format!("listen tcp {addr}: bind: {e}")))?;
+        probe_listen_address(addr)?;
     }
 
     let nshards = config.shards.max(1);
     let shared = Arc::new(Shared::new(nshards, Duration::from_secs(5)));
+    let paths = Paths::new(&config.data_dir, config.wal_dir.as_deref());
     let plan = ShardPlan {
         shared: shared.clone(),
-        api: Arc::new(ApiShared::new(
-            me.clone(),
-            members,
-            cid,
-            config.cors.clone(),
-            nshards,
-        )),
         listen: listen.clone(),
         limits: Limits {
             max_body_bytes: config.max_request_bytes,
             ..Limits::default()
         },
         history: config.watch_history,
-        raft: Arc::new(RaftSettings {
-            id: me.id,
-            voters: vec![me.id],
+        startup: Arc::new(OnceLock::new()),
+        raft: Arc::new(std::sync::Mutex::new(Some(RaftSettings {
             heartbeat: config.heartbeat_interval,
             election_timeout: config.election_timeout,
             debug: config.debug,
-        }),
+            snapshot_count: config.snapshot_count,
+            max_snapshots: config.max_snapshots as usize,
+            max_wals: config.max_wals as usize,
+            snap_dir: paths.snap.clone(),
+        }))),
+        paths,
+        configured: Bootstrap {
+            member_id: me.id,
+            cluster_id: cid,
+            name: me.name.clone(),
+            voters: vec![me.id],
+        },
+        members: vec![me.clone()],
+        cors: config.cors.clone(),
+        nshards,
     };
+    let ignores_initial_flags = [
+        "initial-cluster",
+        "initial-cluster-state",
+        "initial-cluster-token",
+    ]
+    .iter()
+    .any(|f| config.explicitly_set(f));
     let mesh = MeshBuilder::full(nshards, MESH_CHANNEL);
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -115,26 +143,21 @@ pub fn run(config: Config) -> Result<(), StartError> {
             })?;
         handles.push(handle);
     }
-    eprintln!(
-        "tern: member {} ({}) of cluster {} serving clients on {} with {} shard(s)",
-        crate::cluster::id_hex(me.id),
-        me.name,
-        crate::cluster::id_hex(cid),
-        listen
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        nshards
-    );
+    let _ = ignores_initial_flags;
+    let mut first_error = None;
     for h in handles {
-        match h.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(e) => return Err(StartError(format!("shard failed: {e}"))),
+        let outcome = match h.join() {
+            Ok(result) => result,
+            Err(e) => Err(StartError(format!("shard failed: {e}"))),
+        };
+        if let Err(e) = outcome {
+            first_error.get_or_insert(e);
         }
     }
-    Ok(())
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// The local member as the bootstrap flags describe it. This stage runs one member: an
@@ -190,6 +213,46 @@ fn local_member(config: &Config) -> Result<Member, StartError> {
     ))
 }
 
+/// Every shard binds each client address with SO_REUSEPORT, which would let a second tern on
+/// the same port share it silently. A plain bind cannot tell that apart from connections of a
+/// previous run lingering in TIME_WAIT/FIN_WAIT, so ask the port itself: if something keeps
+/// accepting connections there for two seconds, it is taken. (A killed tern's listeners outlive
+/// it briefly while the kernel tears down its io_uring instances.)
+fn probe_listen_address(addr: &SocketAddr) -> Result<(), StartError> {
+    let mut target = *addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(match target {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while std::net::TcpStream::connect_timeout(&target, Duration::from_millis(500)).is_ok() {
+        if std::time::Instant::now() > deadline {
+            return Err(StartError(format!(
+                "listen tcp {addr}: bind: address already in use (another process is listening there)"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// One shard's listener on a client address: SO_REUSEPORT so every shard accepts on it (the
+/// kernel spreads connections), SO_REUSEADDR so a restart is not refused over TIME_WAIT.
+fn bind_shard_listener(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    use socket2::{Domain, Socket, Type};
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let fail = |e: std::io::Error| StartError(format!("listen tcp {addr}: bind: {e}"));
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(fail)?;
+    socket.set_reuse_address(true).map_err(fail)?;
+    socket.set_reuse_port(true).map_err(fail)?;
+    socket.bind(&addr.into()).map_err(fail)?;
+    socket.listen(1024).map_err(fail)?;
+    // SAFETY: the fd is a listening TCP socket we own; ownership moves to glommio.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}
+
 /// glommio registers io_uring buffers in locked memory; as root we can lift the limit.
 fn raise_memlock_limit() {
     let unlimited = libc::rlimit {
@@ -208,16 +271,49 @@ async fn shard_main(
     plan: ShardPlan,
     mesh: MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>,
 ) -> Result<(), StartError> {
-    let store = Store::new(plan.history);
-    let shard = Shard::start(id, plan.shared.clone(), store, mesh).await;
+    let mut recovered = None;
     if id == 0 {
-        crate::raft::start_memory_node(&plan.raft, shard.clone()).map_err(StartError)?;
+        let result = recover_member(&plan).await;
+        match result {
+            Ok((startup, rec)) => {
+                let _ = plan.startup.set(Ok(startup));
+                recovered = Some(rec);
+            }
+            Err(e) => {
+                let _ = plan.startup.set(Err(e.clone()));
+                return Err(StartError(e));
+            }
+        }
     }
-    let api = Api::new(shard, plan.api.clone());
+    let startup = loop {
+        match plan.startup.get() {
+            Some(Ok(s)) => break s,
+            // Shard 0 reports the error; the others just stop.
+            Some(Err(_)) => return Ok(()),
+            None => glommio::timer::sleep(Duration::from_millis(1)).await,
+        }
+    };
+    let store = match &startup.store_snapshot {
+        Some(bytes) => Store::restore(bytes, plan.history)
+            .map_err(|e| StartError(format!("restoring the store from its snapshot: {e:?}")))?,
+        None => Store::new(plan.history),
+    };
+    let shard = Shard::start(id, plan.shared.clone(), store, mesh).await;
+    if let Some(rec) = recovered {
+        let settings = plan
+            .raft
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .ok_or_else(|| StartError("raft settings already taken".into()))?;
+        crate::raft::start_node(settings, shard.clone(), rec).map_err(StartError)?;
+    }
+    // Serve nothing older than what was committed before this start.
+    shard.wait_applied(startup.commit).await;
+    let api = Api::new(shard, startup.api.clone());
     let mut accept_loops = Vec::new();
     for &addr in &plan.listen {
-        let listener = TcpListener::bind(addr)
-            .map_err(|e| StartError(format!("listen tcp {addr}: bind: {e}")))?;
+        let listener = bind_shard_listener(addr)?;
         let api = api.clone();
         let limits = plan.limits;
         accept_loops.push(glommio::spawn_local(async move {
@@ -239,8 +335,58 @@ async fn shard_main(
             }
         }));
     }
+    if id == 0 {
+        eprintln!(
+            "tern: member {} ({}) of cluster {} serving clients on {} with {} shard(s)",
+            crate::cluster::id_hex(startup.api.member.id),
+            startup.api.member.name,
+            crate::cluster::id_hex(startup.api.cluster_id),
+            plan.listen
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            plan.nshards
+        );
+    }
     for task in accept_loops {
         task.await;
     }
     Ok(())
+}
+
+/// Shard 0: opens (or creates) the WAL and the newest snapshot; what the member is comes from
+/// them once it has started before, whatever the `--initial-*` flags now say.
+async fn recover_member(plan: &ShardPlan) -> Result<(Startup, Recovered), String> {
+    let rec = recover(&plan.paths, plan.configured.clone()).await?;
+    for w in &rec.warnings {
+        eprintln!("tern: warning: {w}");
+    }
+    let b = &rec.bootstrap;
+    if !rec.fresh {
+        eprintln!(
+            "tern: restarting member {} in cluster {} from {} (snapshot at {}, commit {}); --initial-* flags are ignored",
+            crate::cluster::id_hex(b.member_id),
+            crate::cluster::id_hex(b.cluster_id),
+            plan.paths.wal.display(),
+            rec.applied,
+            rec.commit
+        );
+    }
+    let mut member = plan.members[0].clone();
+    member.id = b.member_id;
+    member.name = b.name.clone();
+    let api = Arc::new(ApiShared::new(
+        member.clone(),
+        vec![member],
+        b.cluster_id,
+        plan.cors.clone(),
+        plan.nshards,
+    ));
+    let startup = Startup {
+        api,
+        store_snapshot: rec.store_snapshot.clone().map(Arc::new),
+        commit: rec.commit,
+    };
+    Ok((startup, rec))
 }

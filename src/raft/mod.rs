@@ -4,10 +4,13 @@
 //! handled goes into the next one), ReadIndex batching, ticking, leader-clock `Sync` proposals
 //! for TTL expiry, and the committed-entry stream to every shard. Knows nothing about HTTP.
 //!
-//! Log storage is behind [`LogStore`]. Today it is raft-rs's in-memory `MemStorage`: the log
-//! does not survive a restart yet (the O_DIRECT WAL is the next stage, see README).
+//! Durability: every Ready's entries and hard state go to the WAL in one write and one
+//! `fdatasync` (see [`storage`]) before raft learns they are persisted; proposals that arrive
+//! meanwhile wait in the inbox and share the next one (group commit). Every `--snapshot-count`
+//! applied entries the store is written to a snapshot file and the log is compacted.
 
 pub mod logger;
+pub mod storage;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -15,10 +18,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, HardState, Message};
-use raft::prelude::ConfState;
+use std::path::PathBuf;
+
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message};
 use raft::storage::MemStorage;
-use raft::{RawNode, StateRole};
+use raft::{RawNode, StateRole, Storage as _};
+
+use crate::wal::Wal;
 
 use crate::error::{Code, Error};
 use crate::shard::local::Mailbox;
@@ -26,36 +32,29 @@ use crate::shard::proposal::{self, Proposal, NO_ORIGIN};
 use crate::shard::{CommittedBatch, CommittedEntry, RaftInput, Shard, ShardMsg};
 use crate::store::Command;
 
-/// Where raft's log and hard state are kept.
-pub trait LogStore: raft::Storage {
-    fn append(&mut self, entries: &[Entry]) -> raft::Result<()>;
-    fn set_hard_state(&mut self, hs: HardState);
-    fn set_commit(&mut self, commit: u64);
-}
-
-impl LogStore for MemStorage {
-    fn append(&mut self, entries: &[Entry]) -> raft::Result<()> {
-        self.wl().append(entries)
-    }
-    fn set_hard_state(&mut self, hs: HardState) {
-        self.wl().set_hardstate(hs);
-    }
-    fn set_commit(&mut self, commit: u64) {
-        self.wl().mut_hard_state().set_commit(commit);
-    }
-}
-
 /// Timing and identity of the local raft node.
 pub struct RaftSettings {
-    pub id: u64,
-    pub voters: Vec<u64>,
     pub heartbeat: Duration,
     pub election_timeout: Duration,
     pub debug: bool,
+    /// Applied entries between two snapshots (`--snapshot-count`).
+    pub snapshot_count: u64,
+    /// Snapshot files and WAL segments to keep (`--max-snapshots`, `--max-wals`; 0 = all).
+    pub max_snapshots: usize,
+    pub max_wals: usize,
+    pub snap_dir: PathBuf,
 }
 
-pub struct RaftDriver<S: LogStore> {
-    node: RawNode<S>,
+pub struct RaftDriver {
+    node: RawNode<MemStorage>,
+    wal: Wal,
+    settings: Rc<RaftSettings>,
+    /// Raft index of the newest snapshot on disk.
+    snapshot_index: u64,
+    /// Raft index shard 0's store has applied.
+    applied_index: u64,
+    /// Set while a snapshot is being written, so only one is in flight.
+    snapshotting: bool,
     shard: Rc<Shard>,
     inbox: Rc<Mailbox<RaftInput>>,
     /// Proposals that arrived while no leader was known; proposed once one is.
@@ -65,16 +64,26 @@ pub struct RaftDriver<S: LogStore> {
     next_read_ctx: u64,
 }
 
-/// Builds the node for a brand-new single-member log and starts its loop and ticker on the
-/// current executor (shard 0).
-pub fn start_memory_node(settings: &RaftSettings, shard: Rc<Shard>) -> Result<(), String> {
-    let storage =
-        MemStorage::new_with_conf_state(ConfState::from((settings.voters.clone(), vec![])));
+/// Builds the node over the recovered log and starts its loop and ticker on the current
+/// executor (shard 0).
+pub fn start_node(
+    settings: RaftSettings,
+    shard: Rc<Shard>,
+    recovered: storage::Recovered,
+) -> Result<(), String> {
+    let storage::Recovered {
+        bootstrap,
+        wal,
+        storage,
+        applied,
+        ..
+    } = recovered;
     let election_tick = (settings.election_timeout.as_millis()
         / settings.heartbeat.as_millis().max(1))
     .max(2) as usize;
     let config = raft::Config {
-        id: settings.id,
+        id: bootstrap.member_id,
+        applied,
         election_tick,
         heartbeat_tick: 1,
         max_size_per_msg: 1 << 20,
@@ -88,14 +97,20 @@ pub fn start_memory_node(settings: &RaftSettings, shard: Rc<Shard>) -> Result<()
         .map_err(|e| format!("raft configuration: {e}"))?;
     let logger = logger::build(settings.debug);
     let mut node = RawNode::new(&config, storage, &logger).map_err(|e| format!("raft: {e}"))?;
-    if settings.voters == [settings.id] {
+    if bootstrap.voters == [bootstrap.member_id] {
         // A lone voter needs no election timeout to win: become leader now.
         node.campaign().map_err(|e| format!("raft campaign: {e}"))?;
     }
     let inbox = Mailbox::new();
     shard.set_raft_inbox(inbox.clone());
+    let heartbeat = settings.heartbeat;
     let driver = RaftDriver {
         node,
+        wal,
+        settings: Rc::new(settings),
+        snapshot_index: applied,
+        applied_index: applied,
+        snapshotting: false,
         shard,
         inbox: inbox.clone(),
         waiting_for_leader: Vec::new(),
@@ -103,7 +118,6 @@ pub fn start_memory_node(settings: &RaftSettings, shard: Rc<Shard>) -> Result<()
         next_read_ctx: 1,
     };
     glommio::spawn_local(driver.run()).detach();
-    let heartbeat = settings.heartbeat;
     glommio::spawn_local(async move {
         loop {
             glommio::timer::sleep(heartbeat).await;
@@ -121,7 +135,7 @@ fn unix_nanos_now() -> i64 {
         .unwrap_or(0)
 }
 
-impl<S: LogStore> RaftDriver<S> {
+impl RaftDriver {
     async fn run(mut self) {
         let mut inputs = Vec::new();
         loop {
@@ -138,12 +152,27 @@ impl<S: LogStore> RaftDriver<S> {
                     }
                     RaftInput::Propose(data) => self.propose(data),
                     RaftInput::ReadIndex { from, id } => reads.push((from, id)),
+                    RaftInput::SnapshotSaved {
+                        index,
+                        term,
+                        result,
+                    } => {
+                        if let Err(e) = self.on_snapshot_saved(index, term, result).await {
+                            eprintln!("tern: fatal: {e}");
+                            std::process::exit(1);
+                        }
+                    }
                 }
             }
             if !reads.is_empty() {
                 self.request_read_index(reads);
             }
-            self.handle_ready();
+            if let Err(e) = self.handle_ready().await {
+                // The WAL cannot take writes: stop acknowledging anything (etcd exits too).
+                eprintln!("tern: fatal: {e}");
+                std::process::exit(1);
+            }
+            self.maybe_snapshot();
         }
     }
 
@@ -229,11 +258,20 @@ impl<S: LogStore> RaftDriver<S> {
         drop(msgs);
     }
 
-    /// Handles one Ready in raft-rs's documented order.
-    fn handle_ready(&mut self) {
-        if !self.node.has_ready() {
-            return;
+    /// Handles Readies in raft-rs's documented order until raft has nothing more to say.
+    async fn handle_ready(&mut self) -> Result<(), String> {
+        while self.node.has_ready() {
+            self.handle_one_ready().await?;
+            if self.leader_known() && !self.waiting_for_leader.is_empty() {
+                for data in std::mem::take(&mut self.waiting_for_leader) {
+                    self.propose(data);
+                }
+            }
         }
+        Ok(())
+    }
+
+    async fn handle_one_ready(&mut self) -> Result<(), String> {
         let mut ready = self.node.ready();
 
         // 1. Soft state: who leads, in which role.
@@ -273,14 +311,27 @@ impl<S: LogStore> RaftDriver<S> {
         let committed = ready.take_committed_entries();
         self.apply_committed(committed);
 
-        // 5. New entries and hard state: persist.
-        if !ready.entries().is_empty() {
-            if let Err(e) = self.node.mut_store().append(ready.entries()) {
-                eprintln!("tern: raft log append failed: {e}");
-            }
+        // 5. New entries and hard state: one WAL write and one fdatasync, then the mirror.
+        for entry in ready.entries() {
+            let bytes = protobuf::Message::write_to_bytes(entry)
+                .map_err(|e| format!("encode entry: {e}"))?;
+            self.wal.append_entry(entry.index, entry.term, &bytes);
         }
         if let Some(hs) = ready.hs() {
-            self.node.mut_store().set_hard_state(hs.clone());
+            self.wal.set_hard_state(hs.term, hs.vote, hs.commit);
+        }
+        if self.wal.has_pending() {
+            self.wal.sync().await.map_err(|e| e.to_string())?;
+        }
+        if !ready.entries().is_empty() {
+            self.node
+                .mut_store()
+                .wl()
+                .append(ready.entries())
+                .map_err(|e| format!("raft log: {e}"))?;
+        }
+        if let Some(hs) = ready.hs() {
+            self.node.mut_store().wl().set_hardstate(hs.clone());
         }
 
         // 6. Messages that must wait for the append to be durable (votes, follower acks).
@@ -292,25 +343,83 @@ impl<S: LogStore> RaftDriver<S> {
         // 7. Advance: entries that the append just made committable.
         let mut light = self.node.advance(ready);
         if let Some(commit) = light.commit_index() {
-            self.node.mut_store().set_commit(commit);
+            self.node
+                .mut_store()
+                .wl()
+                .mut_hard_state()
+                .set_commit(commit);
             self.shard
                 .shared
                 .raft
                 .commit
                 .store(commit, Ordering::Release);
+            // Recorded with the next sync; a commit index lost in a crash is re-learned.
+            let hs = self.node.raft.hard_state();
+            self.wal.set_hard_state(hs.term, hs.vote, hs.commit);
         }
         let msgs = light.take_messages();
         self.send_messages(msgs);
         let committed = light.take_committed_entries();
         self.apply_committed(committed);
         self.node.advance_apply();
+        Ok(())
+    }
 
-        if self.leader_known() && !self.waiting_for_leader.is_empty() {
-            for data in std::mem::take(&mut self.waiting_for_leader) {
-                self.propose(data);
-            }
-            self.handle_ready();
+    /// Every `--snapshot-count` applied entries: write shard 0's store to a snapshot file (on a
+    /// blocking thread, so the loop keeps serving), then compact the log and purge old files.
+    fn maybe_snapshot(&mut self) {
+        let due = self.applied_index >= self.snapshot_index + self.settings.snapshot_count.max(1);
+        if !due || self.snapshotting {
+            return;
         }
+        let index = self.applied_index;
+        let Ok(term) = self.node.store().term(index) else {
+            return;
+        };
+        let voters = self.node.raft.prs().conf().to_conf_state().voters;
+        let store = self.shard.store.borrow().snapshot();
+        let payload = storage::encode_snapshot_payload(&voters, &store);
+        self.snapshotting = true;
+        let dir = self.settings.snap_dir.clone();
+        let inbox = self.inbox.clone();
+        glommio::spawn_local(async move {
+            let result = crate::snap::save_async(dir, index, term, payload)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            inbox.push(RaftInput::SnapshotSaved {
+                index,
+                term,
+                result,
+            });
+        })
+        .detach();
+    }
+
+    async fn on_snapshot_saved(
+        &mut self,
+        index: u64,
+        term: u64,
+        result: Result<(), String>,
+    ) -> Result<(), String> {
+        self.snapshotting = false;
+        if let Err(e) = result {
+            eprintln!("tern: snapshot at {index} failed: {e}");
+            return Ok(());
+        }
+        self.wal.append_snapshot_marker(index, term);
+        self.wal.sync().await.map_err(|e| e.to_string())?;
+        self.snapshot_index = index;
+        if let Err(e) = self.node.mut_store().wl().compact(index) {
+            eprintln!("tern: compacting the raft log to {index}: {e}");
+        }
+        if let Err(e) = self.wal.purge(index, self.settings.max_wals) {
+            eprintln!("tern: purging WAL segments: {e}");
+        }
+        if let Err(e) = crate::snap::purge(&self.settings.snap_dir, self.settings.max_snapshots) {
+            eprintln!("tern: purging snapshots: {e}");
+        }
+        Ok(())
     }
 
     fn apply_committed(&mut self, entries: Vec<Entry>) {
@@ -339,6 +448,9 @@ impl<S: LogStore> RaftDriver<S> {
                 term: entry.term,
                 data,
             });
+        }
+        if let Some(last) = batch.entries.last() {
+            self.applied_index = last.index;
         }
         let batch = Arc::new(batch);
         self.shard.apply_batch(&batch);

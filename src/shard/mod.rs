@@ -49,8 +49,17 @@ pub enum ShardMsg {
 /// Input to the raft node on shard 0.
 pub enum RaftInput {
     Propose(Vec<u8>),
-    ReadIndex { from: usize, id: u64 },
+    ReadIndex {
+        from: usize,
+        id: u64,
+    },
     Tick,
+    /// A snapshot file finished writing (or failed).
+    SnapshotSaved {
+        index: u64,
+        term: u64,
+        result: Result<(), String>,
+    },
 }
 
 /// A run of committed raft entries, shared by every shard.
@@ -232,7 +241,7 @@ impl Shard {
         let msg = match input {
             RaftInput::Propose(data) => ShardMsg::Propose(data),
             RaftInput::ReadIndex { from, id } => ShardMsg::ReadIndex { from, id },
-            RaftInput::Tick => return,
+            RaftInput::Tick | RaftInput::SnapshotSaved { .. } => return,
         };
         self.send_to(0, msg);
     }
@@ -287,7 +296,8 @@ impl Shard {
         Ok(())
     }
 
-    async fn wait_applied(&self, index: u64) {
+    /// Waits until this shard's replica has applied raft index `index`.
+    pub async fn wait_applied(&self, index: u64) {
         if self.applied_index.get() >= index {
             return;
         }

@@ -38,13 +38,17 @@ pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
     pub dir: PathBuf,
+    /// Whether dropping the server removes `dir` (false when a test restarts on it).
+    pub owns_dir: bool,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -59,9 +63,20 @@ impl Server {
 
 /// Starts tern with `shards` executors on a free port and waits until it answers.
 pub fn start_tern(shards: usize, extra: &[&str]) -> Server {
-    let port = free_port();
-    let peer_port = free_port();
-    let dir = temp_dir("tern");
+    let mut s = start_tern_on(&temp_dir("tern"), free_port(), free_port(), shards, extra);
+    s.owns_dir = true;
+    s
+}
+
+/// Starts tern on the given data dir and ports (restart tests reuse them); keeps the dir.
+pub fn start_tern_on(
+    dir: &std::path::Path,
+    port: u16,
+    peer_port: u16,
+    shards: usize,
+    extra: &[&str],
+) -> Server {
+    let dir = dir.to_path_buf();
     let client_url = format!("http://127.0.0.1:{port}");
     let peer_url = format!("http://127.0.0.1:{peer_port}");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
@@ -89,6 +104,7 @@ pub fn start_tern(shards: usize, extra: &[&str]) -> Server {
         child,
         addr: format!("127.0.0.1:{port}").parse().unwrap(),
         dir,
+        owns_dir: false,
     };
     wait_ready(&server, "/health");
     server
@@ -137,6 +153,7 @@ pub fn start_etcd(extra: &[&str]) -> Option<Server> {
         child,
         addr: format!("127.0.0.1:{port}").parse().unwrap(),
         dir,
+        owns_dir: true,
     };
     wait_ready(&server, "/v2/keys/");
     Some(server)
