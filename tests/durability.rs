@@ -120,7 +120,7 @@ fn restart_with_snapshots_and_a_long_wal_recovers_the_same_state() {
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(Mutex::new(HashMap::new()));
         let handles = run_writers(tern.addr, 32, stop.clone(), acked.clone(), 0);
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(120);
         // At least 100k entries, well past several snapshots.
         loop {
             std::thread::sleep(Duration::from_millis(200));
