@@ -230,6 +230,13 @@ fn other_endpoints() {
     assert_eq!(v["setsSuccess"], 1);
     assert!(v["getsSuccess"].as_u64().unwrap() >= 1);
     assert!(v["getsFail"].as_u64().unwrap() >= 1);
+    let m = c.get("/metrics").text();
+    let fsyncs: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("tern_wal_fsyncs_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("tern_wal_fsyncs_total");
+    assert!(fsyncs >= 1, "{m}");
     assert_eq!(c.get("/v2/nothing").status, 404);
     assert_eq!(c.request("PATCH", "/v2/keys/x", &[]).status, 405);
     assert_eq!(c.request("POST", "/version", &[]).status, 405);

@@ -144,6 +144,7 @@ impl Api {
             "/v2/stats/self" => only_get(&req, || stats::self_stats(self)),
             "/v2/stats/leader" => only_get(&req, || stats::leader_stats(self)),
             "/v2/stats/store" => only_get(&req, || stats::store_stats(self)),
+            "/metrics" => only_get(&req, || stats::metrics(self)),
             _ if path.starts_with("/v2/members/") => members::handle(self, &req),
             _ => not_found(),
         }

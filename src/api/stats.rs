@@ -74,3 +74,22 @@ pub fn store_stats(api: &Api) -> Response {
     stats.write_json(&mut b, api.shard.shared.total_watchers() as usize);
     json_response(200, b)
 }
+
+/// `/metrics` in Prometheus text format. So far only tern's own WAL counters; etcd's metric
+/// families (§7.1) come with the metrics stage.
+pub fn metrics(api: &Api) -> Response {
+    let raft = &api.shard.shared.raft;
+    let body = format!(
+        "# HELP tern_wal_fsyncs_total WAL fdatasync calls since start.\n\
+         # TYPE tern_wal_fsyncs_total counter\n\
+         tern_wal_fsyncs_total {}\n\
+         # HELP tern_wal_entries_total Raft entries appended to the WAL since start.\n\
+         # TYPE tern_wal_entries_total counter\n\
+         tern_wal_entries_total {}\n",
+        raft.wal_fsyncs.load(Ordering::Relaxed),
+        raft.wal_entries.load(Ordering::Relaxed),
+    );
+    let mut r = super::text_response(200, &body);
+    r.headers[0].1 = "text/plain; version=0.0.4".into();
+    r
+}

@@ -321,7 +321,12 @@ impl RaftDriver {
             self.wal.set_hard_state(hs.term, hs.vote, hs.commit);
         }
         if self.wal.has_pending() {
-            self.wal.sync().await.map_err(|e| e.to_string())?;
+            let stats = self.wal.sync().await.map_err(|e| e.to_string())?;
+            let status = &self.shard.shared.raft;
+            status.wal_fsyncs.fetch_add(stats.fsyncs, Ordering::Relaxed);
+            status
+                .wal_entries
+                .fetch_add(ready.entries().len() as u64, Ordering::Relaxed);
         }
         if !ready.entries().is_empty() {
             self.node

@@ -90,6 +90,10 @@ pub struct RaftStatus {
     pub term: AtomicU64,
     pub is_leader: AtomicBool,
     pub commit: AtomicU64,
+    /// WAL fdatasyncs since start (group commit makes this far smaller than writes).
+    pub wal_fsyncs: AtomicU64,
+    /// Entries appended to the WAL since start.
+    pub wal_entries: AtomicU64,
 }
 
 /// State shared by every shard of this process.
