@@ -778,39 +778,3 @@ fn sequence_gap_is_refused() {
         }
     });
 }
-
-/// Prints the WAL throughput table and raw fdatasync latency for the disk holding
-/// `$WAL_BENCH_DIR` (default: the system temp dir); `$WAL_BENCH_SECS` per batch size.
-/// `cargo test --lib measure_wal -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn measure_wal() {
-    let dir = std::env::var_os("WAL_BENCH_DIR")
-        .map(|d| PathBuf::from(d).join("tern-wal-bench"))
-        .unwrap_or_else(|| super::file::test_dir("wal-bench"));
-    let secs: f64 = std::env::var("WAL_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2.0);
-    let d = dir.clone();
-    run(async move {
-        let dir = d;
-        println!("dir: {}", dir.display());
-        for same_block in [false, true] {
-            let (p50, p99) = bench_support::raw_fdatasync_latency(&dir, 1000, same_block)
-                .await
-                .expect("raw");
-            let what = if same_block {
-                "overwriting one written block"
-            } else {
-                "appending into preallocated space"
-            };
-            println!("raw 4 KiB O_DIRECT write + fdatasync, {what}: p50 {p50:?} p99 {p99:?}");
-        }
-        let sizes = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
-        bench_support::measure(&dir, &sizes, 256, std::time::Duration::from_secs_f64(secs))
-            .await
-            .expect("measure");
-    });
-    let _ = std::fs::remove_dir_all(&dir);
-}
