@@ -281,26 +281,7 @@ fn join_path(a: &str, b: &str) -> String {
 
 /// Go's `%q` for a string (used by the cURL debug lines and `member add` output).
 pub fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    crate::http::form::go_quote(s.as_bytes())
 }
 
 fn base64(input: &[u8]) -> String {
@@ -1332,7 +1313,7 @@ impl Client {
                         s => format!(
                             "client: etcd member {} returns server error [{}]",
                             ep.to_string_go(),
-                            status_text(s)
+                            crate::http::response::reason_phrase(s)
                         ),
                     };
                     errs.push((text, false));
@@ -2082,19 +2063,6 @@ fn role_json(name: &str, change: Option<(&str, &[String], Permission)>) -> Strin
     }
     s.push('}');
     s
-}
-
-/// Go's `http.StatusText` for the 5xx codes a member can answer.
-pub fn status_text(code: u16) -> &'static str {
-    match code {
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        _ => "",
-    }
 }
 
 #[cfg(test)]

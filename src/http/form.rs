@@ -33,7 +33,8 @@ fn escape_error(s: &str, i: usize) -> String {
 }
 
 /// Go's `strconv.Quote` for the short byte strings of escape errors.
-fn go_quote(bytes: &[u8]) -> String {
+/// Go's `%q` (`strconv.Quote`) for bytes: escapes, `\xNN` for control and invalid bytes.
+pub fn go_quote(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() + 2);
     out.push('"');
     for chunk in bytes.utf8_chunks() {
@@ -44,6 +45,10 @@ fn go_quote(bytes: &[u8]) -> String {
                 '\n' => out.push_str("\\n"),
                 '\r' => out.push_str("\\r"),
                 '\t' => out.push_str("\\t"),
+                '\x07' => out.push_str("\\a"),
+                '\x08' => out.push_str("\\b"),
+                '\x0c' => out.push_str("\\f"),
+                '\x0b' => out.push_str("\\v"),
                 c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                     out.push_str(&format!("\\x{:02x}", c as u32))
                 }
