@@ -117,13 +117,6 @@ pub fn run(config: Config) -> Result<(), StartError> {
         cors: config.cors.clone(),
         nshards,
     };
-    let ignores_initial_flags = [
-        "initial-cluster",
-        "initial-cluster-state",
-        "initial-cluster-token",
-    ]
-    .iter()
-    .any(|f| config.explicitly_set(f));
     let mesh = MeshBuilder::full(nshards, MESH_CHANNEL);
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -143,7 +136,6 @@ pub fn run(config: Config) -> Result<(), StartError> {
             })?;
         handles.push(handle);
     }
-    let _ = ignores_initial_flags;
     let mut first_error = None;
     for h in handles {
         let outcome = match h.join() {
