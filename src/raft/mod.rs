@@ -381,9 +381,19 @@ impl RaftDriver {
         let Ok(term) = self.node.store().term(index) else {
             return;
         };
+        let started = std::time::Instant::now();
         let voters = self.node.raft.prs().conf().to_conf_state().voters;
         let store = self.shard.store.borrow().snapshot();
         let payload = storage::encode_snapshot_payload(&voters, &store);
+        let stall = started.elapsed().as_micros() as u64;
+        let status = &self.shard.shared.raft;
+        status.snapshots.fetch_add(1, Ordering::Relaxed);
+        status
+            .snapshot_stall_micros_total
+            .fetch_add(stall, Ordering::Relaxed);
+        status
+            .snapshot_stall_micros_max
+            .fetch_max(stall, Ordering::Relaxed);
         self.snapshotting = true;
         let dir = self.settings.snap_dir.clone();
         let inbox = self.inbox.clone();

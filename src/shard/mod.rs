@@ -94,6 +94,11 @@ pub struct RaftStatus {
     pub wal_fsyncs: AtomicU64,
     /// Entries appended to the WAL since start.
     pub wal_entries: AtomicU64,
+    /// Snapshots taken since start, and the time the raft loop spent blocked taking them
+    /// (serialising the store; the file is written off the loop).
+    pub snapshots: AtomicU64,
+    pub snapshot_stall_micros_total: AtomicU64,
+    pub snapshot_stall_micros_max: AtomicU64,
 }
 
 /// State shared by every shard of this process.
