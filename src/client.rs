@@ -1091,6 +1091,35 @@ fn member_from_json(v: &Value) -> Member {
     }
 }
 
+/// A peer's `GET /members` (what a member joining a running cluster checks its configuration
+/// against): the cluster ID from `X-Etcd-Cluster-ID` and the member list.
+pub fn peer_members(peer_url: &str, timeout: Duration) -> Result<(u64, Vec<Member>), String> {
+    let mut url = Url::parse(peer_url)?;
+    url.path = "/members".into();
+    url.query = String::new();
+    let mut transport = Transport {
+        dial_timeout: Some(timeout),
+        ..Transport::default()
+    };
+    let deadline = Instant::now() + timeout;
+    let resp = transport
+        .round_trip(&Request::new("GET", url), Some(deadline), Some(deadline))
+        .map_err(|e| format!("{e:?}"))?;
+    if resp.status != 200 {
+        return Err(format!("status {}", resp.status));
+    }
+    let cluster = resp
+        .header("X-Etcd-Cluster-ID")
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .ok_or("no X-Etcd-Cluster-ID header")?;
+    let v: Value = serde_json::from_slice(&resp.body).map_err(|e| e.to_string())?;
+    let members = v
+        .as_array()
+        .map(|a| a.iter().map(member_from_json).collect())
+        .unwrap_or_default();
+    Ok((cluster, members))
+}
+
 /// An auth user (`client.User`); roles by name.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct User {

@@ -203,6 +203,11 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Everything not read yet (a trailing opaque part, e.g. a store snapshot in a payload).
+    pub fn rest(self) -> &'a [u8] {
+        self.rest
+    }
+
     /// Succeeds only when every byte was read.
     pub fn finish(self) -> Result<(), DecodeError> {
         if self.rest.is_empty() {

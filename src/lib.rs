@@ -15,6 +15,7 @@
 pub mod api;
 pub mod client;
 pub mod cluster;
+pub mod codec;
 pub mod config;
 pub mod ctl;
 pub mod error;
@@ -25,4 +26,5 @@ pub mod shard;
 pub mod snap;
 pub mod store;
 pub mod timefmt;
+pub mod transport;
 pub mod wal;

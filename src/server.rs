@@ -3,6 +3,8 @@
 //! The only module that imports everything.
 
 use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -14,13 +16,17 @@ use crate::api::{Api, ApiShared};
 use crate::cluster::{cluster_id, Member};
 use crate::config::Config;
 use crate::http::{serve_connection, Limits};
-use crate::raft::storage::{recover, Bootstrap, Paths, Recovered};
+use crate::raft::storage::{recover, Bootstrap, FirstStart, Paths, Recovered};
 use crate::raft::RaftSettings;
 use crate::shard::{Shard, ShardMsg, Shared};
 use crate::store::Store;
+use crate::transport::peer_api::PeerApi;
+use crate::transport::TransportStats;
 
 /// Capacity of each shard-to-shard channel.
 const MESH_CHANNEL: usize = 4096;
+/// Largest request body on the peer port (a snapshot of the whole store).
+const PEER_MAX_BODY: usize = 1 << 30;
 /// Locked memory each executor asks io_uring for (registered buffers).
 const IO_MEMORY: usize = 1 << 20;
 
@@ -48,9 +54,19 @@ struct ShardPlan {
     paths: Paths,
     /// The member as this start's flags describe it (ignored after the first start).
     configured: Bootstrap,
-    members: Vec<Member>,
+    cluster: ClusterPlan,
+    /// `None` when the member has a WAL already.
+    first_start: Option<FirstStartPlan>,
+    force_new_cluster: bool,
+    peer_listen: Vec<SocketAddr>,
     cors: Vec<String>,
     nshards: usize,
+}
+
+#[derive(Clone, Copy)]
+enum FirstStartPlan {
+    NewCluster,
+    Join,
 }
 
 /// The outcome of recovery on shard 0, shared with every shard.
@@ -65,8 +81,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     config
         .check_supported(crate::config::SUPPORTED_NOW)
         .map_err(|e| StartError(e.to_string()))?;
-    let me = local_member(&config)?;
-    let cid = cluster_id(&[me.id]);
+    let mut cluster = plan_cluster(&config)?;
 
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         StartError(format!(
@@ -88,6 +103,22 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let nshards = config.shards.max(1);
     let shared = Arc::new(Shared::new(nshards, Duration::from_secs(5)));
     let paths = Paths::new(&config.data_dir, config.wal_dir.as_deref());
+    let first_start = if crate::wal::Wal::exists(&paths.wal) {
+        None
+    } else if config.initial_cluster_state == crate::config::ClusterState::New {
+        Some(FirstStartPlan::NewCluster)
+    } else {
+        join_cluster(&mut cluster)?;
+        Some(FirstStartPlan::Join)
+    };
+    let peer_listen: Vec<SocketAddr> = config
+        .listen_peer_urls
+        .iter()
+        .map(|u| u.socket_addr())
+        .collect();
+    for addr in &peer_listen {
+        probe_listen_address(addr)?;
+    }
     let plan = ShardPlan {
         shared: shared.clone(),
         listen: listen.clone(),
@@ -105,15 +136,25 @@ pub fn run(config: Config) -> Result<(), StartError> {
             max_snapshots: config.max_snapshots as usize,
             max_wals: config.max_wals as usize,
             snap_dir: paths.snap.clone(),
+            name: config.name.clone(),
+            client_urls: cluster.me.client_urls.clone(),
+            strict_reconfig_check: config.strict_reconfig_check,
+            join_peers: match first_start {
+                Some(FirstStartPlan::Join) => cluster.initial.clone(),
+                _ => Vec::new(),
+            },
         }))),
         paths,
         configured: Bootstrap {
-            member_id: me.id,
-            cluster_id: cid,
-            name: me.name.clone(),
-            voters: vec![me.id],
+            member_id: cluster.me.id,
+            cluster_id: cluster.cluster_id,
+            name: cluster.me.name.clone(),
+            voters: cluster.initial.iter().map(|m| m.id).collect(),
         },
-        members: vec![me.clone()],
+        cluster,
+        first_start,
+        force_new_cluster: config.force_new_cluster,
+        peer_listen,
         cors: config.cors.clone(),
         nshards,
     };
@@ -152,57 +193,128 @@ pub fn run(config: Config) -> Result<(), StartError> {
     }
 }
 
-/// The local member as the bootstrap flags describe it. This stage runs one member: an
-/// `--initial-cluster` naming anyone else is refused rather than silently ignored.
-fn local_member(config: &Config) -> Result<Member, StartError> {
-    let peers: Vec<String> = config
+/// The cluster as the bootstrap flags describe it (ignored once the member has a WAL).
+#[derive(Clone)]
+struct ClusterPlan {
+    me: Member,
+    initial: Vec<Member>,
+    cluster_id: u64,
+}
+
+/// Reads `--name`, `--initial-cluster`, `--initial-advertise-peer-urls` and the token into the
+/// members of a new cluster, refusing what etcd refuses, with its messages.
+fn plan_cluster(config: &Config) -> Result<ClusterPlan, StartError> {
+    let mut by_name: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (name, url) in config.initial_cluster.iter() {
+        by_name
+            .entry(name.to_string())
+            .or_default()
+            .push(url.to_string());
+    }
+    let Some(mine) = by_name.get(&config.name) else {
+        return Err(StartError(format!(
+            "{} not listed in the initial cluster config",
+            config.name
+        )));
+    };
+    let mut sorted_mine = mine.clone();
+    sorted_mine.sort();
+    let mut advertised: Vec<String> = config
         .initial_advertise_peer_urls
         .iter()
         .map(|u| u.to_string())
         .collect();
-    let clients: Vec<String> = config
-        .advertise_client_urls
-        .iter()
-        .map(|u| u.to_string())
-        .collect();
-    let mine: Vec<String> = config
-        .initial_cluster
-        .iter()
-        .filter(|(name, _)| *name == config.name)
-        .map(|(_, url)| url.to_string())
-        .collect();
-    if mine.is_empty() {
-        return Err(StartError(format!(
-            "couldn't find local name \"{}\" in the initial cluster configuration",
-            config.name
-        )));
-    }
-    if config
-        .initial_cluster
-        .iter()
-        .any(|(name, _)| *name != config.name)
-    {
-        return Err(StartError(
-            "flag --initial-cluster is not supported yet: this stage of tern runs a single member"
-                .into(),
-        ));
-    }
-    let mut sorted_mine = mine.clone();
-    sorted_mine.sort();
-    let mut sorted_peers = peers.clone();
-    sorted_peers.sort();
-    if sorted_mine != sorted_peers {
+    advertised.sort();
+    if sorted_mine != advertised {
         return Err(StartError(format!(
             "error setting up initial cluster: {} has different advertised URLs in the cluster and advertised peer URLs list",
             config.name
         )));
     }
-    Ok(Member::new(
-        &config.name,
-        &peers,
-        &clients,
-        &config.initial_cluster_token,
-    ))
+    let clients: Vec<String> = config
+        .advertise_client_urls
+        .iter()
+        .map(|u| u.to_string())
+        .collect();
+    let token = &config.initial_cluster_token;
+    let initial: Vec<Member> = by_name
+        .iter()
+        .map(|(name, urls)| Member::new(name, urls, &[], token))
+        .collect();
+    let mut ids: Vec<u64> = initial.iter().map(|m| m.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() != initial.len() {
+        return Err(StartError(
+            "error setting up initial cluster: two members share the same peer URLs".into(),
+        ));
+    }
+    let me = Member::new(&config.name, mine, &clients, token);
+    Ok(ClusterPlan {
+        cluster_id: cluster_id(&ids),
+        me,
+        initial,
+    })
+}
+
+/// `--initial-cluster-state existing`: asks the running members for their list, checks that
+/// `--initial-cluster` describes the same members (etcd's `ValidateClusterAndAssignIDs`) and
+/// takes their IDs and the cluster's.
+fn join_cluster(plan: &mut ClusterPlan) -> Result<(), StartError> {
+    let peers: Vec<String> = plan
+        .initial
+        .iter()
+        .filter(|m| m.id != plan.me.id)
+        .flat_map(|m| m.peer_urls.clone())
+        .collect();
+    let mut last_error = String::from("no peer URLs of other members");
+    let mut remote = None;
+    for url in &peers {
+        match crate::client::peer_members(url, Duration::from_secs(2)) {
+            Ok(found) => {
+                remote = Some(found);
+                break;
+            }
+            Err(e) => last_error = format!("{url}: {e}"),
+        }
+    }
+    let Some((cid, remote)) = remote else {
+        return Err(StartError(format!(
+            "cannot fetch cluster info from peer urls: {last_error}"
+        )));
+    };
+    if remote.len() != plan.initial.len() {
+        return Err(StartError(
+            "etcdserver: assign ids error: the member count is unequal".into(),
+        ));
+    }
+    let sorted_urls = |urls: &[String]| {
+        let mut u = urls.to_vec();
+        u.sort();
+        u
+    };
+    let mut remote: Vec<(Vec<String>, &crate::client::Member)> = remote
+        .iter()
+        .map(|m| (sorted_urls(&m.peer_urls), m))
+        .collect();
+    remote.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut local: Vec<&mut Member> = plan.initial.iter_mut().collect();
+    local.sort_by(|a, b| a.peer_urls.cmp(&b.peer_urls));
+    for (l, (urls, r)) in local.into_iter().zip(&remote) {
+        if &l.peer_urls != urls {
+            return Err(StartError(
+                "etcdserver: assign ids error: unmatched member while checking PeerURLs".into(),
+            ));
+        }
+        let id = u64::from_str_radix(&r.id, 16)
+            .map_err(|_| StartError(format!("peer reported a bad member ID {:?}", r.id)))?;
+        if l.peer_urls == plan.me.peer_urls {
+            plan.me.id = id;
+        }
+        l.id = id;
+    }
+    plan.cluster_id = cid;
+    Ok(())
 }
 
 /// Every shard binds each client address with SO_REUSEPORT, which would let a second tern on
@@ -298,10 +410,33 @@ async fn shard_main(
             .ok()
             .and_then(|mut s| s.take())
             .ok_or_else(|| StartError("raft settings already taken".into()))?;
-        crate::raft::start_node(settings, shard.clone(), rec).map_err(StartError)?;
+        let inbox =
+            crate::raft::start_node(settings, shard.clone(), rec, startup.api.transport.clone())
+                .map_err(StartError)?;
+        let peer_api = Rc::new(PeerApi {
+            cluster: startup.api.cluster_id,
+            shared: plan.shared.clone(),
+            inbox,
+            stats: startup.api.transport.clone(),
+            version_json: crate::api::version_json(),
+        });
+        for &addr in &plan.peer_listen {
+            let listener = bind_shard_listener(addr)?;
+            glommio::spawn_local(serve_peers(listener, addr, peer_api.clone())).detach();
+        }
     }
-    // Serve nothing older than what was committed before this start.
+    // Serve nothing older than what was committed before this start, and (as etcd) only once
+    // the cluster knows this member's name and client URLs.
     shard.wait_applied(startup.commit).await;
+    let me = &startup.api.member;
+    while !plan
+        .shared
+        .membership()
+        .get(me.id)
+        .is_some_and(|m| m.name == me.name && m.client_urls == me.client_urls)
+    {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
     let api = Api::new(shard, startup.api.clone());
     let mut accept_loops = Vec::new();
     for &addr in &plan.listen {
@@ -347,10 +482,44 @@ async fn shard_main(
     Ok(())
 }
 
+/// Accepts peer connections (shard 0 only) and serves them with a body limit fit for snapshots.
+async fn serve_peers(listener: TcpListener, addr: SocketAddr, api: Rc<PeerApi>) {
+    let limits = Limits {
+        max_body_bytes: PEER_MAX_BODY,
+        ..Limits::default()
+    };
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                let api = api.clone();
+                glommio::spawn_local(async move {
+                    let _ = serve_connection(stream, &*api, &limits).await;
+                })
+                .detach();
+            }
+            Err(e) => {
+                eprintln!("tern: accept on peer address {addr}: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
 /// Shard 0: opens (or creates) the WAL and the newest snapshot; what the member is comes from
 /// them once it has started before, whatever the `--initial-*` flags now say.
 async fn recover_member(plan: &ShardPlan) -> Result<(Startup, Recovered), String> {
-    let rec = recover(&plan.paths, plan.configured.clone()).await?;
+    let first = match plan.first_start {
+        Some(FirstStartPlan::Join) | None => FirstStart::Join,
+        Some(FirstStartPlan::NewCluster) => FirstStart::NewCluster(&plan.cluster.initial),
+    };
+    let rec = recover(
+        &plan.paths,
+        plan.configured.clone(),
+        first,
+        plan.force_new_cluster,
+    )
+    .await?;
     for w in &rec.warnings {
         eprintln!("tern: warning: {w}");
     }
@@ -365,13 +534,15 @@ async fn recover_member(plan: &ShardPlan) -> Result<(Startup, Recovered), String
             rec.commit
         );
     }
-    let mut member = plan.members[0].clone();
+    let mut member = plan.cluster.me.clone();
     member.id = b.member_id;
     member.name = b.name.clone();
+    plan.shared.member_id.store(b.member_id, Ordering::Relaxed);
+    plan.shared.set_membership(rec.membership.clone());
     let api = Arc::new(ApiShared::new(
-        member.clone(),
-        vec![member],
+        member,
         b.cluster_id,
+        Arc::new(TransportStats::default()),
         plan.cors.clone(),
         plan.nshards,
     ));

@@ -18,6 +18,7 @@ use crate::cluster::{id_hex, Member};
 use crate::error::Error;
 use crate::http::{Body, Handler, Method, Request, Response};
 use crate::shard::{Padded, Shard};
+use crate::transport::TransportStats;
 
 /// The etcd version whose v2 API tern serves, as `/version` reports it.
 pub const ETCD_SERVER_VERSION: &str = "2.3.7";
@@ -32,9 +33,11 @@ pub struct ReadCounters {
 
 /// What every shard's API needs to know about this member; built once at start.
 pub struct ApiShared {
+    /// This member as configured (its name and ID); the cluster's list is `Shared::membership`.
     pub member: Member,
-    pub members: Vec<Member>,
     pub cluster_id: u64,
+    /// Peer traffic figures for the stats endpoints.
+    pub transport: Arc<TransportStats>,
     /// `--cors` origins; empty means no CORS headers at all (etcd 2.3's default).
     pub cors: Vec<String>,
     /// When this process started, unix nanoseconds.
@@ -45,15 +48,15 @@ pub struct ApiShared {
 impl ApiShared {
     pub fn new(
         member: Member,
-        members: Vec<Member>,
         cluster_id: u64,
+        transport: Arc<TransportStats>,
         cors: Vec<String>,
         nshards: usize,
     ) -> ApiShared {
         ApiShared {
             member,
-            members,
             cluster_id,
+            transport,
             cors,
             start_time: unix_nanos_now(),
             counters: (0..nshards)
@@ -140,12 +143,12 @@ impl Api {
                 self.health().await
             }
             "/v2/machines" => only_get(&req, || members::machines(self)),
-            "/v2/members" | "/v2/members/" => members::handle(self, &req),
+            "/v2/members" | "/v2/members/" => members::handle(self, &req).await,
             "/v2/stats/self" => only_get(&req, || stats::self_stats(self)),
             "/v2/stats/leader" => only_get(&req, || stats::leader_stats(self)),
             "/v2/stats/store" => only_get(&req, || stats::store_stats(self)),
             "/metrics" => only_get(&req, || stats::metrics(self)),
-            _ if path.starts_with("/v2/members/") => members::handle(self, &req),
+            _ if path.starts_with("/v2/members/") => members::handle(self, &req).await,
             _ => not_found(),
         }
     }
@@ -215,11 +218,15 @@ fn only_get(req: &Request, f: impl FnOnce() -> Response) -> Response {
     }
 }
 
-fn version() -> Response {
-    let body = format!(
+/// `/version`'s body (also served on the peer port).
+pub fn version_json() -> String {
+    format!(
         "{{\"etcdserver\":\"{ETCD_SERVER_VERSION}\",\"etcdcluster\":\"{ETCD_CLUSTER_VERSION}\"}}"
-    );
-    json_response(200, body.into_bytes())
+    )
+}
+
+fn version() -> Response {
+    json_response(200, version_json().into_bytes())
 }
 
 pub(crate) fn json_response(status: u16, body: Vec<u8>) -> Response {

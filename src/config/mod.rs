@@ -50,6 +50,8 @@ pub const SUPPORTED_NOW: &[&str] = &[
     "initial-cluster",
     "initial-cluster-token",
     "initial-cluster-state",
+    "strict-reconfig-check",
+    "force-new-cluster",
     "log-package-levels",
     "version",
     "shards",

@@ -5,6 +5,7 @@
 //! v2 API, its errors, or what any path means: requests reach a [`Handler`], which returns a
 //! [`Response`].
 
+pub mod client;
 pub mod conn;
 pub mod form;
 pub mod request;

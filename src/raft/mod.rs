@@ -2,14 +2,20 @@
 //!
 //! Owns proposal batching (everything that reached the inbox while the previous Ready was being
 //! handled goes into the next one), ReadIndex batching, ticking, leader-clock `Sync` proposals
-//! for TTL expiry, and the committed-entry stream to every shard. Knows nothing about HTTP.
+//! for TTL expiry, the committed-entry stream to every shard, the member list
+//! ([`membership`]) and snapshots ([`snapshots`]). Messages to peers go through the
+//! [`Transport`]. Knows nothing about HTTP.
 //!
 //! Durability: every Ready's entries and hard state go to the WAL in one write and one
 //! `fdatasync` (see [`storage`]) before raft learns they are persisted; proposals that arrive
-//! meanwhile wait in the inbox and share the next one (group commit). Every `--snapshot-count`
-//! applied entries the store is written to a snapshot file and the log is compacted.
+//! meanwhile wait in the inbox and share the next one (group commit). A leader sends its
+//! appends to followers before its own write (Raft thesis §10.2.1); votes and follower acks wait
+//! for it. Every `--snapshot-count` applied entries the store is written to a snapshot file and
+//! the log is compacted.
 
 pub mod logger;
+mod membership;
+mod snapshots;
 pub mod storage;
 
 use std::collections::HashMap;
@@ -20,17 +26,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::path::PathBuf;
 
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message};
-use raft::storage::MemStorage;
-use raft::{RawNode, StateRole, Storage as _};
+use raft::eraftpb::{Entry, EntryType, Message, Snapshot};
+use raft::{RawNode, SnapshotStatus, StateRole};
 
-use crate::wal::Wal;
-
+use crate::cluster::membership::Membership;
 use crate::error::{Code, Error};
 use crate::shard::local::Mailbox;
-use crate::shard::proposal::{self, Proposal, NO_ORIGIN};
+use crate::shard::proposal::{self, Origin};
 use crate::shard::{CommittedBatch, CommittedEntry, RaftInput, Shard, ShardMsg};
 use crate::store::Command;
+use crate::transport::{Transport, TransportStats};
+use crate::wal::Wal;
+use storage::LogStorage;
 
 /// Timing and identity of the local raft node.
 pub struct RaftSettings {
@@ -43,18 +50,30 @@ pub struct RaftSettings {
     pub max_snapshots: usize,
     pub max_wals: usize,
     pub snap_dir: PathBuf,
+    /// What this member publishes about itself once it runs.
+    pub name: String,
+    pub client_urls: Vec<String>,
+    /// `--strict-reconfig-check`.
+    pub strict_reconfig_check: bool,
+    /// A member joining a running cluster: the members it was told about, to talk to until
+    /// the leader's log gives it the member list.
+    pub join_peers: Vec<crate::cluster::Member>,
 }
 
 pub struct RaftDriver {
-    node: RawNode<MemStorage>,
+    node: RawNode<LogStorage>,
     wal: Wal,
     settings: Rc<RaftSettings>,
+    member_id: u64,
+    /// The member list as of the applied index (shard 0's copy; published to `Shared`).
+    members: Membership,
+    transport: Transport,
     /// Raft index of the newest snapshot on disk.
     snapshot_index: u64,
     /// Raft index shard 0's store has applied.
     applied_index: u64,
-    /// Set while a snapshot is being written, so only one is in flight.
-    snapshotting: bool,
+    /// The snapshot being written (only one at a time); offered to followers once saved.
+    snapshot_in_flight: Option<Snapshot>,
     shard: Rc<Shard>,
     inbox: Rc<Mailbox<RaftInput>>,
     /// Proposals that arrived while no leader was known; proposed once one is.
@@ -62,20 +81,24 @@ pub struct RaftDriver {
     /// Read-index batches in flight: context -> the (shard, id) pairs that asked.
     reads_in_flight: HashMap<u64, Vec<(usize, u64)>>,
     next_read_ctx: u64,
+    /// Ticks until this member next checks that its name and client URLs are published.
+    publish_countdown: u32,
 }
 
 /// Builds the node over the recovered log and starts its loop and ticker on the current
-/// executor (shard 0).
+/// executor (shard 0). Returns the node's inbox (the peer endpoints feed it).
 pub fn start_node(
     settings: RaftSettings,
     shard: Rc<Shard>,
     recovered: storage::Recovered,
-) -> Result<(), String> {
+    stats: Arc<TransportStats>,
+) -> Result<Rc<Mailbox<RaftInput>>, String> {
     let storage::Recovered {
         bootstrap,
         wal,
         storage,
         applied,
+        membership,
         ..
     } = recovered;
     let election_tick = (settings.election_timeout.as_millis()
@@ -86,8 +109,12 @@ pub fn start_node(
         applied,
         election_tick,
         heartbeat_tick: 1,
+        // Up to 1 MiB of entries per append (0 would mean one entry per message).
         max_size_per_msg: 1 << 20,
+        // Appends in flight per follower before the leader waits for acks: the back-pressure.
         max_inflight_msgs: 256,
+        // A leader that lost its quorum steps down; a partitioned member cannot disrupt the
+        // cluster with higher terms when it comes back.
         check_quorum: true,
         pre_vote: true,
         ..Default::default()
@@ -96,36 +123,44 @@ pub fn start_node(
         .validate()
         .map_err(|e| format!("raft configuration: {e}"))?;
     let logger = logger::build(settings.debug);
-    let mut node = RawNode::new(&config, storage, &logger).map_err(|e| format!("raft: {e}"))?;
-    if bootstrap.voters == [bootstrap.member_id] {
-        // A lone voter needs no election timeout to win: become leader now.
-        node.campaign().map_err(|e| format!("raft campaign: {e}"))?;
-    }
+    let node = RawNode::new(&config, storage, &logger).map_err(|e| format!("raft: {e}"))?;
     let inbox = Mailbox::new();
     shard.set_raft_inbox(inbox.clone());
+    let transport = Transport::new(
+        bootstrap.member_id,
+        bootstrap.cluster_id,
+        inbox.clone(),
+        stats,
+    );
     let heartbeat = settings.heartbeat;
-    let driver = RaftDriver {
+    let mut driver = RaftDriver {
         node,
         wal,
         settings: Rc::new(settings),
+        member_id: bootstrap.member_id,
+        members: membership,
+        transport,
         snapshot_index: applied,
         applied_index: applied,
-        snapshotting: false,
+        snapshot_in_flight: None,
         shard,
         inbox: inbox.clone(),
         waiting_for_leader: Vec::new(),
         reads_in_flight: HashMap::new(),
         next_read_ctx: 1,
+        publish_countdown: 0,
     };
+    driver.members_changed();
     glommio::spawn_local(driver.run()).detach();
+    let ticks = inbox.clone();
     glommio::spawn_local(async move {
         loop {
             glommio::timer::sleep(heartbeat).await;
-            inbox.push(RaftInput::Tick);
+            ticks.push(RaftInput::Tick);
         }
     })
     .detach();
-    Ok(())
+    Ok(inbox)
 }
 
 fn unix_nanos_now() -> i64 {
@@ -135,9 +170,18 @@ fn unix_nanos_now() -> i64 {
         .unwrap_or(0)
 }
 
+fn fatal(e: String) -> ! {
+    eprintln!("tern: fatal: {e}");
+    std::process::exit(1);
+}
+
 impl RaftDriver {
     async fn run(mut self) {
         let mut inputs = Vec::new();
+        // Entries committed before this start (the bootstrap, or the recovered log).
+        if let Err(e) = self.handle_ready().await {
+            fatal(e);
+        }
         loop {
             inputs.clear();
             if !self.inbox.recv_batch(&mut inputs).await {
@@ -149,17 +193,30 @@ impl RaftDriver {
                     RaftInput::Tick => {
                         self.node.tick();
                         self.propose_sync_if_due();
+                        self.publish_countdown = self.publish_countdown.saturating_sub(1);
                     }
                     RaftInput::Propose(data) => self.propose(data),
+                    RaftInput::ChangeMembership { origin, change } => {
+                        self.propose_member_change(origin, change)
+                    }
                     RaftInput::ReadIndex { from, id } => reads.push((from, id)),
+                    RaftInput::Peer(msg) => self.step(*msg),
+                    RaftInput::Unreachable(id) => self.node.report_unreachable(id),
+                    RaftInput::SnapshotSent { to, ok } => {
+                        let status = if ok {
+                            SnapshotStatus::Finish
+                        } else {
+                            SnapshotStatus::Failure
+                        };
+                        self.node.report_snapshot(to, status);
+                    }
                     RaftInput::SnapshotSaved {
                         index,
                         term,
                         result,
                     } => {
                         if let Err(e) = self.on_snapshot_saved(index, term, result).await {
-                            eprintln!("tern: fatal: {e}");
-                            std::process::exit(1);
+                            fatal(e);
                         }
                     }
                 }
@@ -167,10 +224,11 @@ impl RaftDriver {
             if !reads.is_empty() {
                 self.request_read_index(reads);
             }
+            self.campaign_if_alone();
+            self.publish_if_needed();
             if let Err(e) = self.handle_ready().await {
                 // The WAL cannot take writes: stop acknowledging anything (etcd exits too).
-                eprintln!("tern: fatal: {e}");
-                std::process::exit(1);
+                fatal(e);
             }
             self.maybe_snapshot();
         }
@@ -178,6 +236,26 @@ impl RaftDriver {
 
     fn leader_known(&self) -> bool {
         self.node.raft.leader_id != raft::INVALID_ID
+    }
+
+    fn step(&mut self, msg: Message) {
+        if self.members.is_removed(msg.from) {
+            return;
+        }
+        // Errors here are messages from unknown peers or stale terms: raft ignores them too.
+        let _ = self.node.step(msg);
+    }
+
+    /// A member that is the only voter needs no election timeout to win.
+    fn campaign_if_alone(&mut self) {
+        if self.node.raft.state == StateRole::Leader {
+            return;
+        }
+        let conf = self.node.raft.prs().conf().voters().ids();
+        let alone = conf.len() == 1 && conf.contains(self.member_id);
+        if alone {
+            let _ = self.node.campaign();
+        }
     }
 
     fn propose(&mut self, data: Vec<u8>) {
@@ -191,18 +269,23 @@ impl RaftDriver {
     }
 
     fn fail_proposal(&self, data: &[u8], error: Error) {
-        let Ok((origin, id)) = proposal::header(data) else {
+        let Ok(origin) = proposal::origin(data) else {
             return;
         };
-        if origin == NO_ORIGIN {
+        if !origin.is(self.member_id, usize::from(origin.shard)) {
             return;
         }
-        let origin = usize::from(origin);
-        if origin == self.shard.id {
-            self.shard.fail_write(id, error);
+        let shard = usize::from(origin.shard);
+        if shard == self.shard.id {
+            self.shard.fail_write(origin.id, error);
         } else {
-            self.shard
-                .send_to(origin, ShardMsg::ProposalFailed { id, error });
+            self.shard.send_to(
+                shard,
+                ShardMsg::ProposalFailed {
+                    id: origin.id,
+                    error,
+                },
+            );
         }
     }
 
@@ -219,13 +302,8 @@ impl RaftDriver {
             .next_expiration()
             .is_some_and(|at| at <= now);
         if due {
-            let mut data = Vec::with_capacity(24);
-            Proposal {
-                origin: NO_ORIGIN,
-                id: 0,
-                command: &Command::Sync { now },
-            }
-            .encode(&mut data);
+            let mut data = Vec::with_capacity(32);
+            proposal::encode_store(Origin::NONE, &Command::Sync { now }, &mut data);
             let _ = self.node.propose(vec![], data);
         }
     }
@@ -254,8 +332,9 @@ impl RaftDriver {
     }
 
     fn send_messages(&mut self, msgs: Vec<Message>) {
-        // Single member: no peers to send to yet (the peer transport is a later stage).
-        drop(msgs);
+        if !msgs.is_empty() {
+            self.transport.send(msgs);
+        }
     }
 
     /// Handles Readies in raft-rs's documented order until raft has nothing more to say.
@@ -294,7 +373,13 @@ impl RaftDriver {
             self.send_messages(msgs);
         }
 
-        // 3. Read states: answer the ReadIndex batches.
+        // 3. A snapshot from the leader replaces the log and every replica.
+        if !ready.snapshot().is_empty() {
+            let snapshot = ready.snapshot().clone();
+            self.install_snapshot(snapshot).await?;
+        }
+
+        // 4. Read states: answer the ReadIndex batches.
         for rs in ready.take_read_states() {
             let mut ctx = [0u8; 8];
             if rs.request_ctx.len() == 8 {
@@ -307,11 +392,11 @@ impl RaftDriver {
             }
         }
 
-        // 4. Committed entries (already durable from earlier Readies): apply everywhere.
+        // 5. Committed entries (already durable from earlier Readies): apply everywhere.
         let committed = ready.take_committed_entries();
         self.apply_committed(committed);
 
-        // 5. New entries and hard state: one WAL write and one fdatasync, then the mirror.
+        // 6. New entries and hard state: one WAL write and one fdatasync, then the mirror.
         for entry in ready.entries() {
             let bytes = protobuf::Message::write_to_bytes(entry)
                 .map_err(|e| format!("encode entry: {e}"))?;
@@ -331,25 +416,27 @@ impl RaftDriver {
         if !ready.entries().is_empty() {
             self.node
                 .mut_store()
+                .mem
                 .wl()
                 .append(ready.entries())
                 .map_err(|e| format!("raft log: {e}"))?;
         }
         if let Some(hs) = ready.hs() {
-            self.node.mut_store().wl().set_hardstate(hs.clone());
+            self.node.mut_store().mem.wl().set_hardstate(hs.clone());
         }
 
-        // 6. Messages that must wait for the append to be durable (votes, follower acks).
+        // 7. Messages that must wait for the append to be durable (votes, follower acks).
         if !ready.persisted_messages().is_empty() {
             let msgs = ready.take_persisted_messages();
             self.send_messages(msgs);
         }
 
-        // 7. Advance: entries that the append just made committable.
+        // 8. Advance: entries that the append just made committable.
         let mut light = self.node.advance(ready);
         if let Some(commit) = light.commit_index() {
             self.node
                 .mut_store()
+                .mem
                 .wl()
                 .mut_hard_state()
                 .set_commit(commit);
@@ -370,73 +457,6 @@ impl RaftDriver {
         Ok(())
     }
 
-    /// Every `--snapshot-count` applied entries: write shard 0's store to a snapshot file (on a
-    /// blocking thread, so the loop keeps serving), then compact the log and purge old files.
-    fn maybe_snapshot(&mut self) {
-        let due = self.applied_index >= self.snapshot_index + self.settings.snapshot_count.max(1);
-        if !due || self.snapshotting {
-            return;
-        }
-        let index = self.applied_index;
-        let Ok(term) = self.node.store().term(index) else {
-            return;
-        };
-        let started = std::time::Instant::now();
-        let voters = self.node.raft.prs().conf().to_conf_state().voters;
-        let store = self.shard.store.borrow().snapshot();
-        let payload = storage::encode_snapshot_payload(&voters, &store);
-        let stall = started.elapsed().as_micros() as u64;
-        let status = &self.shard.shared.raft;
-        status.snapshots.fetch_add(1, Ordering::Relaxed);
-        status
-            .snapshot_stall_micros_total
-            .fetch_add(stall, Ordering::Relaxed);
-        status
-            .snapshot_stall_micros_max
-            .fetch_max(stall, Ordering::Relaxed);
-        self.snapshotting = true;
-        let dir = self.settings.snap_dir.clone();
-        let inbox = self.inbox.clone();
-        glommio::spawn_local(async move {
-            let result = crate::snap::save_async(dir, index, term, payload)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string());
-            inbox.push(RaftInput::SnapshotSaved {
-                index,
-                term,
-                result,
-            });
-        })
-        .detach();
-    }
-
-    async fn on_snapshot_saved(
-        &mut self,
-        index: u64,
-        term: u64,
-        result: Result<(), String>,
-    ) -> Result<(), String> {
-        self.snapshotting = false;
-        if let Err(e) = result {
-            eprintln!("tern: snapshot at {index} failed: {e}");
-            return Ok(());
-        }
-        self.wal.append_snapshot_marker(index, term);
-        self.wal.sync().await.map_err(|e| e.to_string())?;
-        self.snapshot_index = index;
-        if let Err(e) = self.node.mut_store().wl().compact(index) {
-            eprintln!("tern: compacting the raft log to {index}: {e}");
-        }
-        if let Err(e) = self.wal.purge(index, self.settings.max_wals) {
-            eprintln!("tern: purging WAL segments: {e}");
-        }
-        if let Err(e) = crate::snap::purge(&self.settings.snap_dir, self.settings.max_snapshots) {
-            eprintln!("tern: purging snapshots: {e}");
-        }
-        Ok(())
-    }
-
     fn apply_committed(&mut self, entries: Vec<Entry>) {
         if entries.is_empty() {
             return;
@@ -448,13 +468,20 @@ impl RaftDriver {
         };
         for mut entry in entries {
             let data = match entry.get_entry_type() {
+                EntryType::EntryNormal if proposal::is_member_change(&entry.data) => {
+                    self.apply_member_entry(&entry);
+                    Default::default()
+                }
                 EntryType::EntryNormal => std::mem::take(&mut entry.data),
                 EntryType::EntryConfChange => {
-                    self.apply_conf_change_v1(&entry);
+                    self.apply_conf_change(&entry);
                     Default::default()
                 }
                 EntryType::EntryConfChangeV2 => {
-                    self.apply_conf_change_v2(&entry);
+                    eprintln!(
+                        "tern: ignoring a joint-consensus conf change at {}",
+                        entry.index
+                    );
                     Default::default()
                 }
             };
@@ -472,24 +499,6 @@ impl RaftDriver {
         for peer in 0..self.shard.shared.nshards {
             if peer != self.shard.id {
                 self.shard.send_to(peer, ShardMsg::Committed(batch.clone()));
-            }
-        }
-    }
-
-    fn apply_conf_change_v1(&mut self, entry: &Entry) {
-        let mut cc = ConfChange::default();
-        if protobuf::Message::merge_from_bytes(&mut cc, &entry.data).is_ok() {
-            if let Err(e) = self.node.apply_conf_change(&cc) {
-                eprintln!("tern: raft conf change at {} refused: {e}", entry.index);
-            }
-        }
-    }
-
-    fn apply_conf_change_v2(&mut self, entry: &Entry) {
-        let mut cc = ConfChangeV2::default();
-        if protobuf::Message::merge_from_bytes(&mut cc, &entry.data).is_ok() {
-            if let Err(e) = self.node.apply_conf_change(&cc) {
-                eprintln!("tern: raft conf change at {} refused: {e}", entry.index);
             }
         }
     }

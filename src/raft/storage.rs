@@ -10,9 +10,15 @@
 use std::path::{Path, PathBuf};
 
 use protobuf::Message as _;
-use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use raft::eraftpb::{
+    ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata,
+};
 use raft::storage::MemStorage;
 
+use crate::cluster::membership::{MemberChange, Membership};
+use crate::cluster::Member;
+use crate::codec;
+use crate::shard::proposal;
 use crate::snap;
 use crate::wal::Wal;
 
@@ -66,30 +72,182 @@ impl Bootstrap {
     }
 }
 
-/// What a snapshot file carries: raft's configuration at the snapshot and the store's bytes.
-// Format (version 1): [u8 1][u32 voter count][u64 voter]*[store snapshot bytes…]
-pub fn encode_snapshot_payload(voters: &[u64], store: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + 8 * voters.len() + store.len());
-    out.push(1);
+/// What a snapshot file carries: raft's voters and the member list at the snapshot, and the
+/// store's bytes.
+// Format (version 2): [u8 2][u32 voter count][u64 voter]*[Membership][store snapshot bytes…]
+pub fn encode_snapshot_payload(voters: &[u64], members: &Membership, store: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + 8 * voters.len() + store.len());
+    out.push(2);
     out.extend_from_slice(&(voters.len() as u32).to_le_bytes());
     for v in voters {
         out.extend_from_slice(&v.to_le_bytes());
     }
+    members.encode(&mut out);
     out.extend_from_slice(store);
     out
 }
 
-pub fn decode_snapshot_payload(bytes: &[u8]) -> Result<(Vec<u64>, &[u8]), String> {
-    let mut r = Reader(bytes);
-    if r.u8()? != 1 {
-        return Err("unknown snapshot payload version".into());
+/// The parts of a snapshot payload.
+pub struct SnapshotPayload<'a> {
+    pub voters: Vec<u64>,
+    pub members: Membership,
+    pub store: &'a [u8],
+}
+
+pub fn decode_snapshot_payload(bytes: &[u8]) -> Result<SnapshotPayload<'_>, String> {
+    let mut r = codec::Reader::new(bytes);
+    let version = r.u8().map_err(|e| e.to_string())?;
+    if version != 2 {
+        return Err(format!("unknown snapshot payload version {version}"));
     }
-    let n = r.u32()? as usize;
-    let mut voters = Vec::with_capacity(n.min(1024));
-    for _ in 0..n {
-        voters.push(r.u64()?);
+    let n = r.count(8).map_err(|e| e.to_string())?;
+    let voters = (0..n)
+        .map(|_| r.u64())
+        .collect::<Result<Vec<u64>, _>>()
+        .map_err(|e| e.to_string())?;
+    let members = Membership::decode(&mut r).map_err(|e| format!("member list: {e}"))?;
+    Ok(SnapshotPayload {
+        voters,
+        members,
+        store: r.rest(),
+    })
+}
+
+/// raft-rs's log as it reads it: the in-memory mirror of the WAL, plus the newest snapshot
+/// (with its data) to send to a follower that fell behind the compacted log. raft-rs's own
+/// `MemStorage` would hand out a snapshot without data.
+pub struct LogStorage {
+    pub mem: MemStorage,
+    snapshot: std::cell::RefCell<Snapshot>,
+}
+
+impl LogStorage {
+    pub fn new(mem: MemStorage) -> LogStorage {
+        LogStorage {
+            mem,
+            snapshot: Default::default(),
+        }
     }
-    Ok((voters, r.0))
+
+    /// The snapshot to offer followers from now on.
+    pub fn set_snapshot(&self, snapshot: Snapshot) {
+        *self.snapshot.borrow_mut() = snapshot;
+    }
+}
+
+/// A raft snapshot with its metadata and data.
+pub fn raft_snapshot(index: u64, term: u64, voters: Vec<u64>, data: Vec<u8>) -> Snapshot {
+    let mut meta = SnapshotMetadata {
+        index,
+        term,
+        ..Default::default()
+    };
+    meta.set_conf_state(ConfState::from((voters, vec![])));
+    let mut snapshot = Snapshot::default();
+    snapshot.set_metadata(meta);
+    snapshot.data = data.into();
+    snapshot
+}
+
+impl raft::Storage for LogStorage {
+    fn initial_state(&self) -> raft::Result<raft::RaftState> {
+        self.mem.initial_state()
+    }
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        context: raft::GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        self.mem.entries(low, high, max_size, context)
+    }
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.mem.term(idx)
+    }
+    fn first_index(&self) -> raft::Result<u64> {
+        self.mem.first_index()
+    }
+    fn last_index(&self) -> raft::Result<u64> {
+        self.mem.last_index()
+    }
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let snapshot = self.snapshot.borrow();
+        let index = snapshot.get_metadata().index;
+        if index == 0 || index < request_index {
+            return Err(raft::Error::Store(
+                raft::StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        Ok(snapshot.clone())
+    }
+}
+
+/// The entries that start a new cluster: one conf change adding each initial member, at term 1,
+/// in ID order, so every member of the cluster writes the same first entries.
+pub fn bootstrap_entries(initial: &[Member]) -> Vec<Entry> {
+    let mut members = initial.to_vec();
+    members.sort_by_key(|m| m.id);
+    members
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let id = m.id;
+            let mut member = m;
+            member.client_urls.clear();
+            conf_change_entry(
+                i as u64 + 1,
+                1,
+                ConfChangeType::AddNode,
+                id,
+                &MemberChange::Add(member),
+            )
+        })
+        .collect()
+}
+
+/// A conf-change entry whose context carries the member change (no waiter).
+pub fn conf_change_entry(
+    index: u64,
+    term: u64,
+    kind: ConfChangeType,
+    node: u64,
+    change: &MemberChange,
+) -> Entry {
+    let mut context = Vec::new();
+    proposal::encode_member(proposal::Origin::NONE, change, &mut context);
+    let mut cc = ConfChange::default();
+    cc.set_change_type(kind);
+    cc.node_id = node;
+    cc.context = context.into();
+    let mut entry = Entry::default();
+    entry.set_entry_type(EntryType::EntryConfChange);
+    entry.index = index;
+    entry.term = term;
+    entry.data = cc.write_to_bytes().unwrap_or_default().into();
+    entry
+}
+
+/// The voters after `entries` are applied on top of `voters`.
+fn voters_after(mut voters: Vec<u64>, entries: &[Entry]) -> Vec<u64> {
+    for e in entries {
+        if e.get_entry_type() != EntryType::EntryConfChange {
+            continue;
+        }
+        let Ok(cc) = ConfChange::parse_from_bytes(&e.data) else {
+            continue;
+        };
+        match cc.get_change_type() {
+            ConfChangeType::AddNode => {
+                if !voters.contains(&cc.node_id) {
+                    voters.push(cc.node_id);
+                }
+            }
+            ConfChangeType::RemoveNode => voters.retain(|v| *v != cc.node_id),
+            ConfChangeType::AddLearnerNode => {}
+        }
+    }
+    voters
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -152,9 +310,11 @@ impl Paths {
 pub struct Recovered {
     pub bootstrap: Bootstrap,
     pub wal: Wal,
-    pub storage: MemStorage,
+    pub storage: LogStorage,
     /// The store part of the snapshot raft starts from (every shard restores it).
     pub store_snapshot: Option<Vec<u8>>,
+    /// The member list at that snapshot (empty without one: the log rebuilds it).
+    pub membership: Membership,
     /// Raft index of that snapshot (0 without one): entries up to it are already applied.
     pub applied: u64,
     /// The index a member must apply before it serves clients: the highest known committed
@@ -165,23 +325,53 @@ pub struct Recovered {
     pub warnings: Vec<String>,
 }
 
-/// Opens the member's WAL and newest snapshot, or creates them for `fresh` on first start.
-pub async fn recover(paths: &Paths, fresh: Bootstrap) -> Result<Recovered, String> {
+/// How a member without a WAL starts.
+pub enum FirstStart<'a> {
+    /// A new cluster of these members (`--initial-cluster-state new`).
+    NewCluster(&'a [Member]),
+    /// Joining a running cluster: the log comes from its leader.
+    Join,
+}
+
+/// Opens the member's WAL and newest snapshot, or creates them on first start.
+/// `force_new_cluster` rewrites the log so this member is the only voter (keeping its data).
+pub async fn recover(
+    paths: &Paths,
+    fresh: Bootstrap,
+    first: FirstStart<'_>,
+    force_new_cluster: bool,
+) -> Result<Recovered, String> {
     if !Wal::exists(&paths.wal) {
         std::fs::create_dir_all(&paths.snap)
             .map_err(|e| format!("cannot create {}: {e}", paths.snap.display()))?;
-        let wal = Wal::create(&paths.wal, &fresh.encode())
+        let mut wal = Wal::create(&paths.wal, &fresh.encode())
             .await
             .map_err(|e| e.to_string())?;
-        let storage =
-            MemStorage::new_with_conf_state(ConfState::from((fresh.voters.clone(), vec![])));
+        let storage = MemStorage::new();
+        let mut commit = 0;
+        if let FirstStart::NewCluster(initial) = first {
+            let entries = bootstrap_entries(initial);
+            commit = entries.len() as u64;
+            let hs = HardState {
+                term: 1,
+                vote: 0,
+                commit,
+                ..Default::default()
+            };
+            persist(&mut wal, &entries, &hs).await?;
+            let mut core = storage.wl();
+            core.append(&entries)
+                .map_err(|e| format!("raft log: {e}"))?;
+            core.set_hardstate(hs);
+        }
         return Ok(Recovered {
             bootstrap: fresh,
             wal,
-            storage,
+            storage: LogStorage::new(storage),
             store_snapshot: None,
+            membership: Membership::default(),
             applied: 0,
-            commit: 0,
+            commit,
             fresh: true,
             warnings: Vec::new(),
         });
@@ -197,7 +387,7 @@ pub async fn recover(paths: &Paths, fresh: Bootstrap) -> Result<Recovered, Strin
             .map(|s| format!("skipped snapshot {s}")),
     );
     let after = loaded.snapshot.as_ref().map_or(0, |s| s.index);
-    let (wal, rec) = Wal::open(&paths.wal, after)
+    let (mut wal, rec) = Wal::open(&paths.wal, after)
         .await
         .map_err(|e| e.to_string())?;
     warnings.extend(rec.warnings);
@@ -205,70 +395,106 @@ pub async fn recover(paths: &Paths, fresh: Bootstrap) -> Result<Recovered, Strin
         .map_err(|e| format!("{}: member metadata: {e}", paths.wal.display()))?;
 
     let mut store_snapshot = None;
+    let mut membership = Membership::default();
     let mut applied = 0;
-    let (storage, snap_index, snap_term) = match &loaded.snapshot {
+    let mut voters = Vec::new();
+    let storage = LogStorage::new(MemStorage::new());
+    let (snap_index, snap_term) = match &loaded.snapshot {
         Some(s) => {
-            let (voters, store) = decode_snapshot_payload(&s.payload)
+            let payload = decode_snapshot_payload(&s.payload)
                 .map_err(|e| format!("{}: snapshot {}: {e}", paths.snap.display(), s.index))?;
-            store_snapshot = Some(store.to_vec());
+            store_snapshot = Some(payload.store.to_vec());
+            membership = payload.members;
+            voters = payload.voters;
             applied = s.index;
-            let mut meta = SnapshotMetadata {
-                index: s.index,
-                term: s.term,
-                ..Default::default()
-            };
-            meta.set_conf_state(ConfState::from((voters, vec![])));
-            let mut snapshot = Snapshot::default();
-            snapshot.set_metadata(meta);
-            let storage = MemStorage::new();
             storage
+                .mem
                 .wl()
-                .apply_snapshot(snapshot)
+                .apply_snapshot(raft_snapshot(s.index, s.term, voters.clone(), Vec::new()))
                 .map_err(|e| format!("raft snapshot: {e}"))?;
-            (storage, s.index, s.term)
+            storage.set_snapshot(raft_snapshot(
+                s.index,
+                s.term,
+                voters.clone(),
+                s.payload.clone(),
+            ));
+            (s.index, s.term)
         }
-        None => (
-            MemStorage::new_with_conf_state(ConfState::from((bootstrap.voters.clone(), vec![]))),
-            0,
-            0,
-        ),
+        None => (0, 0),
     };
-    {
-        let mut core = storage.wl();
-        let mut entries = Vec::with_capacity(rec.entries.len());
-        for (index, _term, data) in rec.entries {
-            if index <= snap_index {
-                continue;
-            }
-            let entry = Entry::parse_from_bytes(&data)
-                .map_err(|e| format!("{}: entry {index}: {e}", paths.wal.display()))?;
-            entries.push(entry);
+    let mut entries = Vec::with_capacity(rec.entries.len());
+    for (index, _term, data) in rec.entries {
+        if index <= snap_index {
+            continue;
         }
+        let entry = Entry::parse_from_bytes(&data)
+            .map_err(|e| format!("{}: entry {index}: {e}", paths.wal.display()))?;
+        if entry.term < snap_term {
+            // Written before a snapshot from the leader replaced this log: stale.
+            break;
+        }
+        entries.push(entry);
+    }
+    let mut hs = HardState::default();
+    if let Some((term, vote, commit)) = rec.hard_state {
+        hs = HardState {
+            term: term.max(snap_term),
+            vote,
+            commit: commit.max(snap_index),
+            ..Default::default()
+        };
+    }
+    let last = entries.last().map_or(snap_index, |e| e.index);
+    hs.commit = hs.commit.min(last);
+    if force_new_cluster {
+        entries.retain(|e| e.index <= hs.commit);
+        let others: Vec<u64> = voters_after(voters.clone(), &entries)
+            .into_iter()
+            .filter(|v| *v != bootstrap.member_id)
+            .collect();
+        let mut next = hs.commit + 1;
+        let term = hs.term.max(1);
+        let mut added = Vec::new();
+        for id in others {
+            added.push(conf_change_entry(
+                next,
+                term,
+                ConfChangeType::RemoveNode,
+                id,
+                &MemberChange::Remove(id),
+            ));
+            next += 1;
+        }
+        hs.term = term;
+        hs.commit = next - 1;
+        hs.vote = 0;
+        persist(&mut wal, &added, &hs).await?;
+        warnings.push(format!(
+            "--force-new-cluster: removed {} other member(s) at index {}; this member is the only voter",
+            added.len(),
+            hs.commit
+        ));
+        entries.extend(added);
+    }
+    let lone = voters_after(voters, &entries) == [bootstrap.member_id];
+    {
+        let mut core = storage.mem.wl();
         core.append(&entries)
             .map_err(|e| format!("raft log: {e}"))?;
-        if let Some((term, vote, commit)) = rec.hard_state {
-            core.set_hardstate(HardState {
-                term: term.max(snap_term),
-                vote,
-                commit: commit.max(snap_index),
-                ..Default::default()
-            });
-        }
+        core.set_hardstate(hs.clone());
     }
-    let mut commit = storage
-        .initial_state()
-        .map(|s| s.hard_state.commit)
-        .unwrap_or(applied);
-    if bootstrap.voters == [bootstrap.member_id] {
+    let mut commit = hs.commit.max(applied);
+    if lone {
         // A lone voter commits its whole log again as soon as it leads; the hard state's commit
         // index may lag the last acknowledged write by one sync, so wait for all of it.
-        commit = commit.max(storage.last_index().unwrap_or(commit));
+        commit = commit.max(last);
     }
     Ok(Recovered {
         bootstrap,
         wal,
         storage,
         store_snapshot,
+        membership,
         applied,
         commit,
         fresh: false,
@@ -276,7 +502,18 @@ pub async fn recover(paths: &Paths, fresh: Bootstrap) -> Result<Recovered, Strin
     })
 }
 
-use raft::Storage as _;
+/// Writes entries and a hard state to the WAL and makes them durable.
+async fn persist(wal: &mut Wal, entries: &[Entry], hs: &HardState) -> Result<(), String> {
+    for e in entries {
+        let bytes = e
+            .write_to_bytes()
+            .map_err(|e| format!("encode entry: {e}"))?;
+        wal.append_entry(e.index, e.term, &bytes);
+    }
+    wal.set_hard_state(hs.term, hs.vote, hs.commit);
+    wal.sync().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
@@ -302,10 +539,42 @@ mod tests {
 
     #[test]
     fn snapshot_payload_round_trips() {
-        let p = encode_snapshot_payload(&[1, 2], b"store-bytes");
-        let (voters, store) = decode_snapshot_payload(&p).unwrap();
-        assert_eq!(voters, vec![1, 2]);
-        assert_eq!(store, b"store-bytes");
+        let mut members = Membership::default();
+        members
+            .apply(&MemberChange::Add(Member {
+                id: 1,
+                name: "a".into(),
+                peer_urls: vec!["http://a:1".into()],
+                client_urls: vec![],
+            }))
+            .unwrap();
+        let p = encode_snapshot_payload(&[1, 2], &members, b"store-bytes");
+        let back = decode_snapshot_payload(&p).unwrap();
+        assert_eq!(back.voters, vec![1, 2]);
+        assert_eq!(back.members, members);
+        assert_eq!(back.store, b"store-bytes");
         assert!(decode_snapshot_payload(&p[..3]).is_err());
+    }
+
+    #[test]
+    fn bootstrap_entries_are_the_same_whatever_the_order() {
+        let a = Member::new("a", &["http://127.0.0.1:1".into()], &[], "t");
+        let b = Member::new("b", &["http://127.0.0.2:1".into()], &[], "t");
+        let one = bootstrap_entries(&[a.clone(), b.clone()]);
+        let two = bootstrap_entries(&[b, a]);
+        assert_eq!(one, two);
+        assert_eq!(
+            one.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>(),
+            vec![(1, 1), (2, 1)]
+        );
+        let mut voters = voters_after(vec![], &one);
+        voters.sort_unstable();
+        let mut want = vec![one_id(&one[0]), one_id(&one[1])];
+        want.sort_unstable();
+        assert_eq!(voters, want);
+    }
+
+    fn one_id(e: &Entry) -> u64 {
+        ConfChange::parse_from_bytes(&e.data).unwrap().node_id
     }
 }

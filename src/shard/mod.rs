@@ -21,10 +21,11 @@ use bytes::Bytes;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 
+use crate::cluster::membership::{MemberChange, MemberError, Membership};
 use crate::error::{Code, Error};
 use crate::store::{Command, Event, Store, WatchStart, WatcherId};
 use local::{oneshot, Mailbox, OneshotSender};
-use proposal::Proposal;
+use proposal::{Origin, Payload};
 
 /// How many undelivered events a watcher may have before it is dropped (as etcd does with a
 /// full watcher channel): the client sees its long-poll end and re-watches from its index.
@@ -32,8 +33,20 @@ pub const WATCHER_BUFFER: usize = 100;
 
 /// Messages between shards. Only immutable data crosses cores.
 pub enum ShardMsg {
-    /// An encoded [`Proposal`] for shard 0's raft node.
+    /// An encoded proposal (see [`proposal`]) for shard 0's raft node.
     Propose(Vec<u8>),
+    /// A member-list change for shard 0's raft node.
+    ChangeMembership {
+        origin: Origin,
+        change: MemberChange,
+    },
+    /// The outcome of a member-list change (from shard 0 to the shard that asked).
+    MembershipChanged {
+        id: u64,
+        result: Result<(), MemberError>,
+    },
+    /// Replace the replica with a snapshot received from the leader (from shard 0).
+    Restore(Arc<RestorePoint>),
     /// A linearizable read wants the current read index (to shard 0).
     ReadIndex { from: usize, id: u64 },
     /// The answer to `ReadIndex` (from shard 0): the raft index to wait for, or an error.
@@ -49,6 +62,19 @@ pub enum ShardMsg {
 /// Input to the raft node on shard 0.
 pub enum RaftInput {
     Propose(Vec<u8>),
+    ChangeMembership {
+        origin: Origin,
+        change: MemberChange,
+    },
+    /// A raft message from a peer.
+    Peer(Box<raft::eraftpb::Message>),
+    /// The transport lost its connection to a peer.
+    Unreachable(u64),
+    /// A snapshot sent to `to` arrived (or did not).
+    SnapshotSent {
+        to: u64,
+        ok: bool,
+    },
     ReadIndex {
         from: usize,
         id: u64,
@@ -60,6 +86,14 @@ pub enum RaftInput {
         term: u64,
         result: Result<(), String>,
     },
+}
+
+/// A store snapshot every shard restores (a follower that fell behind the leader's log).
+#[derive(Debug)]
+pub struct RestorePoint {
+    pub index: u64,
+    pub term: u64,
+    pub store: Vec<u8>,
 }
 
 /// A run of committed raft entries, shared by every shard.
@@ -74,7 +108,7 @@ pub struct CommittedBatch {
 pub struct CommittedEntry {
     pub index: u64,
     pub term: u64,
-    /// An encoded [`Proposal`]; empty for raft's own entries (leader no-op, conf change).
+    /// An encoded proposal; empty for raft's own entries (leader no-op) and member changes.
     pub data: Bytes,
 }
 
@@ -108,6 +142,10 @@ pub struct Shared {
     /// Live watchers held by each shard's connections.
     watchers: Box<[Padded<AtomicU64>]>,
     pub raft: RaftStatus,
+    /// This member's ID (set by shard 0 during recovery, before any shard serves).
+    pub member_id: AtomicU64,
+    /// The member list as last applied by shard 0.
+    membership: std::sync::RwLock<Arc<Membership>>,
     /// How long a write or a quorum read may wait for raft before it fails.
     pub request_timeout: Duration,
 }
@@ -119,7 +157,24 @@ impl Shared {
             applied: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
             watchers: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
             raft: RaftStatus::default(),
+            member_id: AtomicU64::new(0),
+            membership: Default::default(),
             request_timeout,
+        }
+    }
+
+    pub fn membership(&self) -> Arc<Membership> {
+        match self.membership.read() {
+            Ok(m) => m.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn set_membership(&self, m: Membership) {
+        let m = Arc::new(m);
+        match self.membership.write() {
+            Ok(mut slot) => *slot = m,
+            Err(poisoned) => *poisoned.into_inner() = m,
         }
     }
 
@@ -168,6 +223,7 @@ pub struct Shard {
     next_id: Cell<u64>,
     writes: RefCell<HashMap<u64, PendingWrite>>,
     reads: RefCell<HashMap<u64, OneshotSender<Result<u64, Error>>>>,
+    member_changes: RefCell<HashMap<u64, OneshotSender<Result<(), MemberError>>>>,
     applied_waiters: RefCell<BTreeMap<u64, Vec<OneshotSender<()>>>>,
     applied_index: Cell<u64>,
     applied_term: Cell<u64>,
@@ -212,9 +268,12 @@ impl Shard {
             store: RefCell::new(store),
             outbox,
             raft_inbox: RefCell::new(None),
-            next_id: Cell::new(1),
+            // Waiter ids must not repeat across restarts: an entry proposed before a restart
+            // may still commit after it and must not complete a new waiter.
+            next_id: Cell::new(unique_id_base()),
             writes: RefCell::new(HashMap::new()),
             reads: RefCell::new(HashMap::new()),
+            member_changes: RefCell::new(HashMap::new()),
             applied_waiters: RefCell::new(BTreeMap::new()),
             applied_index: Cell::new(0),
             applied_term: Cell::new(0),
@@ -250,7 +309,10 @@ impl Shard {
         let msg = match input {
             RaftInput::Propose(data) => ShardMsg::Propose(data),
             RaftInput::ReadIndex { from, id } => ShardMsg::ReadIndex { from, id },
-            RaftInput::Tick | RaftInput::SnapshotSaved { .. } => return,
+            RaftInput::ChangeMembership { origin, change } => {
+                ShardMsg::ChangeMembership { origin, change }
+            }
+            _ => return,
         };
         self.send_to(0, msg);
     }
@@ -270,12 +332,7 @@ impl Shard {
             .borrow_mut()
             .insert(id, PendingWrite { tx, applied: None });
         let mut data = Vec::with_capacity(64);
-        Proposal {
-            origin: self.id as u16,
-            id,
-            command: cmd,
-        }
-        .encode(&mut data);
+        proposal::encode_store(self.origin(id), cmd, &mut data);
         self.send_to_raft(RaftInput::Propose(data));
         let outcome = with_timeout(self.shared.request_timeout, rx).await;
         match outcome {
@@ -285,6 +342,62 @@ impl Shard {
                 Err(timeout_error(self.store.borrow().index()))
             }
         }
+    }
+
+    fn origin(&self, id: u64) -> Origin {
+        Origin {
+            member: self.shared.member_id.load(Ordering::Relaxed),
+            shard: self.id as u16,
+            id,
+        }
+    }
+
+    /// Proposes a member-list change and waits until shard 0 applied it (or refused it).
+    pub async fn change_membership(&self, change: MemberChange) -> Result<(), MemberError> {
+        let id = self.next_request_id();
+        let (tx, rx) = oneshot();
+        self.member_changes.borrow_mut().insert(id, tx);
+        self.send_to_raft(RaftInput::ChangeMembership {
+            origin: self.origin(id),
+            change,
+        });
+        match with_timeout(self.shared.request_timeout, rx).await {
+            Some(Some(result)) => result,
+            _ => {
+                self.member_changes.borrow_mut().remove(&id);
+                Err(MemberError::Timeout)
+            }
+        }
+    }
+
+    /// Answers the member-list change `id` proposed on this shard.
+    pub fn finish_member_change(&self, id: u64, result: Result<(), MemberError>) {
+        if let Some(tx) = self.member_changes.borrow_mut().remove(&id) {
+            tx.send(result);
+        }
+    }
+
+    /// Replaces this shard's replica with a snapshot's store. Watchers end (their clients
+    /// re-watch from their index, as after etcd's recovery).
+    pub fn restore(&self, point: &RestorePoint) {
+        if point.index <= self.applied_index.get() {
+            return;
+        }
+        let history = self.store.borrow().history_capacity();
+        match Store::restore(&point.store, history) {
+            Ok(store) => *self.store.borrow_mut() = store,
+            Err(e) => {
+                eprintln!(
+                    "tern: fatal: shard {}: cannot restore the snapshot at {}: {e}",
+                    self.id, point.index
+                );
+                std::process::exit(1);
+            }
+        }
+        self.watchers.borrow_mut().clear();
+        self.undelivered.borrow_mut().clear();
+        self.publish_watcher_count();
+        self.mark_applied(point.index, point.term);
     }
 
     /// Waits until this shard's replica reflects every write committed before the call
@@ -370,14 +483,17 @@ impl Shard {
             return;
         };
         {
+            let member = self.shared.member_id.load(Ordering::Relaxed);
             let mut store = self.store.borrow_mut();
             let mut writes = self.writes.borrow_mut();
             for entry in &batch.entries {
-                if entry.data.is_empty() {
+                if entry.data.is_empty() || entry.index <= self.applied_index.get() {
                     continue;
                 }
-                let (origin, id, cmd) = match proposal::decode(&entry.data) {
-                    Ok(p) => p,
+                let (origin, cmd) = match proposal::decode(&entry.data) {
+                    Ok((origin, Payload::Store(cmd))) => (origin, cmd),
+                    // Member changes are applied by the raft node on shard 0.
+                    Ok((_, Payload::Member(_))) => continue,
                     Err(e) => {
                         // Every replica skips the same undecodable entry, so they stay equal.
                         eprintln!(
@@ -394,8 +510,8 @@ impl Shard {
                         undelivered.push_back((entry.index, watcher, event));
                     }
                 }
-                if usize::from(origin) == self.id {
-                    if let Some(p) = writes.get_mut(&id) {
+                if origin.is(member, self.id) {
+                    if let Some(p) = writes.get_mut(&origin.id) {
                         p.applied = Some(WriteOutcome {
                             result: applied
                                 .result
@@ -407,11 +523,17 @@ impl Shard {
                 }
             }
         }
-        self.applied_index.set(last.index);
-        self.applied_term.set(batch.term.max(last.term));
+        if last.index > self.applied_index.get() {
+            self.mark_applied(last.index, batch.term.max(last.term));
+        }
+    }
+
+    fn mark_applied(&self, index: u64, term: u64) {
+        self.applied_index.set(index);
+        self.applied_term.set(term);
         self.shared.applied[self.id]
             .0
-            .store(last.index, Ordering::Release);
+            .store(index, Ordering::Release);
         for peer in 0..self.shared.nshards {
             if peer != self.id {
                 self.send_to(peer, ShardMsg::Poke);
@@ -501,6 +623,11 @@ impl Shard {
             ShardMsg::ReadIndexDone { id, result } => self.finish_read(id, result),
             ShardMsg::ProposalFailed { id, error } => self.fail_write(id, error),
             ShardMsg::Committed(batch) => self.apply_batch(&batch),
+            ShardMsg::ChangeMembership { origin, change } => {
+                self.send_to_raft(RaftInput::ChangeMembership { origin, change })
+            }
+            ShardMsg::MembershipChanged { id, result } => self.finish_member_change(id, result),
+            ShardMsg::Restore(point) => self.restore(&point),
             ShardMsg::Poke => {}
         }
         self.complete_visible_writes();
@@ -519,6 +646,16 @@ impl Shard {
             p.tx.send(Err(error));
         }
     }
+}
+
+/// A start for this process's waiter ids: the clock in nanoseconds, so ids of a later run are
+/// above any id of an earlier one that did not issue more ids than nanoseconds passed.
+fn unique_id_base() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        .max(1)
 }
 
 fn timeout_error(index: u64) -> Error {

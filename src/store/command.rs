@@ -5,7 +5,7 @@
 //! into a clean command) nor about how a command is applied (that is the store's). Times are
 //! absolute unix nanoseconds chosen by the proposer, so applying is deterministic.
 
-use super::codec::{self, DecodeError, Reader};
+use crate::codec::{self, DecodeError, Reader};
 
 /// One mutation of the v2 key space.
 #[derive(Debug, Clone, PartialEq, Eq)]

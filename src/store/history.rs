@@ -38,6 +38,10 @@ impl EventHistory {
         }
     }
 
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub fn add(&mut self, event: Rc<Event>) {
         if self.events.len() == self.capacity {
             self.events.pop_front();

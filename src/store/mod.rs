@@ -13,13 +13,12 @@
 //! - `event`: events, node views and their exact JSON;
 //! - `history`: the last N events, for `waitIndex`; `watch`: live watchers and firing rules;
 //! - `ttl`: expiration order; `stats`: the `/v2/stats/store` counters;
-//! - `snapshot`: the replica's state as bytes; `codec`: byte helpers shared by both formats.
+//! - `snapshot`: the replica's state as bytes (byte helpers in [`crate::codec`]).
 //!
 //! This module knows nothing about HTTP, raft or delivery of fired events: it hands back
 //! [`Applied`] (the caller's result plus the watchers to wake) and lets the caller deliver.
 
 mod apply;
-mod codec;
 mod command;
 mod event;
 mod history;
@@ -37,7 +36,7 @@ use std::rc::Rc;
 
 use crate::error::{Code, Error};
 
-pub use codec::DecodeError;
+pub use crate::codec::DecodeError;
 pub use command::Command;
 pub use event::{Action, Event, NodeView};
 pub use stats::StoreStats;
@@ -91,6 +90,11 @@ impl Store {
             watchers: WatcherHub::default(),
             stats: StoreStats::default(),
         }
+    }
+
+    /// How many events the watch history keeps.
+    pub fn history_capacity(&self) -> usize {
+        self.history.capacity()
     }
 
     /// The current etcd index (`X-Etcd-Index`).

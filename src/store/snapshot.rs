@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::codec::{self, DecodeError, Reader};
 use super::event::{Action, Event, NodeView};
 use super::history::EventHistory;
 use super::node::{Content, Node, Tree};
@@ -17,6 +16,7 @@ use super::stats::StoreStats;
 use super::ttl::TtlIndex;
 use super::watch::WatcherHub;
 use super::Store;
+use crate::codec::{self, DecodeError, Reader};
 
 /// The first byte of every snapshot.
 pub const SNAPSHOT_VERSION: u8 = 1;

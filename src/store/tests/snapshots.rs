@@ -122,7 +122,7 @@ fn damaged_snapshots_are_rejected() {
     let mut wrong_version = bytes.clone();
     wrong_version[0] = 9;
     let body_len = wrong_version.len() - 4;
-    let sum = crate::store::codec::checksum(&wrong_version[..body_len]).to_le_bytes();
+    let sum = crate::codec::checksum(&wrong_version[..body_len]).to_le_bytes();
     wrong_version[body_len..].copy_from_slice(&sum);
     assert_eq!(
         Store::restore(&wrong_version, 10).unwrap_err(),

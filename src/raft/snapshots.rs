@@ -1,0 +1,144 @@
+//! Snapshots on the raft node: taking one every `--snapshot-count` applied entries (the store
+//! is serialised on the loop — the stall `/metrics` reports — and written on a blocking thread),
+//! compacting the log and purging old files once it is durable, and installing a snapshot a
+//! leader sent because this member fell behind its compacted log.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use raft::eraftpb::Snapshot;
+use raft::Storage as _;
+
+use super::storage::{self, raft_snapshot};
+use super::RaftDriver;
+use crate::shard::{RaftInput, RestorePoint, ShardMsg};
+
+impl RaftDriver {
+    /// Every `--snapshot-count` applied entries: write shard 0's store to a snapshot file (on a
+    /// blocking thread, so the loop keeps serving), then compact the log and purge old files.
+    pub(super) fn maybe_snapshot(&mut self) {
+        let due = self.applied_index >= self.snapshot_index + self.settings.snapshot_count.max(1);
+        if !due || self.snapshot_in_flight.is_some() {
+            return;
+        }
+        let index = self.applied_index;
+        let Ok(term) = self.node.store().term(index) else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let voters = self.node.raft.prs().conf().to_conf_state().voters;
+        let store = self.shard.store.borrow().snapshot();
+        let payload = storage::encode_snapshot_payload(&voters, &self.members, &store);
+        drop(store);
+        let stall = started.elapsed().as_micros() as u64;
+        let status = &self.shard.shared.raft;
+        status.snapshots.fetch_add(1, Ordering::Relaxed);
+        status
+            .snapshot_stall_micros_total
+            .fetch_add(stall, Ordering::Relaxed);
+        status
+            .snapshot_stall_micros_max
+            .fetch_max(stall, Ordering::Relaxed);
+        self.snapshot_in_flight = Some(raft_snapshot(index, term, voters, payload.clone()));
+        let dir = self.settings.snap_dir.clone();
+        let inbox = self.inbox.clone();
+        glommio::spawn_local(async move {
+            let result = crate::snap::save_async(dir, index, term, payload)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            inbox.push(RaftInput::SnapshotSaved {
+                index,
+                term,
+                result,
+            });
+        })
+        .detach();
+    }
+
+    pub(super) async fn on_snapshot_saved(
+        &mut self,
+        index: u64,
+        term: u64,
+        result: Result<(), String>,
+    ) -> Result<(), String> {
+        let snapshot = self.snapshot_in_flight.take();
+        if let Err(e) = result {
+            eprintln!("tern: snapshot at {index} failed: {e}");
+            return Ok(());
+        }
+        self.wal.append_snapshot_marker(index, term);
+        self.wal.sync().await.map_err(|e| e.to_string())?;
+        self.snapshot_index = self.snapshot_index.max(index);
+        if let Some(snapshot) = snapshot {
+            self.node.mut_store().set_snapshot(snapshot);
+        }
+        if let Err(e) = self.node.mut_store().mem.wl().compact(index) {
+            eprintln!("tern: compacting the raft log to {index}: {e}");
+        }
+        self.purge();
+        Ok(())
+    }
+
+    fn purge(&mut self) {
+        if let Err(e) = self.wal.purge(self.snapshot_index, self.settings.max_wals) {
+            eprintln!("tern: purging WAL segments: {e}");
+        }
+        if let Err(e) = crate::snap::purge(&self.settings.snap_dir, self.settings.max_snapshots) {
+            eprintln!("tern: purging snapshots: {e}");
+        }
+    }
+
+    /// A snapshot from the leader: persist it (file, then WAL marker), replace raft's log, the
+    /// member list and every shard's replica.
+    pub(super) async fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), String> {
+        let meta = snapshot.get_metadata();
+        let (index, term) = (meta.index, meta.term);
+        let payload = storage::decode_snapshot_payload(&snapshot.data)
+            .map_err(|e| format!("snapshot from the leader at {index}: {e}"))?;
+        crate::snap::save_async(
+            self.settings.snap_dir.clone(),
+            index,
+            term,
+            snapshot.data.to_vec(),
+        )
+        .await
+        .map_err(|e| format!("saving the leader's snapshot at {index}: {e}"))?;
+        self.wal.append_snapshot_marker(index, term);
+        let hs = self.node.raft.hard_state();
+        self.wal
+            .set_hard_state(hs.term.max(term), hs.vote, hs.commit.max(index));
+        self.wal.sync().await.map_err(|e| e.to_string())?;
+        eprintln!(
+            "tern: installed a snapshot from the leader at index {index} ({} bytes)",
+            snapshot.data.len()
+        );
+
+        let point = Arc::new(RestorePoint {
+            index,
+            term,
+            store: payload.store.to_vec(),
+        });
+        self.members = payload.members;
+        let mut bare = snapshot.clone();
+        bare.data = Default::default();
+        self.node
+            .mut_store()
+            .mem
+            .wl()
+            .apply_snapshot(bare)
+            .map_err(|e| format!("raft snapshot: {e}"))?;
+        self.node.mut_store().set_snapshot(snapshot);
+        self.members_changed();
+        self.shard.restore(&point);
+        for peer in 0..self.shard.shared.nshards {
+            if peer != self.shard.id {
+                self.shard.send_to(peer, ShardMsg::Restore(point.clone()));
+            }
+        }
+        self.applied_index = index;
+        self.snapshot_index = index;
+        self.purge();
+        Ok(())
+    }
+}

@@ -1,0 +1,414 @@
+//! The peer transport: raft messages between members over HTTP/1.1 on the peer URLs.
+//!
+//! Owns, on shard 0, one outbound link per peer and the peer-side HTTP endpoints
+//! ([`peer_api`]). A link is a kept-alive connection carrying `POST /raft/msgs` requests, one per
+//! batch: every message queued for the peer while the previous batch was in flight goes in the
+//! next one (batching), a link holds at most [`MAX_QUEUED`] messages (back-pressure: raft
+//! retransmits what is dropped), and a broken link reconnects with exponential backoff and tells
+//! raft the peer is unreachable. Snapshots go out on their own connection (`POST
+//! /raft/snapshot`) so a large transfer never delays heartbeats. Every request carries the
+//! cluster ID and the sender's member ID; the receiver refuses a different cluster (412) and a
+//! removed member (410).
+//!
+//! Wire format of a batch body: `([u32 LE length][protobuf raft Message])*`.
+//! Knows nothing about the store; raft messages are opaque protobuf here.
+
+pub mod peer_api;
+pub mod stats;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protobuf::Message as _;
+use raft::eraftpb::{Message, MessageType};
+
+use crate::cluster::id_hex;
+use crate::http::client::{encode_request, ClientConn, ClientResponse};
+use crate::shard::local::Mailbox;
+use crate::shard::RaftInput;
+pub use stats::TransportStats;
+
+/// Messages a link may hold for a peer that is slow or away; more are dropped.
+pub const MAX_QUEUED: usize = 8192;
+/// Header names (etcd's rafthttp uses the same).
+pub const CLUSTER_ID_HEADER: &str = "X-Etcd-Cluster-ID";
+pub const FROM_HEADER: &str = "X-Server-From";
+/// Largest response a peer may send.
+const MAX_RESPONSE: usize = 1 << 20;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Appends one message to a batch body.
+pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    if msg.write_to_vec(out).is_err() {
+        out.truncate(start);
+        return;
+    }
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Splits a batch body into messages.
+pub fn decode_frames(mut body: &[u8]) -> Result<Vec<Message>, String> {
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        if body.len() < 4 {
+            return Err("truncated frame length".into());
+        }
+        let len = u32::from_le_bytes([body[0], body[1], body[2], body[3]]) as usize;
+        body = &body[4..];
+        if body.len() < len {
+            return Err(format!("frame of {len} bytes, {} left", body.len()));
+        }
+        let msg = Message::parse_from_bytes(&body[..len]).map_err(|e| e.to_string())?;
+        out.push(msg);
+        body = &body[len..];
+    }
+    Ok(out)
+}
+
+/// `host:port` of an `http://host:port[/…]` URL.
+pub fn url_authority(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    (!authority.is_empty()).then_some(authority)
+}
+
+struct Link {
+    peer: u64,
+    urls: RefCell<Vec<String>>,
+    queue: Rc<Mailbox<Message>>,
+    closed: Cell<bool>,
+    /// When the current run of successful deliveries began; `None` while the peer is away.
+    active_since: Cell<Option<Instant>>,
+}
+
+/// What every link task needs.
+struct Context {
+    local: u64,
+    cluster: u64,
+    inbox: Rc<Mailbox<RaftInput>>,
+    stats: Arc<TransportStats>,
+}
+
+/// Outbound raft traffic of this member (shard 0 only).
+pub struct Transport {
+    ctx: Rc<Context>,
+    links: RefCell<HashMap<u64, Rc<Link>>>,
+}
+
+impl Transport {
+    pub fn new(
+        local: u64,
+        cluster: u64,
+        inbox: Rc<Mailbox<RaftInput>>,
+        stats: Arc<TransportStats>,
+    ) -> Transport {
+        Transport {
+            ctx: Rc::new(Context {
+                local,
+                cluster,
+                inbox,
+                stats,
+            }),
+            links: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Makes the links match the member list: new peers get a link, removed ones lose theirs,
+    /// changed peer URLs are used from the next connection on.
+    pub fn set_peers<'a>(&self, peers: impl Iterator<Item = (u64, &'a [String])>) {
+        let mut links = self.links.borrow_mut();
+        let mut seen = Vec::new();
+        for (id, urls) in peers {
+            if id == self.ctx.local {
+                continue;
+            }
+            seen.push(id);
+            if let Some(link) = links.get(&id) {
+                *link.urls.borrow_mut() = urls.to_vec();
+                continue;
+            }
+            let link = Rc::new(Link {
+                peer: id,
+                urls: RefCell::new(urls.to_vec()),
+                queue: Mailbox::new(),
+                closed: Cell::new(false),
+                active_since: Cell::new(None),
+            });
+            links.insert(id, link.clone());
+            glommio::spawn_local(run_link(link, self.ctx.clone())).detach();
+        }
+        links.retain(|id, link| {
+            let keep = seen.contains(id);
+            if !keep {
+                link.closed.set(true);
+                link.queue.close();
+                self.ctx.stats.remove_follower(*id);
+            }
+            keep
+        });
+    }
+
+    /// Whether messages reach `peer` right now.
+    pub fn is_active(&self, peer: u64) -> bool {
+        self.links
+            .borrow()
+            .get(&peer)
+            .is_some_and(|l| l.active_since.get().is_some())
+    }
+
+    /// Queues raft's outgoing messages; never waits.
+    pub fn send(&self, msgs: Vec<Message>) {
+        let links = self.links.borrow();
+        for msg in msgs {
+            let Some(link) = links.get(&msg.to) else {
+                continue;
+            };
+            if msg.get_msg_type() == MessageType::MsgSnapshot {
+                let urls = link.urls.borrow().clone();
+                glommio::spawn_local(send_snapshot(msg, urls, self.ctx.clone())).detach();
+            } else if link.queue.len() < MAX_QUEUED {
+                link.queue.push(msg);
+            } else {
+                self.ctx.stats.send_failed(msg.to);
+            }
+        }
+    }
+}
+
+fn request_headers(ctx: &Context) -> [(&'static str, String); 3] {
+    [
+        ("Content-Type", "application/octet-stream".into()),
+        (CLUSTER_ID_HEADER, id_hex(ctx.cluster)),
+        (FROM_HEADER, id_hex(ctx.local)),
+    ]
+}
+
+async fn connect(urls: &[String]) -> Option<(glommio::net::TcpStream, String)> {
+    for url in urls {
+        let Some(authority) = url_authority(url) else {
+            continue;
+        };
+        let Ok(addrs) = std::net::ToSocketAddrs::to_socket_addrs(authority) else {
+            continue;
+        };
+        for addr in addrs {
+            if let Ok(stream) =
+                glommio::net::TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).await
+            {
+                let _ = stream.set_nodelay(true);
+                return Some((stream, authority.to_string()));
+            }
+        }
+    }
+    None
+}
+
+async fn with_timeout<T>(dur: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        glommio::timer::sleep(dur).await;
+        None
+    })
+    .await
+}
+
+/// What the peer's answer to a batch means for the link.
+enum Verdict {
+    Delivered,
+    Reconnect,
+}
+
+/// A peer of another cluster, or one that says this member was removed, means this member
+/// must not run (etcd exits too).
+fn judge(resp: &ClientResponse, ctx: &Context) -> Verdict {
+    match resp.status {
+        204 | 200 => Verdict::Delivered,
+        410 => {
+            eprintln!("tern: this member has been permanently removed from the cluster. Exiting.");
+            std::process::exit(1);
+        }
+        412 => {
+            let theirs = resp
+                .header(CLUSTER_ID_HEADER)
+                .unwrap_or("unknown")
+                .to_string();
+            eprintln!(
+                "tern: conflicting cluster ID to the target cluster ({} != {theirs}). Exiting.",
+                id_hex(ctx.cluster)
+            );
+            std::process::exit(1);
+        }
+        _ => Verdict::Reconnect,
+    }
+}
+
+async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
+    let mut backoff = BACKOFF_MIN;
+    let mut batch = Vec::new();
+    while !link.closed.get() {
+        let urls = link.urls.borrow().clone();
+        let Some((stream, host)) = connect(&urls).await else {
+            // Nobody to give them to: raft resends what matters once the peer is back.
+            let mut dropped = Vec::new();
+            if !link.queue.is_empty() {
+                link.queue.recv_batch(&mut dropped).await;
+                ctx.stats.send_failed(link.peer);
+            }
+            link.active_since.set(None);
+            ctx.inbox.push(RaftInput::Unreachable(link.peer));
+            glommio::timer::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            continue;
+        };
+        backoff = BACKOFF_MIN;
+        let mut conn = ClientConn::new(stream, MAX_RESPONSE);
+        let mut body = Vec::new();
+        let mut request = Vec::new();
+        loop {
+            batch.clear();
+            if !link.queue.recv_batch(&mut batch).await || link.closed.get() {
+                return;
+            }
+            body.clear();
+            let mut appends = 0;
+            for m in &batch {
+                if m.get_msg_type() == MessageType::MsgAppend {
+                    appends += 1;
+                }
+                encode_frame(m, &mut body);
+            }
+            request.clear();
+            encode_request(
+                "POST",
+                &host,
+                "/raft/msgs",
+                &request_headers(&ctx),
+                &body,
+                &mut request,
+            );
+            let started = Instant::now();
+            let answer = with_timeout(REQUEST_TIMEOUT, conn.round_trip(&request, false)).await;
+            match answer {
+                Some(Ok(resp)) => match judge(&resp, &ctx) {
+                    Verdict::Delivered => {
+                        if link.active_since.get().is_none() {
+                            link.active_since.set(Some(Instant::now()));
+                        }
+                        ctx.stats.sent(
+                            link.peer,
+                            batch.len() as u64,
+                            appends,
+                            body.len() as u64,
+                            started.elapsed(),
+                        );
+                        if !resp.keep_alive {
+                            break;
+                        }
+                    }
+                    Verdict::Reconnect => {
+                        link.active_since.set(None);
+                        ctx.stats.send_failed(link.peer);
+                        glommio::timer::sleep(BACKOFF_MAX).await;
+                        break;
+                    }
+                },
+                _ => {
+                    link.active_since.set(None);
+                    ctx.stats.send_failed(link.peer);
+                    ctx.inbox.push(RaftInput::Unreachable(link.peer));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Sends one snapshot message on a connection of its own and tells raft how it went.
+async fn send_snapshot(msg: Message, urls: Vec<String>, ctx: Rc<Context>) {
+    let to = msg.to;
+    let mut body = Vec::new();
+    encode_frame(&msg, &mut body);
+    drop(msg);
+    let ok = async {
+        let (stream, host) = connect(&urls).await?;
+        let mut request = Vec::with_capacity(body.len() + 256);
+        encode_request(
+            "POST",
+            &host,
+            "/raft/snapshot",
+            &request_headers(&ctx),
+            &body,
+            &mut request,
+        );
+        let mut conn = ClientConn::new(stream, MAX_RESPONSE);
+        let resp = with_timeout(SNAPSHOT_TIMEOUT, conn.round_trip(&request, false))
+            .await?
+            .ok()?;
+        Some(matches!(judge(&resp, &ctx), Verdict::Delivered))
+    }
+    .await
+    .unwrap_or(false);
+    if ok {
+        eprintln!(
+            "tern: sent a snapshot of {} bytes to {}",
+            body.len(),
+            id_hex(to)
+        );
+    } else {
+        ctx.stats.send_failed(to);
+    }
+    ctx.inbox.push(RaftInput::SnapshotSent { to, ok });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_refuse_truncation() {
+        let mut body = Vec::new();
+        let mut a = Message::default();
+        a.set_msg_type(MessageType::MsgHeartbeat);
+        a.to = 2;
+        a.from = 1;
+        a.term = 5;
+        let mut b = Message::default();
+        b.set_msg_type(MessageType::MsgAppend);
+        b.to = 2;
+        b.index = 9;
+        encode_frame(&a, &mut body);
+        encode_frame(&b, &mut body);
+        let back = decode_frames(&body).unwrap();
+        assert_eq!(back, vec![a, b]);
+        for cut in 1..body.len() {
+            // Every strict prefix either fails or decodes fewer messages.
+            if let Ok(msgs) = decode_frames(&body[..cut]) {
+                assert!(msgs.len() < 2);
+            }
+        }
+        assert!(decode_frames(&[1, 0, 0]).is_err());
+        assert!(decode_frames(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn authority_of_peer_urls() {
+        assert_eq!(
+            url_authority("http://127.0.0.2:2380"),
+            Some("127.0.0.2:2380")
+        );
+        assert_eq!(url_authority("https://h:1/x"), Some("h:1"));
+        assert_eq!(url_authority("unix://x"), None);
+        assert_eq!(url_authority("http://"), None);
+    }
+}

@@ -1,0 +1,201 @@
+//! Peer traffic figures for `/v2/stats/self` and `/v2/stats/leader` (etcd's ServerStats and
+//! LeaderStats): append requests sent and received, message and byte rates, and per follower
+//! the success/failure counts and round-trip latency of message batches.
+//!
+//! Written by the transport on shard 0, read by the stats endpoints on any shard, so it is
+//! `Sync` (a mutex held for a few additions per batch). Knows nothing about raft or HTTP.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How far back the send/receive rates look.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Latency figures of one follower, in milliseconds (etcd's `LatencyStats`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Latency {
+    pub current: f64,
+    pub average: f64,
+    pub standard_deviation: f64,
+    pub minimum: f64,
+    pub maximum: f64,
+    count: u64,
+    sum: f64,
+    sum_sq: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FollowerStats {
+    pub success: u64,
+    pub fail: u64,
+    pub latency: Latency,
+}
+
+impl FollowerStats {
+    fn record_success(&mut self, round_trip: Duration) {
+        let ms = round_trip.as_secs_f64() * 1000.0;
+        self.success += 1;
+        let l = &mut self.latency;
+        l.current = ms;
+        l.count += 1;
+        l.sum += ms;
+        l.sum_sq += ms * ms;
+        l.average = l.sum / l.count as f64;
+        l.standard_deviation = (l.sum_sq / l.count as f64 - l.average * l.average)
+            .max(0.0)
+            .sqrt();
+        l.minimum = if l.count == 1 { ms } else { l.minimum.min(ms) };
+        l.maximum = l.maximum.max(ms);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Rate {
+    /// (when, messages, bytes) of recent batches.
+    samples: VecDeque<(Instant, u64, u64)>,
+}
+
+impl Rate {
+    fn add(&mut self, now: Instant, msgs: u64, bytes: u64) {
+        self.samples.push_back((now, msgs, bytes));
+        self.trim(now);
+    }
+
+    fn trim(&mut self, now: Instant) {
+        while self
+            .samples
+            .front()
+            .is_some_and(|(t, _, _)| now.duration_since(*t) > RATE_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    /// (messages per second, bytes per second) over the window.
+    fn per_second(&mut self, now: Instant) -> (f64, f64) {
+        self.trim(now);
+        let (m, b) = self
+            .samples
+            .iter()
+            .fold((0, 0), |(m, b), (_, mm, bb)| (m + mm, b + bb));
+        let secs = RATE_WINDOW.as_secs_f64();
+        (m as f64 / secs, b as f64 / secs)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    send_append: u64,
+    recv_append: u64,
+    send: Rate,
+    recv: Rate,
+    followers: BTreeMap<u64, FollowerStats>,
+}
+
+/// A snapshot of the figures, for rendering.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Figures {
+    pub send_append_requests: u64,
+    pub recv_append_requests: u64,
+    pub send_pkg_rate: f64,
+    pub send_bandwidth_rate: f64,
+    pub recv_pkg_rate: f64,
+    pub recv_bandwidth_rate: f64,
+}
+
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    inner: Mutex<Inner>,
+}
+
+impl TransportStats {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        match self.inner.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// A batch of `msgs` messages (`appends` of them append requests) went out to `to`.
+    pub fn sent(&self, to: u64, msgs: u64, appends: u64, bytes: u64, round_trip: Duration) {
+        let now = Instant::now();
+        self.with(|s| {
+            s.send_append += appends;
+            s.send.add(now, msgs, bytes);
+            s.followers
+                .entry(to)
+                .or_default()
+                .record_success(round_trip);
+        });
+    }
+
+    /// A batch to `to` could not be delivered.
+    pub fn send_failed(&self, to: u64) {
+        self.with(|s| s.followers.entry(to).or_default().fail += 1);
+    }
+
+    pub fn received(&self, msgs: u64, appends: u64, bytes: u64) {
+        let now = Instant::now();
+        self.with(|s| {
+            s.recv_append += appends;
+            s.recv.add(now, msgs, bytes);
+        });
+    }
+
+    /// Forget a member that left the cluster.
+    pub fn remove_follower(&self, id: u64) {
+        self.with(|s| {
+            s.followers.remove(&id);
+        });
+    }
+
+    pub fn figures(&self) -> Figures {
+        let now = Instant::now();
+        self.with(|s| {
+            let (send_pkg_rate, send_bandwidth_rate) = s.send.per_second(now);
+            let (recv_pkg_rate, recv_bandwidth_rate) = s.recv.per_second(now);
+            Figures {
+                send_append_requests: s.send_append,
+                recv_append_requests: s.recv_append,
+                send_pkg_rate,
+                send_bandwidth_rate,
+                recv_pkg_rate,
+                recv_bandwidth_rate,
+            }
+        })
+    }
+
+    /// Per-follower figures, for the leader's `/v2/stats/leader`.
+    pub fn followers(&self) -> Vec<(u64, FollowerStats)> {
+        self.with(|s| s.followers.iter().map(|(k, v)| (*k, v.clone())).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_and_counts() {
+        let s = TransportStats::default();
+        s.sent(7, 3, 2, 100, Duration::from_millis(2));
+        s.sent(7, 1, 1, 50, Duration::from_millis(4));
+        s.send_failed(7);
+        let f = s.followers();
+        assert_eq!(f.len(), 1);
+        let (id, st) = &f[0];
+        assert_eq!((*id, st.success, st.fail), (7, 2, 1));
+        assert!((st.latency.average - 3.0).abs() < 1e-9);
+        assert!((st.latency.standard_deviation - 1.0).abs() < 1e-9);
+        assert_eq!((st.latency.minimum, st.latency.maximum), (2.0, 4.0));
+        assert_eq!(st.latency.current, 4.0);
+        s.received(5, 4, 500);
+        let fig = s.figures();
+        assert_eq!((fig.send_append_requests, fig.recv_append_requests), (3, 4));
+        assert_eq!((fig.send_pkg_rate, fig.send_bandwidth_rate), (4.0, 150.0));
+        assert_eq!((fig.recv_pkg_rate, fig.recv_bandwidth_rate), (5.0, 500.0));
+        s.remove_follower(7);
+        assert!(s.followers().is_empty());
+    }
+}
