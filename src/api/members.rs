@@ -43,11 +43,11 @@ pub async fn handle(api: &Api, req: &Request) -> Response {
     }
 }
 
-/// etcd's members API errors: `{"message":"…"}` with a trailing newline.
+/// etcd's members API errors: `{"message":"…"}` (no trailing newline, unlike its JSON bodies).
 fn message(status: u16, text: &str) -> Response {
     let mut body = b"{\"message\":".to_vec();
     crate::error::write_json_string(&mut body, text);
-    body.extend_from_slice(b"}\n");
+    body.push(b'}');
     json_response(status, body)
 }
 
@@ -223,6 +223,8 @@ async fn update(api: &Api, id: &str, content_type: Option<&str>, body: &[u8]) ->
     };
     match api.shard.change_membership(change).await {
         Ok(()) => Response::new(204),
+        // etcd's PUT handler knows only "not found" and "URL taken".
+        Err(MemberError::IdRemoved) => message(500, "Internal Server Error"),
         Err(e) => change_failed(e, id),
     }
 }

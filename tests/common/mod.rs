@@ -2,6 +2,8 @@
 //! loopback, and talk HTTP/1.1 to them with a small blocking client.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,0 +1,380 @@
+//! Multi-member clusters of real tern processes on 127.x.y.z addresses: replication, leader
+//! loss, minority loss, restart catch-up, snapshot catch-up, growing and shrinking with the
+//! members API, replacing a failed member, `--force-new-cluster`, and every bootstrap
+//! misconfiguration the manual shows.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::{json_request, Cluster, ELECTION_MS};
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn put(c: &Cluster, i: usize, key: &str, value: &str) -> common::Resp {
+    let mut client = c.client(i);
+    client.put(&format!("/v2/keys{key}"), &[("value", value)])
+}
+
+#[test]
+fn writes_through_any_member_are_read_on_all_and_survive_leader_loss() {
+    let mut c = Cluster::start(3, &[]);
+    let all = [0, 1, 2];
+    c.wait_leader(&all, LONG);
+    for i in all {
+        let r = put(&c, i, &format!("/via{i}"), &format!("v{i}"));
+        assert!(matches!(r.status, 200 | 201), "{}", r.text());
+    }
+    for i in all {
+        for j in all {
+            // A quorum read on any member sees every acknowledged write.
+            let r = c.client(j).get(&format!("/v2/keys/via{i}?quorum=true"));
+            assert_eq!(r.json()["node"]["value"], format!("v{i}"), "member {j}");
+        }
+    }
+    let members = c.client(0).get("/v2/members").json();
+    assert_eq!(members["members"].as_array().unwrap().len(), 3);
+
+    let leader = c.wait_leader(&all, LONG);
+    let killed_at = Instant::now();
+    c.kill(leader);
+    let rest: Vec<usize> = all.iter().copied().filter(|&i| i != leader).collect();
+    let new_leader = c.wait_leader(&rest, LONG);
+    let took = killed_at.elapsed();
+    // "Within a few election timeouts" — generous, the machine is shared.
+    assert!(
+        took < Duration::from_millis(ELECTION_MS * 20),
+        "new leader after {took:?}"
+    );
+    assert_ne!(new_leader, leader);
+    for &i in &rest {
+        let r = put(&c, i, "/after", &format!("a{i}"));
+        assert!(matches!(r.status, 200 | 201), "{}", r.text());
+    }
+
+    // The killed member comes back and catches up from the log.
+    c.restart(leader);
+    c.wait_value(leader, "/after", &format!("a{}", rest[1]), LONG);
+    let r = c.client(leader).get("/v2/keys/via0?quorum=true");
+    assert_eq!(r.json()["node"]["value"], "v0");
+}
+
+#[test]
+fn a_minority_cannot_commit_and_its_quorum_reads_fail() {
+    let c = Cluster::start(3, &[]);
+    c.wait_leader(&[0, 1, 2], LONG);
+    put(&c, 0, "/k", "before");
+    // Pause two members: the one left is a minority.
+    c.pause(1);
+    c.pause(2);
+    let mut client = c.client(0);
+    let r = client.put("/v2/keys/k", &[("value", "lost")]);
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(r.json()["errorCode"], 300);
+    let r = client.get("/v2/keys/k?quorum=true");
+    assert!(r.status >= 500, "{} {}", r.status, r.text());
+    // A plain read is served locally, with what the member has.
+    let r = client.get("/v2/keys/k");
+    assert_eq!(r.json()["node"]["value"], "before");
+    c.resume(1);
+    c.resume(2);
+    c.wait_leader(&[0, 1, 2], LONG);
+    let r = put(&c, 2, "/k", "after");
+    assert_eq!(r.status, 200, "{}", r.text());
+    c.wait_value(0, "/k", "after", LONG);
+    // The write that failed was never applied anywhere... or, if raft committed it after the
+    // client gave up, it is older than "after". Either way the final value is "after".
+    for i in 0..3 {
+        c.wait_value(i, "/k", "after", LONG);
+    }
+}
+
+#[test]
+fn a_member_behind_the_compacted_log_gets_a_snapshot() {
+    let mut c = Cluster::start(3, &["--snapshot-count", "50"]);
+    let all = [0, 1, 2];
+    let leader = c.wait_leader(&all, LONG);
+    let lagger = (leader + 1) % 3;
+    let writer = (leader + 2) % 3;
+    c.kill(lagger);
+    let mut client = c.client(writer);
+    for n in 0..300 {
+        let r = client.put(&format!("/v2/keys/lag/{n}"), &[("value", &n.to_string())]);
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    c.restart(lagger);
+    c.wait_value(lagger, "/lag/299", "299", LONG);
+    let r = c.client(lagger).get("/v2/keys/lag/0");
+    assert_eq!(r.json()["node"]["value"], "0");
+    assert!(
+        c.nodes[lagger].log().contains("installed a snapshot"),
+        "{}",
+        c.nodes[lagger].log()
+    );
+    // And it keeps following the log afterwards.
+    put(&c, writer, "/lag/next", "n");
+    c.wait_value(lagger, "/lag/next", "n", LONG);
+}
+
+#[test]
+fn grow_from_one_to_three_and_shrink_back_with_the_members_api() {
+    let mut c = Cluster::start(1, &[]);
+    put(&c, 0, "/g", "1");
+    for new in 1..3 {
+        let i = c.plan_node();
+        assert_eq!(i, new);
+        let mut admin = c.client(0);
+        let r = json_request(
+            &mut admin,
+            "POST",
+            "/v2/members",
+            &format!("{{\"peerURLs\":[\"{}\"]}}", c.nodes[i].peer_url()),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        assert_eq!(r.json()["name"], "");
+        assert_eq!(r.json()["clientURLs"], serde_json::json!([]));
+        let ic = c.initial_cluster(&(0..=i).collect::<Vec<_>>());
+        c.spawn(i, &ic, "existing", &[]);
+        c.wait_serving(i, LONG);
+        c.wait_value(i, "/g", "1", LONG);
+    }
+    let members = c.client(2).get("/v2/members").json();
+    let list = members["members"].as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    let names: Vec<&str> = list.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"m1") && names.contains(&"m2") && names.contains(&"m3"));
+    put(&c, 2, "/g", "3");
+    c.wait_value(0, "/g", "3", LONG);
+
+    // Shrink: remove m3, then the leader itself if it is not m1, down to one member.
+    for gone in [2, 1] {
+        let id = c.member_id(gone);
+        let mut admin = c.client(0);
+        let r = admin.request("DELETE", &format!("/v2/members/{id}"), &[]);
+        assert_eq!(r.status, 204, "{}", r.text());
+        assert!(c.nodes[gone].wait_exit(LONG).is_some(), "member still runs");
+        assert!(c.nodes[gone]
+            .log()
+            .contains("this member has been permanently removed from the cluster. Exiting."));
+        let r = admin.request("DELETE", &format!("/v2/members/{id}"), &[]);
+        assert_eq!(r.status, 410);
+        assert_eq!(
+            r.json()["message"],
+            format!("Member permanently removed: {id}")
+        );
+    }
+    c.wait_leader(&[0], LONG);
+    let r = put(&c, 0, "/g", "1 again");
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // A removed member started again on its old data dir leaves at once.
+    let ic = c.initial_cluster(&[1]);
+    c.spawn(1, &ic, "existing", &[]);
+    assert!(c.nodes[1].wait_exit(LONG).is_some());
+}
+
+#[test]
+fn replace_a_failed_member() {
+    // §6.2: a member's machine dies for good; remove it, add a new one on another address.
+    let mut c = Cluster::start(3, &[]);
+    let all = [0, 1, 2];
+    c.wait_leader(&all, LONG);
+    put(&c, 0, "/r", "before");
+    let dead_id = c.member_id(2);
+    c.kill(2);
+    let mut admin = c.client(0);
+    let r = admin.request("DELETE", &format!("/v2/members/{dead_id}"), &[]);
+    assert_eq!(r.status, 204, "{}", r.text());
+    let fresh = c.plan_node();
+    let r = json_request(
+        &mut admin,
+        "POST",
+        "/v2/members",
+        &format!("{{\"peerURLs\":[\"{}\"]}}", c.nodes[fresh].peer_url()),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let ic = c.initial_cluster(&[0, 1, fresh]);
+    c.spawn(fresh, &ic, "existing", &[]);
+    c.wait_serving(fresh, LONG);
+    c.wait_value(fresh, "/r", "before", LONG);
+    let r = put(&c, fresh, "/r", "after");
+    assert_eq!(r.status, 200, "{}", r.text());
+    c.wait_value(1, "/r", "after", LONG);
+}
+
+#[test]
+fn members_api_answers_like_etcd() {
+    let mut c = Cluster::start(3, &["--strict-reconfig-check"]);
+    c.wait_leader(&[0, 1, 2], LONG);
+    let mut admin = c.client(1);
+    let r = admin.request("POST", "/v2/members", &[("peerURLs", "x")]);
+    assert_eq!(r.status, 415);
+    assert_eq!(
+        r.json()["message"],
+        "Bad Content-Type application/x-www-form-urlencoded, accept application/json"
+    );
+    let r = json_request(&mut admin, "POST", "/v2/members", "{\"peerURLs\":[");
+    assert_eq!(r.status, 400);
+    let r = json_request(
+        &mut admin,
+        "POST",
+        "/v2/members",
+        "{\"peerURLs\":[\"abc\"]}",
+    );
+    assert_eq!(
+        r.json()["message"],
+        "URL scheme must be http, https, unix, or unixs: abc"
+    );
+    let r = json_request(&mut admin, "POST", "/v2/members", "{\"peerURLs\":[]}");
+    assert_eq!(r.json()["message"], "no valid URLs given");
+    let taken = c.nodes[0].peer_url();
+    let r = json_request(
+        &mut admin,
+        "POST",
+        "/v2/members",
+        &format!("{{\"peerURLs\":[\"{taken}\"]}}"),
+    );
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json()["message"], "membership: peerURL exists");
+    let r = admin.request("DELETE", "/v2/members/1234", &[]);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["message"], "No such member: 1234");
+    let r = admin.request("DELETE", "/v2/members/zzz", &[]);
+    assert_eq!(r.status, 404);
+    let r = admin.request("PATCH", "/v2/members", &[]);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET,POST,DELETE,PUT"));
+    let r = admin.get("/v2/members/leader");
+    assert_eq!(r.status, 200);
+    assert!(r.json()["id"].is_string());
+
+    // Update a member's peer URLs (to the same address plus another port) and back.
+    let id = c.member_id(2);
+    let own = c.nodes[2].peer_url();
+    let r = json_request(
+        &mut admin,
+        "PUT",
+        &format!("/v2/members/{id}"),
+        &format!(
+            "{{\"peerURLs\":[\"{own}\",\"http://{}:1\"]}}",
+            c.nodes[2].ip
+        ),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let list = admin.get("/v2/members").json();
+    let m = list["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(m["peerURLs"].as_array().unwrap().len(), 2);
+    let r = json_request(
+        &mut admin,
+        "PUT",
+        &format!("/v2/members/{id}"),
+        &format!("{{\"peerURLs\":[\"{}\"]}}", c.nodes[0].peer_url()),
+    );
+    assert_eq!(r.status, 409);
+
+    // Strict reconfiguration: with one member down, removing another would lose quorum.
+    c.kill(2);
+    std::thread::sleep(Duration::from_millis(ELECTION_MS * 4));
+    let victim = c.member_id(0);
+    let mut admin = c.client(1);
+    let r = admin.request("DELETE", &format!("/v2/members/{victim}"), &[]);
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(r.json()["message"], "Internal Server Error");
+}
+
+#[test]
+fn force_new_cluster_keeps_the_data_of_one_member() {
+    let mut c = Cluster::start(3, &[]);
+    c.wait_leader(&[0, 1, 2], LONG);
+    put(&c, 1, "/f", "kept");
+    c.wait_value(0, "/f", "kept", LONG);
+    for i in 0..3 {
+        c.kill(i);
+    }
+    let ic = c.initial_cluster(&[0]);
+    c.spawn(0, &ic, "existing", &["--force-new-cluster"]);
+    c.wait_serving(0, LONG);
+    c.wait_leader(&[0], LONG);
+    let r = c.client(0).get("/v2/keys/f?quorum=true");
+    assert_eq!(r.json()["node"]["value"], "kept");
+    let members = c.client(0).get("/v2/members").json();
+    assert_eq!(members["members"].as_array().unwrap().len(), 1);
+    let r = put(&c, 0, "/f", "alone");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// Runs a member that must refuse to start; its exit code and log.
+fn refused(c: &mut Cluster, i: usize, ic: &str, state: &str) -> (Option<i32>, String) {
+    c.spawn(i, ic, state, &[]);
+    let code = c.nodes[i].wait_exit(LONG);
+    (code, c.nodes[i].log())
+}
+
+#[test]
+fn bootstrap_misconfigurations_exit_with_etcds_messages() {
+    let mut c = Cluster::plan(3, &[]);
+    // Not listed.
+    let ic = c.initial_cluster(&[0]);
+    let (code, log) = refused(&mut c, 1, &ic, "new");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("m2 not listed in the initial cluster config"),
+        "{log}"
+    );
+
+    // Different advertised peer URLs.
+    let ic = format!("m3=http://{}:1,{}", c.nodes[2].ip, c.initial_cluster(&[0]));
+    let (code, log) = refused(&mut c, 2, &ic, "new");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("error setting up initial cluster: m3 has different advertised URLs in the cluster and advertised peer URLs list"),
+        "{log}"
+    );
+
+    // A running two-member cluster m1, m2 (with m3 not part of it yet).
+    let ic = c.initial_cluster(&[0, 1]);
+    c.spawn(0, &ic, "new", &[]);
+    c.spawn(1, &ic, "new", &[]);
+    c.wait_serving(0, LONG);
+    c.wait_serving(1, LONG);
+
+    // Joining with a member list that lacks the new member: counts differ.
+    let all3 = c.initial_cluster(&[0, 1, 2]);
+    let (code, log) = refused(&mut c, 2, &all3, "existing");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("assign ids error: the member count is unequal"),
+        "{log}"
+    );
+
+    // The cluster expects a member at one URL, the joiner says another.
+    let mut admin = c.client(0);
+    let r = json_request(
+        &mut admin,
+        "POST",
+        "/v2/members",
+        &format!("{{\"peerURLs\":[\"http://{}:9\"]}}", c.nodes[2].ip),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let all3 = c.initial_cluster(&[0, 1, 2]);
+    let (code, log) = refused(&mut c, 2, &all3, "existing");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("assign ids error: unmatched member while checking PeerURLs"),
+        "{log}"
+    );
+
+    // A member started as a new cluster whose peers belong to another cluster.
+    let (code, log) = refused(&mut c, 2, &all3, "new");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("conflicting cluster ID to the target cluster"),
+        "{log}"
+    );
+}

@@ -1,0 +1,355 @@
+//! Real multi-member tern clusters on loopback: each member on its own 127.x.y.z address
+//! (unique per test, so tests of one binary can run in parallel), with its stderr kept in a log
+//! file in its directory, and helpers to kill, pause, restart, and ask who leads.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{temp_dir, Client, Resp};
+
+/// Heartbeat and election timeout every test cluster runs with (ms): quick elections.
+pub const HEARTBEAT_MS: u64 = 50;
+pub const ELECTION_MS: u64 = 500;
+
+/// One member: where it lives and its process, if running.
+pub struct Node {
+    pub name: String,
+    pub ip: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub dir: PathBuf,
+    pub child: Option<Child>,
+}
+
+impl Node {
+    pub fn client_url(&self) -> String {
+        format!("http://{}:{}", self.ip, self.client_port)
+    }
+    pub fn peer_url(&self) -> String {
+        format!("http://{}:{}", self.ip, self.peer_port)
+    }
+    pub fn addr(&self) -> SocketAddr {
+        format!("{}:{}", self.ip, self.client_port).parse().unwrap()
+    }
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("stderr.log")
+    }
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+    pub fn running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+    /// Waits up to `timeout` for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+}
+
+/// A unique loopback network per cluster: 127.<a>.<b>.<member>.
+fn next_network() -> (u8, u8) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    ((10 + pid % 200) as u8, (n % 250) as u8 + 1)
+}
+
+fn free_port_on(ip: &str) -> u16 {
+    TcpListener::bind(format!("{ip}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub token: String,
+    net: (u8, u8),
+    root: PathBuf,
+    pub extra: Vec<String>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if std::thread::panicking() {
+            for n in &self.nodes {
+                eprintln!(
+                    "----- {} ({}) log -----\n{}",
+                    n.name,
+                    n.ip,
+                    tail(&n.log(), 40)
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Cluster {
+    /// Addresses and directories for `n` members; nothing started.
+    pub fn plan(n: usize, extra: &[&str]) -> Cluster {
+        let net = next_network();
+        let root = temp_dir("cluster");
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            token: format!("tok-{}-{}-{}", std::process::id(), net.0, net.1),
+            net,
+            root,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        for _ in 0..n {
+            c.plan_node();
+        }
+        c
+    }
+
+    /// Plans one more member (not started); its index.
+    pub fn plan_node(&mut self) -> usize {
+        let i = self.nodes.len();
+        let ip = format!("127.{}.{}.{}", self.net.0, self.net.1, i + 1);
+        let dir = self.root.join(format!("m{}", i + 1));
+        std::fs::create_dir_all(&dir).unwrap();
+        self.nodes.push(Node {
+            name: format!("m{}", i + 1),
+            client_port: free_port_on(&ip),
+            peer_port: free_port_on(&ip),
+            ip,
+            dir,
+            child: None,
+        });
+        i
+    }
+
+    /// Starts a new cluster of `n` members and waits until every one serves clients.
+    pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        let mut c = Cluster::plan(n, extra);
+        let ic = c.initial_cluster(&(0..n).collect::<Vec<_>>());
+        for i in 0..n {
+            c.spawn(i, &ic, "new", &[]);
+        }
+        for i in 0..n {
+            c.wait_serving(i, Duration::from_secs(30));
+        }
+        c
+    }
+
+    /// `name=peer,…` for the given members.
+    pub fn initial_cluster(&self, members: &[usize]) -> String {
+        members
+            .iter()
+            .map(|&i| format!("{}={}", self.nodes[i].name, self.nodes[i].peer_url()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The command line of member `i` (without starting it).
+    pub fn command(&self, i: usize, initial_cluster: &str, state: &str, extra: &[&str]) -> Command {
+        let n = &self.nodes[i];
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
+        cmd.arg("--name")
+            .arg(&n.name)
+            .arg("--data-dir")
+            .arg(n.dir.join("data"))
+            .arg("--listen-client-urls")
+            .arg(n.client_url())
+            .arg("--advertise-client-urls")
+            .arg(n.client_url())
+            .arg("--listen-peer-urls")
+            .arg(n.peer_url())
+            .arg("--initial-advertise-peer-urls")
+            .arg(n.peer_url())
+            .arg("--initial-cluster")
+            .arg(initial_cluster)
+            .arg("--initial-cluster-state")
+            .arg(state)
+            .arg("--initial-cluster-token")
+            .arg(&self.token)
+            .arg("--heartbeat-interval")
+            .arg(HEARTBEAT_MS.to_string())
+            .arg("--election-timeout")
+            .arg(ELECTION_MS.to_string())
+            .arg("--shards")
+            .arg("2")
+            .args(&self.extra)
+            .args(extra)
+            .stdout(Stdio::null());
+        cmd
+    }
+
+    /// Starts member `i` (appending its stderr to its log).
+    pub fn spawn(&mut self, i: usize, initial_cluster: &str, state: &str, extra: &[&str]) {
+        let mut cmd = self.command(i, initial_cluster, state, extra);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.nodes[i].log_path())
+            .unwrap();
+        cmd.stderr(Stdio::from(log));
+        self.nodes[i].child = Some(cmd.spawn().expect("start tern"));
+    }
+
+    /// Restarts a stopped member on its data dir (the `--initial-*` flags are ignored then).
+    pub fn restart(&mut self, i: usize) {
+        let ic = self.initial_cluster(&[i]);
+        self.spawn(i, &ic, "existing", &[]);
+        self.wait_serving(i, Duration::from_secs(30));
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    pub fn pause(&self, i: usize) {
+        self.nodes[i].signal("STOP");
+    }
+    pub fn resume(&self, i: usize) {
+        self.nodes[i].signal("CONT");
+    }
+
+    pub fn client(&self, i: usize) -> Client {
+        Client::connect(self.nodes[i].addr())
+    }
+
+    pub fn try_client(&self, i: usize) -> Option<Client> {
+        Client::try_connect(self.nodes[i].addr()).ok()
+    }
+
+    /// Waits until member `i` accepts client connections and answers `/v2/stats/self`.
+    pub fn wait_serving(&mut self, i: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.nodes[i].running() {
+                panic!(
+                    "member {} exited while starting:\n{}",
+                    self.nodes[i].name,
+                    self.nodes[i].log()
+                );
+            }
+            if let Some(mut c) = self.try_client(i) {
+                c.set_read_timeout(Duration::from_secs(2));
+                if c.try_request("GET", "/v2/stats/self", &[], b"")
+                    .is_ok_and(|r| r.status == 200)
+                {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "member {} did not start serving:\n{}",
+                self.nodes[i].name,
+                self.nodes[i].log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `/v2/stats/self` of member `i`, if it answers.
+    pub fn self_stats(&self, i: usize) -> Option<serde_json::Value> {
+        let mut c = self.try_client(i)?;
+        c.set_read_timeout(Duration::from_secs(2));
+        let r = c.try_request("GET", "/v2/stats/self", &[], b"").ok()?;
+        (r.status == 200).then(|| r.json())
+    }
+
+    /// The index of the member that says it leads, among `among`, once exactly one does.
+    pub fn wait_leader(&self, among: &[usize], timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let leaders: Vec<usize> = among
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    self.self_stats(i)
+                        .is_some_and(|s| s["state"] == "StateLeader")
+                })
+                .collect();
+            if leaders.len() == 1 {
+                return leaders[0];
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no single leader among {among:?} within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The member ID (hex) of member `i`, from its own `/v2/stats/self`.
+    pub fn member_id(&self, i: usize) -> String {
+        self.self_stats(i).expect("member answers")["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Polls member `i` with a local GET of `key` until it returns `value`.
+    pub fn wait_value(&self, i: usize, key: &str, value: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(mut c) = self.try_client(i) {
+                c.set_read_timeout(Duration::from_secs(2));
+                if let Ok(r) = c.try_request("GET", &format!("/v2/keys{key}"), &[], b"") {
+                    if r.status == 200 && r.json()["node"]["value"] == value {
+                        return;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "member {} never showed {key}={value}",
+                self.nodes[i].name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A JSON request (the members API wants `Content-Type: application/json`).
+pub fn json_request(c: &mut Client, method: &str, path: &str, body: &str) -> Resp {
+    c.try_request(
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
