@@ -35,7 +35,23 @@ fn writes_through_any_member_are_read_on_all_and_survive_leader_loss() {
     let members = c.client(0).get("/v2/members").json();
     assert_eq!(members["members"].as_array().unwrap().len(), 3);
 
+    // Peer traffic shows in the stats: the leader counts appends per follower, followers
+    // count what they received, and only the leader answers /v2/stats/leader.
     let leader = c.wait_leader(&all, LONG);
+    let stats = c.client(leader).get("/v2/stats/leader").json();
+    let followers = stats["followers"].as_object().unwrap();
+    assert_eq!(followers.len(), 2, "{stats}");
+    for f in followers.values() {
+        assert!(f["counts"]["success"].as_u64().unwrap() > 0, "{stats}");
+        assert!(f["latency"]["maximum"].as_f64().unwrap() > 0.0, "{stats}");
+    }
+    let follower = (leader + 1) % 3;
+    let own = c.self_stats(follower).unwrap();
+    assert!(own["recvAppendRequestCnt"].as_u64().unwrap() > 0, "{own}");
+    let r = c.client(follower).get("/v2/stats/leader");
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["message"], "not current leader");
+
     let killed_at = Instant::now();
     c.kill(leader);
     let rest: Vec<usize> = all.iter().copied().filter(|&i| i != leader).collect();

@@ -20,7 +20,12 @@ pub fn self_stats(api: &Api) -> Response {
     };
     let now = unix_nanos_now();
     let start = api.shared.start_time;
-    let mut b = Vec::with_capacity(320);
+    let leader_since = match raft.leader_since.load(Ordering::Relaxed) {
+        0 => start,
+        t => t,
+    };
+    let fig = api.shared.transport.figures();
+    let mut b = Vec::with_capacity(400);
     b.extend_from_slice(b"{\"name\":");
     write_json_string(&mut b, &api.shared.member.name);
     b.extend_from_slice(b",\"id\":");
@@ -39,24 +44,68 @@ pub fn self_stats(api: &Api) -> Response {
         },
     );
     b.extend_from_slice(b",\"uptime\":");
-    write_json_string(&mut b, &go_duration((now - start).max(0) as u64));
+    write_json_string(&mut b, &go_duration((now - leader_since).max(0) as u64));
     b.extend_from_slice(b",\"startTime\":");
-    write_json_string(&mut b, &rfc3339_nanos(start));
-    b.extend_from_slice(b"},\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}\n");
+    write_json_string(&mut b, &rfc3339_nanos(leader_since));
+    b.extend_from_slice(b"}");
+    // Rates are left out when zero, as etcd's `omitempty` does.
+    let mut field = |name: &str, value: String| {
+        b.extend_from_slice(format!(",\"{name}\":{value}").as_bytes());
+    };
+    field("recvAppendRequestCnt", fig.recv_append_requests.to_string());
+    for (name, v) in [
+        ("recvPkgRate", fig.recv_pkg_rate),
+        ("recvBandwidthRate", fig.recv_bandwidth_rate),
+    ] {
+        if v != 0.0 {
+            field(name, v.to_string());
+        }
+    }
+    field("sendAppendRequestCnt", fig.send_append_requests.to_string());
+    for (name, v) in [
+        ("sendPkgRate", fig.send_pkg_rate),
+        ("sendBandwidthRate", fig.send_bandwidth_rate),
+    ] {
+        if v != 0.0 {
+            field(name, v.to_string());
+        }
+    }
+    b.extend_from_slice(b"}\n");
     json_response(200, b)
 }
 
+/// The leader's view of its followers: batch round-trip latency (milliseconds) and counts of
+/// batches delivered and failed. Anyone else answers 403 as etcd does.
 pub fn leader_stats(api: &Api) -> Response {
     let raft = &api.shard.shared.raft;
     if !raft.is_leader.load(Ordering::Acquire) {
-        let err =
-            crate::error::Error::new(crate::error::Code::RaftInternal, "not current leader", 0);
-        return super::error_response(&err);
+        return json_response(403, b"{\"message\":\"not current leader\"}".to_vec());
     }
-    let mut b = Vec::with_capacity(64);
+    let members = api.shard.shared.membership();
+    let mut b = Vec::with_capacity(256);
     b.extend_from_slice(b"{\"leader\":");
     write_json_string(&mut b, &id_hex(api.shared.member.id));
-    b.extend_from_slice(b",\"followers\":{}}\n");
+    b.extend_from_slice(b",\"followers\":{");
+    let mut first = true;
+    for (id, f) in api.shared.transport.followers() {
+        if members.get(id).is_none() {
+            continue;
+        }
+        if !first {
+            b.push(b',');
+        }
+        first = false;
+        write_json_string(&mut b, &id_hex(id));
+        let l = &f.latency;
+        b.extend_from_slice(
+            format!(
+                ":{{\"latency\":{{\"current\":{},\"average\":{},\"standardDeviation\":{},\"minimum\":{},\"maximum\":{}}},\"counts\":{{\"fail\":{},\"success\":{}}}}}",
+                l.current, l.average, l.standard_deviation, l.minimum, l.maximum, f.fail, f.success
+            )
+            .as_bytes(),
+        );
+    }
+    b.extend_from_slice(b"}}\n");
     json_response(200, b)
 }
 

@@ -356,7 +356,11 @@ impl RaftDriver {
         // 1. Soft state: who leads, in which role.
         if let Some(ss) = ready.ss() {
             let status = &self.shard.shared.raft;
-            status.leader.store(ss.leader_id, Ordering::Release);
+            if status.leader.swap(ss.leader_id, Ordering::AcqRel) != ss.leader_id {
+                status
+                    .leader_since
+                    .store(unix_nanos_now(), Ordering::Relaxed);
+            }
             status
                 .is_leader
                 .store(ss.raft_state == StateRole::Leader, Ordering::Release);

@@ -121,6 +121,8 @@ pub struct Padded<T>(pub T);
 #[derive(Default)]
 pub struct RaftStatus {
     pub leader: AtomicU64,
+    /// When this member learned of the current leader (unix nanoseconds; 0 = never).
+    pub leader_since: std::sync::atomic::AtomicI64,
     pub term: AtomicU64,
     pub is_leader: AtomicBool,
     pub commit: AtomicU64,

@@ -33,9 +33,9 @@ pub struct FollowerStats {
 }
 
 impl FollowerStats {
-    fn record_success(&mut self, round_trip: Duration) {
+    fn record_success(&mut self, appends: u64, round_trip: Duration) {
         let ms = round_trip.as_secs_f64() * 1000.0;
-        self.success += 1;
+        self.success += appends;
         let l = &mut self.latency;
         l.current = ms;
         l.count += 1;
@@ -117,16 +117,17 @@ impl TransportStats {
         }
     }
 
-    /// A batch of `msgs` messages (`appends` of them append requests) went out to `to`.
+    /// A batch of `msgs` messages (`appends` of them append requests) went out to `to`; like
+    /// etcd, a follower's success count and latency follow the append requests.
     pub fn sent(&self, to: u64, msgs: u64, appends: u64, bytes: u64, round_trip: Duration) {
         let now = Instant::now();
         self.with(|s| {
             s.send_append += appends;
             s.send.add(now, msgs, bytes);
-            s.followers
-                .entry(to)
-                .or_default()
-                .record_success(round_trip);
+            let f = s.followers.entry(to).or_default();
+            if appends > 0 {
+                f.record_success(appends, round_trip);
+            }
         });
     }
 
@@ -181,11 +182,12 @@ mod tests {
         let s = TransportStats::default();
         s.sent(7, 3, 2, 100, Duration::from_millis(2));
         s.sent(7, 1, 1, 50, Duration::from_millis(4));
+        s.sent(7, 1, 0, 10, Duration::from_millis(50));
         s.send_failed(7);
         let f = s.followers();
         assert_eq!(f.len(), 1);
         let (id, st) = &f[0];
-        assert_eq!((*id, st.success, st.fail), (7, 2, 1));
+        assert_eq!((*id, st.success, st.fail), (7, 3, 1));
         assert!((st.latency.average - 3.0).abs() < 1e-9);
         assert!((st.latency.standard_deviation - 1.0).abs() < 1e-9);
         assert_eq!((st.latency.minimum, st.latency.maximum), (2.0, 4.0));
@@ -193,7 +195,7 @@ mod tests {
         s.received(5, 4, 500);
         let fig = s.figures();
         assert_eq!((fig.send_append_requests, fig.recv_append_requests), (3, 4));
-        assert_eq!((fig.send_pkg_rate, fig.send_bandwidth_rate), (4.0, 150.0));
+        assert_eq!((fig.send_pkg_rate, fig.send_bandwidth_rate), (5.0, 160.0));
         assert_eq!((fig.recv_pkg_rate, fig.recv_bandwidth_rate), (5.0, 500.0));
         s.remove_follower(7);
         assert!(s.followers().is_empty());
