@@ -139,6 +139,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
             name: config.name.clone(),
             client_urls: cluster.me.client_urls.clone(),
             strict_reconfig_check: config.strict_reconfig_check,
+            peer_source: peer_listen
+                .first()
+                .map(|a| a.ip())
+                .filter(|ip| !ip.is_unspecified()),
             join_peers: match first_start {
                 Some(FirstStartPlan::Join) => cluster.initial.clone(),
                 _ => Vec::new(),

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{json_request, Cluster, ELECTION_MS};
+use common::cluster::{iptables_usable, json_request, partition, Cluster, ELECTION_MS};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -103,6 +103,82 @@ fn a_minority_cannot_commit_and_its_quorum_reads_fail() {
     for i in 0..3 {
         c.wait_value(i, "/k", "after", LONG);
     }
+}
+
+#[test]
+fn five_members_survive_two_failures_but_not_three() {
+    let mut c = Cluster::start(5, &[]);
+    let all = [0, 1, 2, 3, 4];
+    let leader = c.wait_leader(&all, LONG);
+    // Kill two members, the leader among them.
+    let second = (leader + 1) % 5;
+    c.kill(leader);
+    c.kill(second);
+    let rest: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|&i| i != leader && i != second)
+        .collect();
+    c.wait_leader(&rest, LONG);
+    let r = put(&c, rest[0], "/five", "ok");
+    assert_eq!(r.status, 201, "{}", r.text());
+    for &i in &rest {
+        let r = c.client(i).get("/v2/keys/five?quorum=true");
+        assert_eq!(r.json()["node"]["value"], "ok");
+    }
+    // A third failure leaves two of five: no quorum.
+    c.kill(rest[2]);
+    let r = put(&c, rest[0], "/five", "lost");
+    assert_eq!(r.json()["errorCode"], 300, "{}", r.text());
+    // Back to three: the cluster goes on, and what it acknowledged is there.
+    c.restart(leader);
+    c.wait_leader(&[leader, rest[0], rest[1]], LONG);
+    let r = c.client(leader).get("/v2/keys/five?quorum=true");
+    assert!(
+        matches!(r.json()["node"]["value"].as_str(), Some("ok" | "lost")),
+        "{}",
+        r.text()
+    );
+    let r = put(&c, rest[1], "/five", "again");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn a_partitioned_member_cannot_commit_while_the_majority_goes_on() {
+    if !iptables_usable() {
+        println!("skipped: partitions need root and iptables (the SIGSTOP test covers the minority side)");
+        return;
+    }
+    let c = Cluster::start(3, &[]);
+    let all = [0, 1, 2];
+    let leader = c.wait_leader(&all, LONG);
+    // Cut the leader off: the other two elect a new one and keep serving.
+    let ip = c.nodes[leader].ip.clone();
+    let others: Vec<String> = all
+        .iter()
+        .filter(|&&i| i != leader)
+        .map(|&i| c.nodes[i].ip.clone())
+        .collect();
+    partition(&ip, &others, true);
+    let majority: Vec<usize> = all.iter().copied().filter(|&i| i != leader).collect();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let new_leader = c.wait_leader(&majority, LONG);
+        let r = put(&c, new_leader, "/p", "majority");
+        assert!(matches!(r.status, 200 | 201), "{}", r.text());
+        let mut isolated = c.client(leader);
+        let r = isolated.put("/v2/keys/p", &[("value", "minority")]);
+        assert_eq!(r.json()["errorCode"], 300, "{}", r.text());
+        let r = isolated.get("/v2/keys/p?quorum=true");
+        assert!(r.status >= 500, "{} {}", r.status, r.text());
+    }));
+    partition(&ip, &others, false);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+    // Healed: the old leader follows and has the majority's write.
+    c.wait_value(leader, "/p", "majority", LONG);
+    let r = c.client(leader).get("/v2/keys/p?quorum=true");
+    assert_eq!(r.json()["node"]["value"], "majority");
 }
 
 #[test]

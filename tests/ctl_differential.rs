@@ -298,20 +298,25 @@ fn script() -> Vec<Step> {
             &[E, "watch", "--recursive", "/w", "--after-index", "1"],
             800,
         ),
-        killed(
-            &[
-                E,
-                "exec-watch",
-                "--after-index=1",
-                "-r",
-                "/w/a",
-                "--",
-                "sh",
-                "-c",
-                "echo $ETCD_WATCH_ACTION $ETCD_WATCH_KEY $ETCD_WATCH_VALUE",
-            ],
-            1500,
-        ),
+        // etcdctl runs each event's command without waiting for the previous one, so the
+        // order of their output is not fixed.
+        Step {
+            unordered: true,
+            ..killed(
+                &[
+                    E,
+                    "exec-watch",
+                    "--after-index=1",
+                    "-r",
+                    "/w/a",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo $ETCD_WATCH_ACTION $ETCD_WATCH_KEY $ETCD_WATCH_VALUE",
+                ],
+                1500,
+            )
+        },
         killed(
             &[
                 E,

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cluster::Cluster;
+use common::cluster::{iptables_usable, partition, Cluster};
 use common::{encode_form, Client};
 use linearizability::{check, Op, OpKind, Verdict};
 
@@ -207,37 +207,6 @@ fn run_client(
             conn = None;
             member = rng.below(n) as usize;
             std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn iptables_usable() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    root && Command::new("iptables")
-        .args(["-L", "INPUT", "-n"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Drops traffic between `ip` and each of `others`, both ways (`add` false removes the rules).
-fn partition(ip: &str, others: &[String], add: bool) {
-    for other in others {
-        for (s, d) in [(ip, other.as_str()), (other.as_str(), ip)] {
-            let _ = Command::new("iptables")
-                .args([
-                    if add { "-I" } else { "-D" },
-                    "INPUT",
-                    "-s",
-                    s,
-                    "-d",
-                    d,
-                    "-j",
-                    "DROP",
-                ])
-                .status();
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct RaftSettings {
     /// A member joining a running cluster: the members it was told about, to talk to until
     /// the leader's log gives it the member list.
     pub join_peers: Vec<crate::cluster::Member>,
+    /// Where peer connections are made from (the peer listen address, when it is specific).
+    pub peer_source: Option<std::net::IpAddr>,
 }
 
 pub struct RaftDriver {
@@ -129,6 +131,7 @@ pub fn start_node(
     let transport = Transport::new(
         bootstrap.member_id,
         bootstrap.cluster_id,
+        settings.peer_source,
         inbox.clone(),
         stats,
     );

@@ -8,7 +8,8 @@
 //! raft the peer is unreachable. Snapshots go out on their own connection (`POST
 //! /raft/snapshot`) so a large transfer never delays heartbeats. Every request carries the
 //! cluster ID and the sender's member ID; the receiver refuses a different cluster (412) and a
-//! removed member (410).
+//! removed member (410). An idle link sends an empty batch every half second, which keeps
+//! [`Transport::is_active`] true for every reachable peer.
 //!
 //! Wire format of a batch body: `([u32 LE length][protobuf raft Message])*`.
 //! Knows nothing about the store; raft messages are opaque protobuf here.
@@ -18,6 +19,8 @@ pub mod stats;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +44,7 @@ const MAX_RESPONSE: usize = 1 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
+const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
@@ -96,6 +100,8 @@ struct Link {
 /// What every link task needs.
 struct Context {
     local: u64,
+    /// The address outgoing peer connections are made from (`None`: the kernel's choice).
+    source: Option<IpAddr>,
     cluster: u64,
     inbox: Rc<Mailbox<RaftInput>>,
     stats: Arc<TransportStats>,
@@ -111,12 +117,14 @@ impl Transport {
     pub fn new(
         local: u64,
         cluster: u64,
+        source: Option<IpAddr>,
         inbox: Rc<Mailbox<RaftInput>>,
         stats: Arc<TransportStats>,
     ) -> Transport {
         Transport {
             ctx: Rc::new(Context {
                 local,
+                source,
                 cluster,
                 inbox,
                 stats,
@@ -195,7 +203,10 @@ fn request_headers(ctx: &Context) -> [(&'static str, String); 3] {
     ]
 }
 
-async fn connect(urls: &[String]) -> Option<(glommio::net::TcpStream, String)> {
+async fn connect(
+    urls: &[String],
+    source: Option<IpAddr>,
+) -> Option<(glommio::net::TcpStream, String)> {
     for url in urls {
         let Some(authority) = url_authority(url) else {
             continue;
@@ -204,15 +215,40 @@ async fn connect(urls: &[String]) -> Option<(glommio::net::TcpStream, String)> {
             continue;
         };
         for addr in addrs {
-            if let Ok(stream) =
-                glommio::net::TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).await
-            {
+            let connected = match source {
+                Some(ip) if ip.is_ipv4() == addr.is_ipv4() => connect_from(ip, addr).await,
+                _ => glommio::net::TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)
+                    .await
+                    .map_err(io::Error::from),
+            };
+            if let Ok(stream) = connected {
                 let _ = stream.set_nodelay(true);
                 return Some((stream, authority.to_string()));
             }
         }
     }
     None
+}
+
+/// Connects from `source` (the address this member listens on for peers), so traffic between
+/// members has their own addresses at both ends (firewall rules and partitions by address
+/// work). glommio cannot bind before connecting, so the connect runs on a blocking thread.
+async fn connect_from(source: IpAddr, addr: SocketAddr) -> io::Result<glommio::net::TcpStream> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let fd = glommio::executor()
+        .spawn_blocking(move || -> io::Result<std::os::fd::OwnedFd> {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::STREAM,
+                None,
+            )?;
+            socket.bind(&SocketAddr::new(source, 0).into())?;
+            socket.connect_timeout(&addr.into(), CONNECT_TIMEOUT)?;
+            Ok(socket.into())
+        })
+        .await?;
+    // SAFETY: `fd` is a connected TCP socket we own; ownership moves to glommio.
+    Ok(unsafe { glommio::net::TcpStream::from_raw_fd(fd.into_raw_fd()) })
 }
 
 async fn with_timeout<T>(dur: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
@@ -258,7 +294,7 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
     let mut batch = Vec::new();
     while !link.closed.get() {
         let urls = link.urls.borrow().clone();
-        let Some((stream, host)) = connect(&urls).await else {
+        let Some((stream, host)) = connect(&urls, ctx.source).await else {
             // Nobody to give them to: raft resends what matters once the peer is back.
             let mut dropped = Vec::new();
             if !link.queue.is_empty() {
@@ -277,7 +313,11 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
         let mut request = Vec::new();
         loop {
             batch.clear();
-            if !link.queue.recv_batch(&mut batch).await || link.closed.get() {
+            // An idle link sends an empty batch now and then, so whether the peer is reachable
+            // stays known (the strict reconfiguration check asks) even when raft has nothing
+            // to say to it (a follower talks to the leader only).
+            let more = with_timeout(PROBE_INTERVAL, link.queue.recv_batch(&mut batch)).await;
+            if more == Some(false) || link.closed.get() {
                 return;
             }
             body.clear();
@@ -341,7 +381,7 @@ async fn send_snapshot(msg: Message, urls: Vec<String>, ctx: Rc<Context>) {
     encode_frame(&msg, &mut body);
     drop(msg);
     let ok = async {
-        let (stream, host) = connect(&urls).await?;
+        let (stream, host) = connect(&urls, ctx.source).await?;
         let mut request = Vec::with_capacity(body.len() + 256);
         encode_request(
             "POST",

@@ -343,6 +343,39 @@ impl Cluster {
     }
 }
 
+/// Whether this process may partition members with iptables (root, and iptables works).
+pub fn iptables_usable() -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    root && Command::new("iptables")
+        .args(["-L", "INPUT", "-n"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Drops traffic between `ip` and each of `others`, both ways; `add` false removes the rules.
+/// Clients (connecting from 127.0.0.1) still reach every member.
+pub fn partition(ip: &str, others: &[String], add: bool) {
+    for other in others {
+        for (s, d) in [(ip, other.as_str()), (other.as_str(), ip)] {
+            let _ = Command::new("iptables")
+                .args([
+                    if add { "-I" } else { "-D" },
+                    "INPUT",
+                    "-s",
+                    s,
+                    "-d",
+                    d,
+                    "-j",
+                    "DROP",
+                ])
+                .status();
+        }
+    }
+}
+
 /// A JSON request (the members API wants `Content-Type: application/json`).
 pub fn json_request(c: &mut Client, method: &str, path: &str, body: &str) -> Resp {
     c.try_request(
