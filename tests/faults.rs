@@ -9,7 +9,6 @@ mod common;
 #[path = "common/linearizability.rs"]
 mod linearizability;
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
