@@ -521,7 +521,7 @@ async fn recover_member(plan: &ShardPlan) -> Result<(Startup, Recovered), String
         &plan.paths,
         plan.configured.clone(),
         first,
-        plan.force_new_cluster,
+        plan.force_new_cluster.then_some(&plan.cluster.me),
     )
     .await?;
     for w in &rec.warnings {
@@ -538,9 +538,9 @@ async fn recover_member(plan: &ShardPlan) -> Result<(Startup, Recovered), String
             rec.commit
         );
     }
+    // The name is --name of this start (as in etcd); the IDs are the WAL's.
     let mut member = plan.cluster.me.clone();
     member.id = b.member_id;
-    member.name = b.name.clone();
     plan.shared.member_id.store(b.member_id, Ordering::Relaxed);
     plan.shared.set_membership(rec.membership.clone());
     let api = Arc::new(ApiShared::new(

@@ -470,3 +470,81 @@ fn bootstrap_misconfigurations_exit_with_etcds_messages() {
         "{log}"
     );
 }
+
+#[test]
+fn disaster_recovery_from_a_backup_as_in_section_6_3() {
+    // A running three-member cluster with data.
+    let mut c = Cluster::start(3, &["--snapshot-count", "40"]);
+    c.wait_leader(&[0, 1, 2], LONG);
+    for n in 0..100 {
+        let r = put(&c, n % 3, &format!("/dr/{n}"), &n.to_string());
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    c.wait_value(0, "/dr/99", "99", LONG);
+
+    // Back up member 1's data dir while it runs, into the data dir of a fresh member.
+    let old_id = c.member_id(0);
+    let fresh = c.plan_node();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ternctl"))
+        .arg("backup")
+        .arg("--data-dir")
+        .arg(c.nodes[0].dir.join("data"))
+        .arg("--backup-dir")
+        .arg(c.nodes[fresh].dir.join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The whole cluster is lost.
+    for i in 0..3 {
+        c.kill(i);
+    }
+
+    // Start from the backup as a new one-member cluster.
+    let ic = c.initial_cluster(&[fresh]);
+    c.spawn(fresh, &ic, "new", &["--force-new-cluster"]);
+    c.wait_serving(fresh, LONG);
+    c.wait_leader(&[fresh], LONG);
+    let r = c.client(fresh).get("/v2/keys/dr/99?quorum=true");
+    assert_eq!(r.json()["node"]["value"], "99", "{}", r.text());
+    let list = c.client(fresh).get("/v2/members").json();
+    let members = list["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1, "{list}");
+    assert_eq!(
+        members[0]["peerURLs"][0],
+        c.nodes[fresh].peer_url().as_str()
+    );
+    assert_ne!(
+        members[0]["id"].as_str().unwrap(),
+        old_id,
+        "the backup runs under a new member ID"
+    );
+
+    // Grow it back to three members.
+    let mut grown = vec![fresh];
+    for _ in 0..2 {
+        let i = c.plan_node();
+        let mut admin = c.client(fresh);
+        let r = json_request(
+            &mut admin,
+            "POST",
+            "/v2/members",
+            &format!("{{\"peerURLs\":[\"{}\"]}}", c.nodes[i].peer_url()),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        grown.push(i);
+        let ic = c.initial_cluster(&grown);
+        c.spawn(i, &ic, "existing", &[]);
+        c.wait_serving(i, LONG);
+        c.wait_value(i, "/dr/50", "50", LONG);
+    }
+    let r = put(&c, grown[2], "/dr/after", "grown");
+    assert_eq!(r.status, 201, "{}", r.text());
+    for &i in &grown {
+        c.wait_value(i, "/dr/after", "grown", LONG);
+    }
+}

@@ -30,6 +30,8 @@ pub enum MemberChange {
         name: String,
         client_urls: Vec<String>,
     },
+    /// `--force-new-cluster`: this member alone; every other one is removed for good.
+    ForceNewCluster(Member),
 }
 
 /// Why a change is refused; the members API maps these to etcd's answers.
@@ -118,6 +120,7 @@ impl Membership {
                 self.check_urls_free(*id, peer_urls)
             }
             MemberChange::Publish { id, .. } => self.check_present(*id),
+            MemberChange::ForceNewCluster(_) => Ok(()),
         }
     }
 
@@ -172,6 +175,19 @@ impl Membership {
                     m.name = name.clone();
                     m.client_urls = client_urls.clone();
                 }
+            }
+            MemberChange::ForceNewCluster(me) => {
+                let others: Vec<u64> = self
+                    .members
+                    .keys()
+                    .copied()
+                    .filter(|id| *id != me.id)
+                    .collect();
+                self.removed.extend(others);
+                self.removed.remove(&me.id);
+                let mut me = me.clone();
+                me.peer_urls.sort();
+                self.members = BTreeMap::from([(me.id, me)]);
             }
         }
         Ok(())
@@ -239,6 +255,7 @@ const TAG_ADD: u8 = 1;
 const TAG_REMOVE: u8 = 2;
 const TAG_UPDATE: u8 = 3;
 const TAG_PUBLISH: u8 = 4;
+const TAG_FORCE_NEW_CLUSTER: u8 = 5;
 
 impl MemberChange {
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -266,6 +283,10 @@ impl MemberChange {
                 codec::put_str(out, name);
                 encode_strings(out, client_urls);
             }
+            MemberChange::ForceNewCluster(m) => {
+                codec::put_u8(out, TAG_FORCE_NEW_CLUSTER);
+                encode_member(out, m);
+            }
         }
     }
 
@@ -282,6 +303,7 @@ impl MemberChange {
                 name: r.string()?,
                 client_urls: decode_strings(r)?,
             },
+            TAG_FORCE_NEW_CLUSTER => MemberChange::ForceNewCluster(decode_member(r)?),
             tag => return Err(DecodeError::UnknownTag(tag)),
         })
     }
@@ -289,7 +311,7 @@ impl MemberChange {
     /// The member the change is about.
     pub fn member_id(&self) -> u64 {
         match self {
-            MemberChange::Add(m) => m.id,
+            MemberChange::Add(m) | MemberChange::ForceNewCluster(m) => m.id,
             MemberChange::Remove(id)
             | MemberChange::UpdatePeers { id, .. }
             | MemberChange::Publish { id, .. } => *id,
@@ -363,6 +385,20 @@ mod tests {
     }
 
     #[test]
+    fn force_new_cluster_keeps_only_this_member() {
+        let mut ms = Membership::default();
+        for (id, url) in [(1, "http://a:1"), (2, "http://b:1"), (3, "http://c:1")] {
+            ms.apply(&MemberChange::Add(member(id, url))).unwrap();
+        }
+        // A backup's new ID may reuse an old member's peer URL.
+        ms.apply(&MemberChange::ForceNewCluster(member(7, "http://a:1")))
+            .unwrap();
+        assert_eq!(ms.ids(), vec![7]);
+        assert!(ms.is_removed(1) && ms.is_removed(2) && ms.is_removed(3));
+        assert!(!ms.is_removed(7));
+    }
+
+    #[test]
     fn encodings_round_trip_and_refuse_truncation() {
         let mut ms = Membership::default();
         ms.apply(&MemberChange::Add(member(1, "http://a:2380")))
@@ -391,6 +427,7 @@ mod tests {
                 name: "n".into(),
                 client_urls: vec!["http://c:2379".into()],
             },
+            MemberChange::ForceNewCluster(member(9, "http://z:1")),
         ];
         for c in changes {
             let mut out = Vec::new();

@@ -9,6 +9,7 @@
 //! member sync), password prompting. Must not know: HTTP details or server internals.
 
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod cluster;
 pub mod format;
@@ -71,10 +72,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         return EXIT_SUCCESS;
     };
     let r = match &cmd {
-        Command::Backup(_) => {
-            eprintln!("Error:  backup is not supported yet");
-            Err(Exit(EXIT_BAD_ARGS))
-        }
+        Command::Backup(a) => backup::backup(a),
         Command::ClusterHealth(a) => cluster::cluster_health(&ctx, a),
         Command::Mk(a) => keys::mk(&ctx, a),
         Command::Mkdir(a) => keys::mkdir(&ctx, a, crate::client::PrevExist::NoExist),

@@ -152,6 +152,14 @@ impl RaftDriver {
             eprintln!("tern: skipping undecodable conf change {}", entry.index);
             return;
         };
+        if cc.context.is_empty() {
+            // `--force-new-cluster`'s voter changes: the member list changed in its own entry.
+            match self.node.apply_conf_change(&cc) {
+                Ok(cs) => self.node.mut_store().mem.wl().set_conf_state(cs),
+                Err(e) => eprintln!("tern: raft conf change at {} refused: {e}", entry.index),
+            }
+            return;
+        }
         let (origin, change) = match proposal::decode(&cc.context) {
             Ok((origin, Payload::Member(change))) => (origin, change),
             _ => {

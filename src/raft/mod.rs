@@ -13,6 +13,7 @@
 //! for it. Every `--snapshot-count` applied entries the store is written to a snapshot file and
 //! the log is compacted.
 
+pub mod backup;
 pub mod logger;
 mod membership;
 mod snapshots;
@@ -115,6 +116,9 @@ pub fn start_node(
         max_size_per_msg: 1 << 20,
         // Appends in flight per follower before the leader waits for acks: the back-pressure.
         max_inflight_msgs: 256,
+        // A leader that cannot commit stops taking proposals beyond this many bytes of
+        // uncommitted entries; they fail at once instead of piling up.
+        max_uncommitted_size: 64 << 20,
         // A leader that lost its quorum steps down; a partitioned member cannot disrupt the
         // cluster with higher terms when it comes back.
         check_quorum: true,

@@ -1,4 +1,5 @@
-//! Snapshots on the raft node: taking one every `--snapshot-count` applied entries (the store
+//! Snapshots on the raft node: taking one every `--snapshot-count` applied entries, or when a
+//! follower needs a newer one than the last (the store
 //! is serialised on the loop — the stall `/metrics` reports — and written on a blocking thread),
 //! compacting the log and purging old files once it is durable, and installing a snapshot a
 //! leader sent because this member fell behind its compacted log.
@@ -17,8 +18,13 @@ impl RaftDriver {
     /// Every `--snapshot-count` applied entries: write shard 0's store to a snapshot file (on a
     /// blocking thread, so the loop keeps serving), then compact the log and purge old files.
     pub(super) fn maybe_snapshot(&mut self) {
+        if self.snapshot_in_flight.is_some() {
+            return;
+        }
+        let wanted =
+            self.node.store().take_snapshot_wanted() && self.applied_index > self.snapshot_index;
         let due = self.applied_index >= self.snapshot_index + self.settings.snapshot_count.max(1);
-        if !due || self.snapshot_in_flight.is_some() {
+        if !due && !wanted {
             return;
         }
         let index = self.applied_index;

@@ -119,6 +119,9 @@ pub fn decode_snapshot_payload(bytes: &[u8]) -> Result<SnapshotPayload<'_>, Stri
 pub struct LogStorage {
     pub mem: MemStorage,
     snapshot: std::cell::RefCell<Snapshot>,
+    /// Raft asked for a snapshot the newest one cannot serve (too old, or taken before the
+    /// follower was added): the node should take a new one now.
+    snapshot_wanted: std::cell::Cell<bool>,
 }
 
 impl LogStorage {
@@ -126,7 +129,13 @@ impl LogStorage {
         LogStorage {
             mem,
             snapshot: Default::default(),
+            snapshot_wanted: Default::default(),
         }
+    }
+
+    /// Whether raft wanted a newer snapshot since the last call.
+    pub fn take_snapshot_wanted(&self) -> bool {
+        self.snapshot_wanted.replace(false)
     }
 
     /// The snapshot to offer followers from now on.
@@ -171,10 +180,14 @@ impl raft::Storage for LogStorage {
     fn last_index(&self) -> raft::Result<u64> {
         self.mem.last_index()
     }
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let snapshot = self.snapshot.borrow();
-        let index = snapshot.get_metadata().index;
-        if index == 0 || index < request_index {
+        let meta = snapshot.get_metadata();
+        let conf = meta.get_conf_state();
+        // A follower refuses a snapshot whose configuration does not include it.
+        let knows_follower = conf.voters.contains(&to) || conf.learners.contains(&to);
+        if meta.index == 0 || meta.index < request_index || !knows_follower {
+            self.snapshot_wanted.set(true);
             return Err(raft::Error::Store(
                 raft::StorageError::SnapshotTemporarilyUnavailable,
             ));
@@ -220,6 +233,19 @@ pub fn conf_change_entry(
     cc.set_change_type(kind);
     cc.node_id = node;
     cc.context = context.into();
+    let mut entry = Entry::default();
+    entry.set_entry_type(EntryType::EntryConfChange);
+    entry.index = index;
+    entry.term = term;
+    entry.data = cc.write_to_bytes().unwrap_or_default().into();
+    entry
+}
+
+/// A conf change raft applies without touching the member list (`--force-new-cluster`).
+fn bare_conf_change_entry(index: u64, term: u64, kind: ConfChangeType, node: u64) -> Entry {
+    let mut cc = ConfChange::default();
+    cc.set_change_type(kind);
+    cc.node_id = node;
     let mut entry = Entry::default();
     entry.set_entry_type(EntryType::EntryConfChange);
     entry.index = index;
@@ -334,12 +360,13 @@ pub enum FirstStart<'a> {
 }
 
 /// Opens the member's WAL and newest snapshot, or creates them on first start.
-/// `force_new_cluster` rewrites the log so this member is the only voter (keeping its data).
+/// `force_new_cluster` (this member as configured now) appends entries that leave this member
+/// the only one, keeping its data (§6.3).
 pub async fn recover(
     paths: &Paths,
     fresh: Bootstrap,
     first: FirstStart<'_>,
-    force_new_cluster: bool,
+    force_new_cluster: Option<&Member>,
 ) -> Result<Recovered, String> {
     if !Wal::exists(&paths.wal) {
         std::fs::create_dir_all(&paths.snap)
@@ -446,23 +473,42 @@ pub async fn recover(
     }
     let last = entries.last().map_or(snap_index, |e| e.index);
     hs.commit = hs.commit.min(last);
-    if force_new_cluster {
+    if let Some(me) = force_new_cluster {
         entries.retain(|e| e.index <= hs.commit);
-        let others: Vec<u64> = voters_after(voters.clone(), &entries)
-            .into_iter()
-            .filter(|v| *v != bootstrap.member_id)
-            .collect();
-        let mut next = hs.commit + 1;
+        let me = Member {
+            id: bootstrap.member_id,
+            name: bootstrap.name.clone(),
+            peer_urls: me.peer_urls.clone(),
+            client_urls: Vec::new(),
+        };
+        let voters_now = voters_after(voters.clone(), &entries);
         let term = hs.term.max(1);
+        let mut next = hs.commit + 1;
         let mut added = Vec::new();
-        for id in others {
-            added.push(conf_change_entry(
-                next,
-                term,
-                ConfChangeType::RemoveNode,
-                id,
-                &MemberChange::Remove(id),
-            ));
+        // The member list first (this member alone, everyone else removed for good), then
+        // raft's voters: add this member if it is not one (a backup has a new ID), and only
+        // then remove the others, so raft never has zero voters.
+        let mut data = Vec::new();
+        proposal::encode_member(
+            proposal::Origin::NONE,
+            &MemberChange::ForceNewCluster(me.clone()),
+            &mut data,
+        );
+        let mut reset = Entry::default();
+        reset.index = next;
+        reset.term = term;
+        reset.data = data.into();
+        added.push(reset);
+        next += 1;
+        let mut raft_changes = Vec::new();
+        if !voters_now.contains(&me.id) {
+            raft_changes.push((ConfChangeType::AddNode, me.id));
+        }
+        for id in voters_now.iter().filter(|v| **v != me.id) {
+            raft_changes.push((ConfChangeType::RemoveNode, *id));
+        }
+        for (kind, id) in raft_changes {
+            added.push(bare_conf_change_entry(next, term, kind, id));
             next += 1;
         }
         hs.term = term;
@@ -470,8 +516,9 @@ pub async fn recover(
         hs.vote = 0;
         persist(&mut wal, &added, &hs).await?;
         warnings.push(format!(
-            "--force-new-cluster: removed {} other member(s) at index {}; this member is the only voter",
-            added.len(),
+            "--force-new-cluster: member {:x} is now the only member (entries {}..={})",
+            me.id,
+            hs.commit + 1 - added.len() as u64,
             hs.commit
         ));
         entries.extend(added);
