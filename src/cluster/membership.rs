@@ -106,13 +106,22 @@ impl Membership {
     pub fn check(&self, change: &MemberChange) -> Result<(), MemberError> {
         match change {
             MemberChange::Add(m) => {
+                // A URL already in use is the error a user can act on (an ID derived from the
+                // same URLs at the same second would collide too).
+                let taken = self
+                    .members
+                    .values()
+                    .any(|o| o.peer_urls.iter().any(|u| m.peer_urls.contains(u)));
+                if taken {
+                    return Err(MemberError::PeerUrlExists);
+                }
                 if self.removed.contains(&m.id) {
                     return Err(MemberError::IdRemoved);
                 }
                 if self.members.contains_key(&m.id) {
                     return Err(MemberError::IdExists);
                 }
-                self.check_urls_free(m.id, &m.peer_urls)
+                Ok(())
             }
             MemberChange::Remove(id) => self.check_present(*id),
             MemberChange::UpdatePeers { id, peer_urls } => {
@@ -342,6 +351,10 @@ mod tests {
         assert_eq!(
             ms.apply(&MemberChange::Add(member(1, "http://c:2380"))),
             Err(MemberError::IdExists)
+        );
+        assert_eq!(
+            ms.apply(&MemberChange::Add(member(1, "http://a:2380"))),
+            Err(MemberError::PeerUrlExists)
         );
         assert_eq!(
             ms.apply(&MemberChange::Add(member(3, "http://a:2380"))),
