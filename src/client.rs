@@ -630,11 +630,53 @@ pub enum TransportError {
     Other(String),
 }
 
+/// One connection: plain TCP, or TLS over it for `https` endpoints.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(t) => &t.sock,
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(t) => t.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(t) => t.flush(),
+        }
+    }
+}
+
 /// Keep-alive HTTP/1.1 transport: at most one idle connection per `host:port`.
 #[derive(Default)]
 pub struct Transport {
-    idle: HashMap<String, (TcpStream, Vec<u8>)>,
+    idle: HashMap<String, (Conn, Vec<u8>)>,
     pub dial_timeout: Option<Duration>,
+    /// TLS settings for `https` endpoints (`--ca-file`, `--cert-file`, `--key-file`); the
+    /// system's roots when `None`.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 fn remaining(deadline: Option<Instant>) -> Option<Duration> {
@@ -670,6 +712,35 @@ fn nameserver() -> String {
         .unwrap_or_else(|| "127.0.0.1:53".into())
 }
 
+/// A TLS failure as Go's crypto/tls and x509 word it; `None` when `e` is not one.
+fn tls_text(e: &io::Error) -> Option<String> {
+    let tls = e.get_ref()?.downcast_ref::<rustls::Error>()?;
+    Some(match tls {
+        rustls::Error::AlertReceived(alert) => {
+            let name = format!("{alert:?}");
+            // BadCertificate -> "bad certificate"
+            let mut words = String::new();
+            for (i, ch) in name.chars().enumerate() {
+                if ch.is_uppercase() && i > 0 {
+                    words.push(' ');
+                }
+                words.push(ch.to_ascii_lowercase());
+            }
+            format!("remote error: tls: {words}")
+        }
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
+            "x509: certificate signed by unknown authority".into()
+        }
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Expired) => {
+            "x509: certificate has expired or is not yet valid".into()
+        }
+        rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName) => {
+            "x509: certificate is not valid for this host".into()
+        }
+        other => format!("tls: {other}"),
+    })
+}
+
 fn io_text(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => "connection refused".into(),
@@ -689,6 +760,50 @@ fn io_text(e: &io::Error) -> String {
 }
 
 impl Transport {
+    /// Connects to `url`, with TLS for `https`.
+    fn connect(&mut self, url: &Url, deadline: Option<Instant>) -> Result<Conn, TransportError> {
+        let tcp = self.dial(url, deadline)?;
+        if url.scheme != "https" {
+            return Ok(Conn::Plain(tcp));
+        }
+        let config = match &self.tls {
+            Some(c) => c.clone(),
+            None => {
+                let c = crate::tls::client_config(&crate::tls::ClientFiles::default())
+                    .map_err(TransportError::Other)?;
+                self.tls = Some(c.clone());
+                c
+            }
+        };
+        let host = url.dial_addr();
+        let host = host
+            .rsplit_once(':')
+            .map_or(host.as_str(), |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|_| TransportError::Other(format!("bad TLS server name {host:?}")))?;
+        let conn = rustls::ClientConnection::new(config, name)
+            .map_err(|e| TransportError::Other(format!("tls: {e}")))?;
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        // Handshake now, so certificate errors show as such rather than as a failed write.
+        if let Some(r) = remaining(deadline) {
+            let _ = tls
+                .sock
+                .set_read_timeout(Some(r.max(Duration::from_millis(1))));
+        }
+        while tls.conn.is_handshaking() {
+            tls.conn
+                .complete_io(&mut tls.sock)
+                .map_err(|e| match tls_text(&e) {
+                    Some(text) => TransportError::Other(text),
+                    None => TransportError::Conn(format!("read tcp: {}", io_text(&e))),
+                })?;
+        }
+        Ok(Conn::Tls(Box::new(tls)))
+    }
+
     fn dial(&self, url: &Url, deadline: Option<Instant>) -> Result<TcpStream, TransportError> {
         let addr = url.dial_addr();
         let addrs: Vec<_> = match addr.to_socket_addrs() {
@@ -740,7 +855,7 @@ impl Transport {
         header_deadline: Option<Instant>,
         deadline: Option<Instant>,
     ) -> Result<HttpResponse, TransportError> {
-        if req.url.scheme != "http" {
+        if req.url.scheme != "http" && req.url.scheme != "https" {
             return Err(TransportError::Other(format!(
                 "unsupported protocol scheme {:?}",
                 req.url.scheme
@@ -775,7 +890,7 @@ impl Transport {
         for attempt in 0..2 {
             let (mut conn, mut leftover, reused) = match self.idle.remove(&key) {
                 Some((c, l)) if attempt == 0 => (c, l, true),
-                _ => (self.dial(&req.url, hd)?, Vec::new(), false),
+                _ => (self.connect(&req.url, hd)?, Vec::new(), false),
             };
             let set_to = |c: &TcpStream, d: Option<Instant>| -> Result<(), TransportError> {
                 match remaining(d) {
@@ -787,8 +902,8 @@ impl Transport {
                     }
                 }
             };
-            set_to(&conn, hd)?;
-            if let Err(e) = conn.write_all(&wire) {
+            set_to(conn.tcp(), hd)?;
+            if let Err(e) = conn.write_all(&wire).and_then(|()| conn.flush()) {
                 if reused {
                     continue;
                 }
@@ -796,15 +911,17 @@ impl Transport {
             }
             // Read the head under the header deadline, the body under the total one.
             let mut reader = DeadlineReader {
-                conn: &conn,
+                conn: &mut conn,
                 head_deadline: hd,
                 deadline,
                 got_any: false,
             };
-            match read_response(&mut reader, &mut leftover, req.method) {
+            let result = read_response(&mut reader, &mut leftover, req.method);
+            let got_any = reader.got_any;
+            match result {
                 Ok((resp, reusable)) => {
                     if reusable {
-                        let _ = conn.set_read_timeout(None);
+                        let _ = conn.tcp().set_read_timeout(None);
                         self.idle.insert(key, (conn, leftover));
                     }
                     return Ok(resp);
@@ -818,10 +935,13 @@ impl Transport {
                         )
                     };
                     return Err(match e {
+                        ReadError::Io(ref io) if tls_text(io).is_some() => {
+                            TransportError::Other(tls_text(io).unwrap_or_default())
+                        }
                         ReadError::Io(ref io) if timed_out(io) => {
                             if deadline.is_some_and(|d| Instant::now() >= d) {
                                 TransportError::Deadline
-                            } else if !reader.got_any {
+                            } else if !got_any {
                                 TransportError::HeaderTimeout
                             } else {
                                 TransportError::Conn("i/o timeout".into())
@@ -829,8 +949,14 @@ impl Transport {
                         }
                         ReadError::Io(io) => TransportError::Conn(format!(
                             "read tcp {}->{}: read: {}",
-                            conn.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-                            conn.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+                            conn.tcp()
+                                .local_addr()
+                                .map(|a| a.to_string())
+                                .unwrap_or_default(),
+                            conn.tcp()
+                                .peer_addr()
+                                .map(|a| a.to_string())
+                                .unwrap_or_default(),
                             io_text(&io)
                         )),
                         ReadError::Eof => TransportError::Conn("EOF".into()),
@@ -846,7 +972,7 @@ impl Transport {
 
 /// Applies the header deadline until the first bytes arrive, then the total deadline.
 struct DeadlineReader<'a> {
-    conn: &'a TcpStream,
+    conn: &'a mut Conn,
     head_deadline: Option<Instant>,
     deadline: Option<Instant>,
     got_any: bool,
@@ -863,10 +989,9 @@ impl Read for DeadlineReader<'_> {
             Some(r) if r.is_zero() => {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline"));
             }
-            r => self.conn.set_read_timeout(r)?,
+            r => self.conn.tcp().set_read_timeout(r)?,
         }
-        let mut c = self.conn;
-        let n = c.read(buf)?;
+        let n = self.conn.read(buf)?;
         if n > 0 {
             self.got_any = true;
         }
@@ -1216,6 +1341,8 @@ pub struct Config {
     pub dial_timeout: Option<Duration>,
     /// Print a `cURL Command:` line on stderr for every request.
     pub debug: bool,
+    /// TLS client settings for `https` endpoints.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// The v2 client: endpoint list with a pinned member, failover, sync.
@@ -1249,6 +1376,7 @@ impl Client {
             debug: cfg.debug,
             transport: Transport {
                 dial_timeout: cfg.dial_timeout,
+                tls: cfg.tls,
                 ..Default::default()
             },
             rng: seed | 1,

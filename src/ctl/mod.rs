@@ -100,6 +100,29 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     }
 }
 
+/// `--discovery-srv`: the client URLs published as `_etcd-client-ssl._tcp.<domain>` (https)
+/// and `_etcd-client._tcp.<domain>` (http) SRV records, as etcdctl finds them.
+fn srv_endpoints(domain: &str) -> Result<Vec<String>, String> {
+    let server = crate::dns::name_server();
+    let mut out = Vec::new();
+    let mut last_error = String::new();
+    for (service, scheme) in [("_etcd-client-ssl", "https"), ("_etcd-client", "http")] {
+        let name = format!("{service}._tcp.{domain}");
+        match crate::dns::lookup_srv(&server, &name, Duration::from_secs(5)) {
+            Ok(records) => out.extend(
+                records
+                    .into_iter()
+                    .map(|r| format!("{scheme}://{}:{}", r.target, r.port)),
+            ),
+            Err(e) => last_error = e,
+        }
+    }
+    if out.is_empty() {
+        return Err(last_error);
+    }
+    Ok(out)
+}
+
 /// The global options every command sees.
 pub struct Ctx {
     pub g: Cli,
@@ -119,13 +142,8 @@ impl Ctx {
     /// etcdctl's endpoint list (`getEndpoints`): flags and variables in its order of
     /// precedence, scheme defaulted to http.
     pub fn endpoints(&self) -> Result<Vec<String>, String> {
-        if self
-            .g
-            .discovery_srv
-            .as_deref()
-            .is_some_and(|s| !s.is_empty())
-        {
-            return Err("DNS discovery (--discovery-srv) is not supported yet".into());
+        if let Some(domain) = self.g.discovery_srv.as_deref().filter(|s| !s.is_empty()) {
+            return srv_endpoints(domain);
         }
         let nonempty = |o: &Option<String>| o.clone().filter(|s| !s.is_empty());
         let list = nonempty(&self.g.endpoints)
@@ -137,12 +155,6 @@ impl Ctx {
             let mut u = Url::parse(ep)?;
             if u.scheme.is_empty() {
                 u.scheme = "http".into();
-            }
-            if u.scheme == "https" {
-                return Err(format!(
-                    "TLS is not supported yet: cannot use https endpoint {}",
-                    u.to_string_go()
-                ));
             }
             out.push(u.to_string_go());
         }
@@ -162,6 +174,14 @@ impl Ctx {
             }),
             ..Default::default()
         };
+        let files = crate::tls::ClientFiles {
+            ca_file: self.g.ca_file.clone().filter(|s| !s.is_empty()),
+            cert_file: self.g.cert_file.clone().filter(|s| !s.is_empty()),
+            key_file: self.g.key_file.clone().filter(|s| !s.is_empty()),
+        };
+        if !files.is_empty() {
+            cfg.tls = Some(crate::tls::client_config(&files)?);
+        }
         if let Some(u) = self.g.username.as_deref().filter(|u| !u.is_empty()) {
             let (user, pass) = username_password("Password: ", u)?;
             cfg.username = Some(user);
