@@ -494,11 +494,12 @@ pub async fn recover(
             &MemberChange::ForceNewCluster(me.clone()),
             &mut data,
         );
-        let mut reset = Entry::default();
-        reset.index = next;
-        reset.term = term;
-        reset.data = data.into();
-        added.push(reset);
+        added.push(Entry {
+            index: next,
+            term,
+            data: data.into(),
+            ..Default::default()
+        });
         next += 1;
         let mut raft_changes = Vec::new();
         if !voters_now.contains(&me.id) {
