@@ -21,6 +21,7 @@ pub mod ctl;
 pub mod dns;
 pub mod error;
 pub mod http;
+pub mod loadgen;
 pub mod raft;
 pub mod server;
 pub mod shard;

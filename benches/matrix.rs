@@ -1,0 +1,671 @@
+//! `cargo bench --bench matrix`: the etcd manual's §8 benchmark matrix, tern beside etcd.
+//!
+//! 1. Measures the floor of an acknowledged write on this machine: one 4 KiB O_DIRECT write +
+//!    fdatasync in the bench's data directory plus one loopback TCP round trip.
+//! 2. Starts a 1-member tern and, when `/usr/bin/etcd` exists, a 1-member etcd (`--enable-v2`),
+//!    then a 3-member tern cluster and a 3-member etcd cluster, all on loopback (127.0.0.x with
+//!    free ports, fresh data dirs under `std::env::temp_dir()`).
+//! 3. For each cluster runs the matrix {GET, PUT} × {64, 256 bytes} × {1, 64, 256 clients} ×
+//!    {leader only, all members (3 members, 64 and 256 clients)} with `tern::loadgen` (one
+//!    client thread, one kept-alive connection per client), a tern cell and then the same etcd
+//!    cell, so drift of the shared machine hits both alike. Prints a Markdown table per cluster
+//!    with the manual's §8 figures (etcd 2.2 on three 2-CPU machines with SSDs, load from a
+//!    fourth) beside the 3-member rows.
+//! 4. Prints single-client PUT p90 / floor, and the RSS (`VmRSS`) of the 1-member tern and etcd
+//!    before and after loading N keys of 64 bytes with 256 clients.
+//!
+//! Quick by default (0.5 s per cell, N = 100,000; about a minute and a half). `TERN_BENCH_FULL=1`
+//! runs 5 s per cell and N = 1,000,000. `TERN_BENCH_CELL_SECS` and `TERN_BENCH_LOAD_KEYS`
+//! override either; `TERN_BENCH_THREADS` sets the client threads (default 1).
+//! Everything runs on one machine: the client shares the cores with the servers, so figures
+//! are relative (tern/etcd) more than absolute.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tern::loadgen::{self, Op, Report, Spec, Stop};
+
+const ETCD: &str = "/usr/bin/etcd";
+
+fn main() {
+    let mode = Mode::from_env();
+    print_header(&mode);
+    let root = fresh_dir("run");
+    let etcd_bin = Path::new(ETCD).exists().then(|| PathBuf::from(ETCD));
+    if etcd_bin.is_none() {
+        println!("etcd columns empty: {ETCD} is missing (apt-get install etcd-server)\n");
+    }
+
+    let floor = measure_floor(&root);
+    println!("## Floor\n");
+    println!(
+        "4 KiB O_DIRECT write + fdatasync in {}: p50 {:.3} ms, p99 {:.3} ms; loopback TCP round \
+         trip: p50 {:.3} ms; floor (p50 + p50) {:.3} ms\n",
+        root.display(),
+        floor.fsync_p50_ms,
+        floor.fsync_p99_ms,
+        floor.rtt_p50_ms,
+        floor.total_ms()
+    );
+
+    let mut single_put = Vec::new();
+    let mut notes = Vec::new();
+    for members in [1usize, 3] {
+        let tern = Cluster::start(Kind::Tern, members, &root);
+        let etcd = etcd_bin
+            .as_ref()
+            .map(|b| Cluster::start(Kind::Etcd(b.clone()), members, &root));
+        println!("## {members}-member cluster\n");
+        println!(
+            "tern leader {} (members {}); etcd leader {}\n",
+            tern.leader,
+            tern.client_list(),
+            etcd.as_ref()
+                .map_or("—".to_string(), |e| e.leader.to_string())
+        );
+        println!(
+            "| cell | tern req/s | etcd req/s | tern/etcd | tern p50 / p90 / p99 ms | \
+             etcd p50 / p90 / p99 ms | §8 etcd 2.2 req/s | §8 p90 ms |"
+        );
+        println!("|---|---:|---:|---:|---|---|---:|---:|");
+        for cell in cells(members) {
+            let t = run_cell(&tern, &cell, &mode);
+            let e = etcd.as_ref().map(|e| run_cell(e, &cell, &mode));
+            for (who, r) in [("tern", Some(&t)), ("etcd", e.as_ref())] {
+                match r {
+                    Some(Err(err)) => {
+                        notes.push(format!("{members}m {}: {who}: {err}", cell.name()))
+                    }
+                    Some(Ok(r)) if r.errors > 0 => notes.push(format!(
+                        "{members}m {}: {who}: {} errors, first: {}",
+                        cell.name(),
+                        r.errors,
+                        r.first_error.as_deref().unwrap_or("?")
+                    )),
+                    _ => {}
+                }
+            }
+            let reference = (members == 3).then(|| manual_reference(&cell)).flatten();
+            println!("{}", table_row(&cell, &t, e.as_ref(), reference));
+            if members == 1 && cell.op == Op::Put && cell.value_size == 64 && cell.clients == 1 {
+                single_put.push(("tern", t.as_ref().ok().map(|r| r.p90)));
+                single_put.push((
+                    "etcd",
+                    e.as_ref().and_then(|e| e.as_ref().ok()).map(|r| r.p90),
+                ));
+            }
+        }
+        println!();
+        if members == 1 {
+            println!("## Single-client PUT (64 B, 1 member) against the floor\n");
+            for (who, p90) in &single_put {
+                match p90 {
+                    Some(p90) => println!(
+                        "- {who}: p90 {p90:.3} ms = {:.2} × floor ({:.3} ms)",
+                        p90 / floor.total_ms(),
+                        floor.total_ms()
+                    ),
+                    None => println!("- {who}: no figure"),
+                }
+            }
+            println!();
+            println!(
+                "## RSS after loading {} keys of 64 bytes (1 member, 256 clients)\n",
+                mode.load_keys
+            );
+            println!("| server | RSS before MiB | RSS after MiB | load req/s | load errors |");
+            println!("|---|---:|---:|---:|---:|");
+            for c in std::iter::once(&tern).chain(etcd.as_ref()) {
+                println!("{}", rss_row(c, &mode));
+            }
+            println!();
+        }
+    }
+    if !notes.is_empty() {
+        println!("## Errors\n");
+        for n in &notes {
+            println!("- {n}");
+        }
+        println!();
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mode and header
+
+struct Mode {
+    full: bool,
+    cell: Duration,
+    load_keys: u64,
+    threads: usize,
+}
+
+impl Mode {
+    fn from_env() -> Mode {
+        let full = std::env::var("TERN_BENCH_FULL").as_deref() == Ok("1");
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
+        Mode {
+            full,
+            cell: Duration::from_secs_f64(var("TERN_BENCH_CELL_SECS").unwrap_or(if full {
+                5.0
+            } else {
+                0.5
+            })),
+            load_keys: var("TERN_BENCH_LOAD_KEYS")
+                .map(|v| v as u64)
+                .unwrap_or(if full { 1_000_000 } else { 100_000 }),
+            threads: var("TERN_BENCH_THREADS").map_or(1, |v| v.max(1.0) as usize),
+        }
+    }
+}
+
+fn print_header(mode: &Mode) {
+    let envs: Vec<String> = [
+        "TERN_BENCH_FULL",
+        "TERN_BENCH_CELL_SECS",
+        "TERN_BENCH_LOAD_KEYS",
+        "TERN_BENCH_THREADS",
+    ]
+    .iter()
+    .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v} ")))
+    .collect();
+    println!("# tern vs etcd: the §8 benchmark matrix\n");
+    println!(
+        "command: `{}cargo bench --bench matrix` ({} mode: {} s per cell, {} keys for RSS, {} \
+         client thread(s))",
+        envs.concat(),
+        if mode.full { "full" } else { "quick" },
+        mode.cell.as_secs_f64(),
+        mode.load_keys,
+        mode.threads
+    );
+    println!(
+        "date: {}; machine: {} CPUs, kernel {}; tern {} ({}); etcd: {}\n",
+        sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        sh("uname", &["-r"]),
+        sh(
+            "git",
+            &[
+                "-C",
+                env!("CARGO_MANIFEST_DIR"),
+                "describe",
+                "--always",
+                "--dirty"
+            ]
+        ),
+        env!("CARGO_BIN_EXE_tern"),
+        if Path::new(ETCD).exists() {
+            sh(ETCD, &["--version"])
+                .lines()
+                .next()
+                .unwrap_or("?")
+                .to_string()
+        } else {
+            "missing".to_string()
+        }
+    );
+}
+
+/// The first line of a command's output, or "?".
+fn sh(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8(o.stdout)
+                .ok()
+                .map(|s| s.lines().next().unwrap_or("?").trim().to_string())
+        })
+        .unwrap_or_else(|| "?".to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cells
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Leader,
+    All,
+}
+
+struct Cell {
+    op: Op,
+    value_size: usize,
+    clients: usize,
+    target: Target,
+}
+
+impl Cell {
+    fn name(&self) -> String {
+        format!(
+            "{} {} B, {} client{}, {}",
+            self.op,
+            self.value_size,
+            self.clients,
+            if self.clients == 1 { "" } else { "s" },
+            match self.target {
+                Target::Leader => "leader",
+                Target::All => "all members",
+            }
+        )
+    }
+}
+
+fn cells(members: usize) -> Vec<Cell> {
+    let mut out = Vec::new();
+    for op in [Op::Get, Op::Put] {
+        for value_size in [64, 256] {
+            for clients in [1, 64, 256] {
+                out.push(Cell {
+                    op,
+                    value_size,
+                    clients,
+                    target: Target::Leader,
+                });
+                if members > 1 && clients > 1 {
+                    out.push(Cell {
+                        op,
+                        value_size,
+                        clients,
+                        target: Target::All,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The etcd manual's §8.2 table (etcd 2.2.0-alpha, 3 members): (req/s, p90 ms).
+fn manual_reference(cell: &Cell) -> Option<(f64, f64)> {
+    let all = cell.target == Target::All;
+    let r = match (cell.op, cell.value_size, cell.clients, all) {
+        (Op::Get, 64, 1, false) => (2804.0, 0.4),
+        (Op::Get, 64, 64, false) => (17816.0, 5.7),
+        (Op::Get, 64, 256, false) => (18667.0, 20.4),
+        (Op::Get, 256, 1, false) => (2181.0, 0.5),
+        (Op::Get, 256, 64, false) => (17435.0, 6.0),
+        (Op::Get, 256, 256, false) => (18180.0, 21.3),
+        (Op::Get, 64, 64, true) => (46965.0, 2.1),
+        (Op::Get, 64, 256, true) => (55286.0, 7.4),
+        (Op::Get, 256, 64, true) => (46603.0, 2.1),
+        (Op::Get, 256, 256, true) => (55291.0, 7.3),
+        (Op::Put, 64, 1, false) => (76.0, 19.4),
+        (Op::Put, 64, 64, false) => (2461.0, 31.8),
+        (Op::Put, 64, 256, false) => (4275.0, 69.6),
+        (Op::Put, 256, 1, false) => (64.0, 16.7),
+        (Op::Put, 256, 64, false) => (2385.0, 31.5),
+        (Op::Put, 256, 256, false) => (4353.0, 74.0),
+        (Op::Put, 64, 64, true) => (2005.0, 49.8),
+        (Op::Put, 64, 256, true) => (4868.0, 81.5),
+        (Op::Put, 256, 64, true) => (1925.0, 47.7),
+        (Op::Put, 256, 256, true) => (4975.0, 70.3),
+        _ => return None,
+    };
+    Some(r)
+}
+
+type CellResult = Result<Report, String>;
+
+fn run_cell(cluster: &Cluster, cell: &Cell, mode: &Mode) -> CellResult {
+    let endpoints = match cell.target {
+        Target::Leader => vec![cluster.leader],
+        // Leader first, so the GET key is written through the leader.
+        Target::All => {
+            let mut v = vec![cluster.leader];
+            v.extend(cluster.clients.iter().filter(|a| **a != cluster.leader));
+            v
+        }
+    };
+    let mut spec = Spec::new(endpoints, cell.op);
+    spec.value_size = cell.value_size;
+    spec.clients = cell.clients;
+    spec.threads = mode.threads.min(cell.clients);
+    spec.stop = Stop::Duration(mode.cell);
+    loadgen::run(&spec).map_err(|e| e.to_string())
+}
+
+fn table_row(
+    cell: &Cell,
+    tern: &CellResult,
+    etcd: Option<&CellResult>,
+    reference: Option<(f64, f64)>,
+) -> String {
+    let rps = |r: Option<&CellResult>| match r {
+        Some(Ok(r)) if r.errors > 0 => format!("{:.0} ({} err)", r.rps, r.errors),
+        Some(Ok(r)) => format!("{:.0}", r.rps),
+        Some(Err(_)) => "failed".to_string(),
+        None => "—".to_string(),
+    };
+    let lat = |r: Option<&CellResult>| match r {
+        Some(Ok(r)) => format!("{:.2} / {:.2} / {:.2}", r.p50, r.p90, r.p99),
+        _ => "—".to_string(),
+    };
+    let ratio = match (tern, etcd) {
+        (Ok(t), Some(Ok(e))) if e.rps > 0.0 => format!("{:.2}", t.rps / e.rps),
+        _ => "—".to_string(),
+    };
+    let (ref_rps, ref_p90) = match reference {
+        Some((r, p)) => (format!("{r:.0}"), format!("{p:.1}")),
+        None => ("—".to_string(), "—".to_string()),
+    };
+    format!(
+        "| {} | {} | {} | {} | {} | {} | {} | {} |",
+        cell.name(),
+        rps(Some(tern)),
+        rps(etcd),
+        ratio,
+        lat(Some(tern)),
+        lat(etcd),
+        ref_rps,
+        ref_p90
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// RSS
+
+fn rss_row(cluster: &Cluster, mode: &Mode) -> String {
+    let member = &cluster.members[0];
+    let before = rss_kib(member.child.id());
+    let mut spec = Spec::new(vec![cluster.leader], Op::Put);
+    spec.value_size = 64;
+    spec.clients = 256;
+    spec.threads = mode.threads;
+    spec.key = "/v2/keys/load".to_string();
+    spec.sequential_keys = true;
+    spec.stop = Stop::Requests(mode.load_keys);
+    let (rps, errors) = match loadgen::run(&spec) {
+        Ok(r) => (format!("{:.0}", r.rps), r.errors.to_string()),
+        Err(e) => (format!("failed: {e}"), "—".to_string()),
+    };
+    // Let a pending snapshot or compaction settle before reading the RSS.
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss_kib(member.child.id());
+    let mib = |k: Option<u64>| k.map_or("?".to_string(), |k| format!("{:.1}", k as f64 / 1024.0));
+    format!(
+        "| {} | {} | {} | {} | {} |",
+        cluster.kind.name(),
+        mib(before),
+        mib(after),
+        rps,
+        errors
+    )
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Floor
+
+struct Floor {
+    fsync_p50_ms: f64,
+    fsync_p99_ms: f64,
+    rtt_p50_ms: f64,
+}
+
+impl Floor {
+    fn total_ms(&self) -> f64 {
+        self.fsync_p50_ms + self.rtt_p50_ms
+    }
+}
+
+fn measure_floor(dir: &Path) -> Floor {
+    let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(1 << 20)
+        .make()
+        .expect("glommio executor (io_uring)");
+    let (p50, p99) = ex
+        .run(tern::wal::bench_support::raw_fdatasync_latency(
+            &dir.join("floor"),
+            500,
+            false,
+        ))
+        .expect("raw fdatasync latency");
+    Floor {
+        fsync_p50_ms: p50.as_secs_f64() * 1e3,
+        fsync_p99_ms: p99.as_secs_f64() * 1e3,
+        rtt_p50_ms: loopback_rtt_p50().as_secs_f64() * 1e3,
+    }
+}
+
+/// p50 of 2000 round trips of 64 bytes over a loopback TCP connection (echo thread).
+fn loopback_rtt_p50() -> Duration {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let echo = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_nodelay(true).ok();
+        let mut buf = [0u8; 64];
+        while s.read_exact(&mut buf).is_ok() {
+            if s.write_all(&buf).is_err() {
+                break;
+            }
+        }
+    });
+    let mut s = TcpStream::connect(addr).expect("connect loopback");
+    s.set_nodelay(true).ok();
+    let mut buf = [7u8; 64];
+    let mut lat = Vec::with_capacity(2000);
+    for _ in 0..2000 {
+        let t = Instant::now();
+        s.write_all(&buf).expect("write");
+        s.read_exact(&mut buf).expect("read");
+        lat.push(t.elapsed());
+    }
+    drop(s);
+    let _ = echo.join();
+    lat.sort();
+    lat[lat.len() / 2]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+#[derive(Clone)]
+enum Kind {
+    Tern,
+    Etcd(PathBuf),
+}
+
+impl Kind {
+    fn name(&self) -> &'static str {
+        match self {
+            Kind::Tern => "tern",
+            Kind::Etcd(_) => "etcd",
+        }
+    }
+
+    fn binary(&self) -> PathBuf {
+        match self {
+            Kind::Tern => PathBuf::from(env!("CARGO_BIN_EXE_tern")),
+            Kind::Etcd(b) => b.clone(),
+        }
+    }
+}
+
+struct Member {
+    child: Child,
+    client: SocketAddr,
+    log: PathBuf,
+}
+
+/// A tern or etcd cluster on loopback; its processes are killed and its directory removed
+/// when dropped (also when the bench panics).
+struct Cluster {
+    kind: Kind,
+    members: Vec<Member>,
+    clients: Vec<SocketAddr>,
+    leader: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Cluster {
+    fn start(kind: Kind, size: usize, root: &Path) -> Cluster {
+        let dir = root.join(format!("{}-{size}", kind.name()));
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        let ips: Vec<Ipv4Addr> = (1..=size as u8)
+            .map(|i| Ipv4Addr::new(127, 0, 0, i))
+            .collect();
+        // Hold every listener until all ports are chosen, so no two are the same.
+        let held: Vec<TcpListener> = ips.iter().chain(&ips).map(|ip| bind_free(*ip)).collect();
+        let addrs: Vec<SocketAddr> = held
+            .iter()
+            .map(|l| l.local_addr().expect("local addr"))
+            .collect();
+        drop(held);
+        let (clients, peers) = (addrs[..size].to_vec(), addrs[size..].to_vec());
+        let initial: Vec<String> = peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("m{i}=http://{p}"))
+            .collect();
+        let initial = initial.join(",");
+        let token = format!("bench-{}-{}-{size}", kind.name(), std::process::id());
+        let mut members = Vec::new();
+        for i in 0..size {
+            let client_url = format!("http://{}", clients[i]);
+            let peer_url = format!("http://{}", peers[i]);
+            let log = dir.join(format!("m{i}.log"));
+            let log_file = std::fs::File::create(&log).expect("create log");
+            let mut cmd = Command::new(kind.binary());
+            if let Kind::Etcd(_) = kind {
+                cmd.arg("--enable-v2");
+            }
+            cmd.args(["--name", &format!("m{i}"), "--data-dir"])
+                .arg(dir.join(format!("m{i}.data")))
+                .args(["--listen-client-urls", &client_url])
+                .args(["--advertise-client-urls", &client_url])
+                .args(["--listen-peer-urls", &peer_url])
+                .args(["--initial-advertise-peer-urls", &peer_url])
+                .args(["--initial-cluster", &initial])
+                .args(["--initial-cluster-state", "new"])
+                .args(["--initial-cluster-token", &token])
+                .stdout(Stdio::null())
+                .stderr(log_file);
+            let child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {}: {e}", kind.binary().display()));
+            members.push(Member {
+                child,
+                client: clients[i],
+                log,
+            });
+        }
+        let mut cluster = Cluster {
+            kind,
+            members,
+            clients,
+            leader: SocketAddr::from(([127, 0, 0, 1], 0)),
+            dir,
+        };
+        cluster.leader = cluster.wait_ready(Duration::from_secs(30));
+        cluster
+    }
+
+    fn client_list(&self) -> String {
+        let v: Vec<String> = self.clients.iter().map(|a| a.to_string()).collect();
+        v.join(", ")
+    }
+
+    /// Waits until every member answers `/health` with 200 and one says it leads
+    /// (`/v2/stats/self` state `StateLeader`); returns the leader's client address.
+    fn wait_ready(&mut self, timeout: Duration) -> SocketAddr {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for m in &mut self.members {
+                if let Ok(Some(status)) = m.child.try_wait() {
+                    panic!(
+                        "{} {} exited with {status}:\n{}",
+                        self.kind.name(),
+                        m.client,
+                        std::fs::read_to_string(&m.log).unwrap_or_default()
+                    );
+                }
+            }
+            let healthy = self
+                .members
+                .iter()
+                .all(|m| matches!(http_get(m.client, "/health"), Ok((200, _))));
+            if healthy {
+                let leader = self.members.iter().find(|m| {
+                    matches!(http_get(m.client, "/v2/stats/self"),
+                        Ok((200, body)) if body.contains("StateLeader"))
+                });
+                if let Some(l) = leader {
+                    return l.client;
+                }
+            }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = self
+                    .members
+                    .iter()
+                    .map(|m| std::fs::read_to_string(&m.log).unwrap_or_default())
+                    .collect();
+                panic!(
+                    "{} cluster not ready within {timeout:?}:\n{}",
+                    self.kind.name(),
+                    logs.join("\n----\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for m in &mut self.members {
+            let _ = m.child.kill();
+            let _ = m.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `GET path` with `Connection: close`: (status, body).
+fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "no status"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string());
+    Ok((status, body))
+}
+
+/// A listener on a free port of `ip` (the caller releases it before the server binds it).
+fn bind_free(ip: Ipv4Addr) -> TcpListener {
+    TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind a free port on {ip}: {e}"))
+}
+
+/// A fresh, empty directory under `std::env::temp_dir()`.
+fn fresh_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tern-bench-matrix-{}-{what}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
