@@ -379,9 +379,12 @@ impl RaftDriver {
             .store(self.node.raft.term, Ordering::Release);
 
         // 2. Messages a leader may send before its own append is durable (thesis §10.2.1).
+        // Let the peer links write them before this task submits its own WAL write, so the
+        // followers' fdatasyncs overlap the leader's instead of following it.
         if !ready.messages().is_empty() {
             let msgs = ready.take_messages();
             self.send_messages(msgs);
+            futures_lite::future::yield_now().await;
         }
 
         // 3. A snapshot from the leader replaces the log and every replica.
@@ -413,10 +416,17 @@ impl RaftDriver {
                 .map_err(|e| format!("encode entry: {e}"))?;
             self.wal.append_entry(entry.index, entry.term, &bytes);
         }
+        // Like etcd's `raft.MustSync`: new entries, a new term or a vote must be durable before
+        // raft goes on; a hard state that only moved the commit index rides on the next sync
+        // (a commit index lost in a crash is learned again). Without this a follower would
+        // fdatasync twice per write: once for the entry, once for the commit that follows.
+        let mut must_sync = !ready.entries().is_empty();
         if let Some(hs) = ready.hs() {
+            let before = self.node.store().mem.rl().hard_state().clone();
+            must_sync |= hs.term != before.term || hs.vote != before.vote;
             self.wal.set_hard_state(hs.term, hs.vote, hs.commit);
         }
-        if self.wal.has_pending() {
+        if must_sync && self.wal.has_pending() {
             let stats = self.wal.sync().await.map_err(|e| e.to_string())?;
             let status = &self.shard.shared.raft;
             status.wal_fsyncs.fetch_add(stats.fsyncs, Ordering::Relaxed);

@@ -474,7 +474,9 @@ pub async fn recover(
     let last = entries.last().map_or(snap_index, |e| e.index);
     hs.commit = hs.commit.min(last);
     if let Some(me) = force_new_cluster {
-        entries.retain(|e| e.index <= hs.commit);
+        // Every entry this member holds is kept and committed: the commit index on disk lags
+        // (it is written with the next entries' sync), and an entry past it was either
+        // committed or is a write whose client never heard back — either may take effect.
         let me = Member {
             id: bootstrap.member_id,
             name: bootstrap.name.clone(),
@@ -483,7 +485,7 @@ pub async fn recover(
         };
         let voters_now = voters_after(voters.clone(), &entries);
         let term = hs.term.max(1);
-        let mut next = hs.commit + 1;
+        let mut next = entries.last().map_or(snap_index, |e| e.index) + 1;
         let mut added = Vec::new();
         // The member list first (this member alone, everyone else removed for good), then
         // raft's voters: add this member if it is not one (a backup has a new ID), and only
