@@ -691,27 +691,6 @@ fn min_deadline(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-fn nameserver() -> String {
-    std::fs::read_to_string("/etc/resolv.conf")
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                let mut it = l.split_whitespace();
-                (it.next() == Some("nameserver"))
-                    .then(|| it.next().map(str::to_string))
-                    .flatten()
-            })
-        })
-        .map(|ns| {
-            if ns.contains(':') {
-                format!("[{ns}]:53")
-            } else {
-                format!("{ns}:53")
-            }
-        })
-        .unwrap_or_else(|| "127.0.0.1:53".into())
-}
-
 /// A TLS failure as Go's crypto/tls and x509 word it; `None` when `e` is not one.
 fn tls_text(e: &io::Error) -> Option<String> {
     let tls = e.get_ref()?.downcast_ref::<rustls::Error>()?;
@@ -812,7 +791,7 @@ impl Transport {
                 let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(&addr);
                 return Err(TransportError::Dial(format!(
                     "dial tcp: lookup {host} on {}: no such host",
-                    nameserver()
+                    crate::dns::name_server()
                 )));
             }
         };

@@ -91,14 +91,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     })?;
     raise_memlock_limit();
 
-    let listen: Vec<SocketAddr> = config
-        .listen_client_urls
-        .iter()
-        .map(|u| u.socket_addr())
-        .collect();
-    for addr in &listen {
-        probe_listen_address(addr)?;
-    }
+    let listen = probed_addresses(&config.listen_client_urls)?;
 
     let nshards = config.shards.max(1);
     let shared = Arc::new(Shared::new(nshards, Duration::from_secs(5)));
@@ -111,14 +104,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         join_cluster(&mut cluster)?;
         Some(FirstStartPlan::Join)
     };
-    let peer_listen: Vec<SocketAddr> = config
-        .listen_peer_urls
-        .iter()
-        .map(|u| u.socket_addr())
-        .collect();
-    for addr in &peer_listen {
-        probe_listen_address(addr)?;
-    }
+    let peer_listen = probed_addresses(&config.listen_peer_urls)?;
     let plan = ShardPlan {
         shared: shared.clone(),
         listen: listen.clone(),
@@ -319,6 +305,15 @@ fn join_cluster(plan: &mut ClusterPlan) -> Result<(), StartError> {
     }
     plan.cluster_id = cid;
     Ok(())
+}
+
+/// The socket addresses of listen URLs, each checked to be free.
+fn probed_addresses(urls: &[crate::config::ListenUrl]) -> Result<Vec<SocketAddr>, StartError> {
+    let addrs: Vec<SocketAddr> = urls.iter().map(|u| u.socket_addr()).collect();
+    for addr in &addrs {
+        probe_listen_address(addr)?;
+    }
+    Ok(addrs)
 }
 
 /// Every shard binds each client address with SO_REUSEPORT, which would let a second tern on

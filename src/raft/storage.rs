@@ -229,6 +229,10 @@ pub fn conf_change_entry(
 ) -> Entry {
     let mut context = Vec::new();
     proposal::encode_member(proposal::Origin::NONE, change, &mut context);
+    conf_change(index, term, kind, node, context)
+}
+
+fn conf_change(index: u64, term: u64, kind: ConfChangeType, node: u64, context: Vec<u8>) -> Entry {
     let mut cc = ConfChange::default();
     cc.set_change_type(kind);
     cc.node_id = node;
@@ -243,15 +247,7 @@ pub fn conf_change_entry(
 
 /// A conf change raft applies without touching the member list (`--force-new-cluster`).
 fn bare_conf_change_entry(index: u64, term: u64, kind: ConfChangeType, node: u64) -> Entry {
-    let mut cc = ConfChange::default();
-    cc.set_change_type(kind);
-    cc.node_id = node;
-    let mut entry = Entry::default();
-    entry.set_entry_type(EntryType::EntryConfChange);
-    entry.index = index;
-    entry.term = term;
-    entry.data = cc.write_to_bytes().unwrap_or_default().into();
-    entry
+    conf_change(index, term, kind, node, Vec::new())
 }
 
 /// The voters after `entries` are applied on top of `voters`.
