@@ -436,6 +436,14 @@ async fn shard_main(
     {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
+    // A member of a larger cluster may have acknowledged writes whose commit its disk does
+    // not record yet (the commit index rides on later syncs): catch up with the leader's
+    // commit before serving, so nothing it acknowledged before a crash is missing after.
+    if plan.shared.membership().len() > 1 {
+        while shard.read_barrier().await.is_err() {
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let api = Api::new(shard, startup.api.clone());
     let mut accept_loops = Vec::new();
     for &addr in &plan.listen {

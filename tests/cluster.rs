@@ -274,6 +274,7 @@ fn replace_a_failed_member() {
     put(&c, 0, "/r", "before");
     let dead_id = c.member_id(2);
     c.kill(2);
+    c.wait_leader(&[0, 1], LONG);
     let mut admin = c.client(0);
     let r = admin.request("DELETE", &format!("/v2/members/{dead_id}"), &[]);
     assert_eq!(r.status, 204, "{}", r.text());
@@ -546,5 +547,23 @@ fn disaster_recovery_from_a_backup_as_in_section_6_3() {
     assert_eq!(r.status, 201, "{}", r.text());
     for &i in &grown {
         c.wait_value(i, "/dr/after", "grown", LONG);
+    }
+}
+
+#[test]
+fn a_follower_restarted_after_kill_still_shows_what_it_acknowledged() {
+    let mut c = Cluster::start(3, &[]);
+    let leader = c.wait_leader(&[0, 1, 2], LONG);
+    let follower = (leader + 1) % 3;
+    for round in 0..3 {
+        let value = format!("r{round}");
+        let r = put(&c, follower, "/ack", &value);
+        assert!(matches!(r.status, 200 | 201), "{}", r.text());
+        // Killed right after the answer: its disk may not record the commit yet.
+        c.kill(follower);
+        c.restart(follower);
+        // A plain (local) read on the member that acknowledged the write.
+        let r = c.client(follower).get("/v2/keys/ack");
+        assert_eq!(r.json()["node"]["value"], value.as_str(), "round {round}");
     }
 }

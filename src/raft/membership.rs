@@ -92,6 +92,12 @@ impl RaftDriver {
     }
 
     pub(super) fn propose_member_change(&mut self, origin: Origin, change: MemberChange) {
+        if !self.leader_known() {
+            // During an election: propose once a leader is known (the asker's timeout bounds
+            // the wait).
+            self.member_changes_waiting.push((origin, change));
+            return;
+        }
         if let Err(e) = self.members.check(&change) {
             self.answer_member_change(origin, Err(e));
             return;

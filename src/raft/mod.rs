@@ -81,6 +81,8 @@ pub struct RaftDriver {
     inbox: Rc<Mailbox<RaftInput>>,
     /// Proposals that arrived while no leader was known; proposed once one is.
     waiting_for_leader: Vec<Vec<u8>>,
+    /// Member changes that arrived while no leader was known.
+    member_changes_waiting: Vec<(Origin, crate::cluster::membership::MemberChange)>,
     /// Read-index batches in flight: context -> the (shard, id) pairs that asked.
     reads_in_flight: HashMap<u64, Vec<(usize, u64)>>,
     next_read_ctx: u64,
@@ -153,6 +155,7 @@ pub fn start_node(
         shard,
         inbox: inbox.clone(),
         waiting_for_leader: Vec::new(),
+        member_changes_waiting: Vec::new(),
         reads_in_flight: HashMap::new(),
         next_read_ctx: 1,
         publish_countdown: 0,
@@ -351,6 +354,11 @@ impl RaftDriver {
             if self.leader_known() && !self.waiting_for_leader.is_empty() {
                 for data in std::mem::take(&mut self.waiting_for_leader) {
                     self.propose(data);
+                }
+            }
+            if self.leader_known() && !self.member_changes_waiting.is_empty() {
+                for (origin, change) in std::mem::take(&mut self.member_changes_waiting) {
+                    self.propose_member_change(origin, change);
                 }
             }
         }
