@@ -156,7 +156,14 @@ pub fn run(config: Config) -> Result<(), StartError> {
     for i in 0..nshards {
         let plan = plan.clone();
         let mesh = mesh.clone();
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(i % cpus))
+        // Pinned, shards own their cores; unpinned (the default), the kernel can move a shard
+        // off a core that other processes (a co-located member, a load generator) need.
+        let placement = if config.pin_shards {
+            Placement::Fixed(i % cpus)
+        } else {
+            Placement::Unbound
+        };
+        let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("tern-shard-{i}"))
             .io_memory(IO_MEMORY)
             .spawn(move || shard_main(i, plan, mesh))

@@ -221,6 +221,9 @@ pub(super) struct Flags {
     /// Largest client request body accepted, in bytes (env TERN_MAX_REQUEST_BYTES).
     #[arg(long, default_value = "1572864", value_parser = positive_uint, help_heading = "tern")]
     pub max_request_bytes: u64,
+    /// Pin shard i to CPU i (env TERN_PIN_SHARDS): for machines whose cores tern has to itself.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool, help_heading = "tern")]
+    pub pin_shards: bool,
 }
 
 pub(super) const DEFAULT_INITIAL_CLUSTER: &str =
@@ -265,7 +268,7 @@ impl Flags {
             "peer-bind-addr" => peer_bind_addr,
             "enable-pprof" => enable_pprof,
             "shards" => shards, "watch-history" => watch_history,
-            "max-request-bytes" => max_request_bytes,
+            "max-request-bytes" => max_request_bytes, "pin-shards" => pin_shards,
         ]
     }
 }

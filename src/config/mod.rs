@@ -1,6 +1,6 @@
 //! tern's command line: every etcd 2.3 flag and its `ETCD_*` variable, tern's own flags
-//! (`--shards`, `--watch-history`, `--max-request-bytes` and their `TERN_*` variables), their
-//! validation (etcd 2.3's `etcdmain/config.go` checks and messages) and the derived configuration
+//! (`--shards`, `--watch-history`, `--max-request-bytes`, `--pin-shards` and their `TERN_*`
+//! variables), their validation (etcd 2.3's `etcdmain/config.go` checks and messages) and the derived configuration
 //! (default data dir, default initial cluster, durations, listen addresses).
 //!
 //! Flags are read the way Go's `flag` package reads them: `-flag` or `--flag`, `-flag=value` or
@@ -57,10 +57,11 @@ pub const SUPPORTED_NOW: &[&str] = &[
     "shards",
     "watch-history",
     "max-request-bytes",
+    "pin-shards",
 ];
 
 /// tern's own flags: read from `TERN_*` variables instead of `ETCD_*`.
-const TERN_FLAGS: &[&str] = &["shards", "watch-history", "max-request-bytes"];
+const TERN_FLAGS: &[&str] = &["shards", "watch-history", "max-request-bytes", "pin-shards"];
 
 /// Flags of etcd 0.4 that etcd 2.3 accepts (as booleans or with `=value`) and ignores with a warning.
 const IGNORED_FLAGS: &[&str] = &[
@@ -267,6 +268,8 @@ pub struct Config {
     /// Events kept for `waitIndex`.
     pub watch_history: usize,
     pub max_request_bytes: usize,
+    /// Pin shard i to CPU i (off: the kernel places the shard threads).
+    pub pin_shards: bool,
     /// Things worth logging at start (ignored legacy flags).
     pub warnings: Vec<String>,
 
@@ -820,6 +823,7 @@ fn build(
         enable_pprof: f.enable_pprof,
         shards,
         watch_history: f.watch_history as usize,
+        pin_shards: f.pin_shards,
         max_request_bytes: f.max_request_bytes as usize,
         warnings,
         flags: f,

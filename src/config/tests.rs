@@ -101,6 +101,13 @@ fn environment() {
         (&[], &[("TERN_SHARDS", "3")], |c| c.shards.to_string(), "3"),
         (
             &[],
+            &[("TERN_PIN_SHARDS", "true")],
+            |c| c.pin_shards.to_string(),
+            "true",
+        ),
+        (&["--pin-shards"], &[], |c| c.pin_shards.to_string(), "true"),
+        (
+            &[],
             &[("ETCD_SHARDS", "3"), ("TERN_WATCH_HISTORY", "5000")],
             |c| c.watch_history.to_string(),
             "5000",
