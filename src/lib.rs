@@ -10,7 +10,10 @@
 //!
 //! Units: `config` (flags), `error` (etcd error table), `store` (deterministic v2 state
 //! machine), `http` (HTTP/1.1 codec and connection loop), `shard` (executors' shared plumbing),
-//! `raft` (raft-rs driver), `api` (v2 endpoints), `cluster` (IDs and members), `server` (wiring).
+//! `raft` (raft-rs driver, membership, snapshots, WAL recovery), `wal`/`snap` (durable files),
+//! `transport` (raft messages between members over HTTP), `api` (v2 endpoints), `cluster` (IDs
+//! and the replicated member list), `client`/`ctl` (ternctl), `tls`/`dns` (client TLS, SRV
+//! lookups), `loadgen` (ternbench), `server` (wiring).
 
 pub mod api;
 pub mod client;
