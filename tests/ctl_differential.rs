@@ -551,10 +551,12 @@ fn replace_ids(s: &str) -> String {
     let mut out = String::new();
     let mut word = String::new();
     let flush = |w: &mut String, out: &mut String| {
+        // A member ID is 64 random bits in hex: usually with a letter, and (1 in 2000 or so)
+        // all digits, then at least 13 of them — longer than any index or port in the output.
         let is_id = w.len() >= 8
             && w.chars()
                 .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-            && w.chars().any(|c| c.is_ascii_alphabetic());
+            && (w.chars().any(|c| c.is_ascii_alphabetic()) || w.len() >= 13);
         out.push_str(if is_id { "<ID>" } else { w });
         w.clear();
     };
