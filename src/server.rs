@@ -15,7 +15,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 use crate::api::{Api, ApiShared};
 use crate::cluster::{cluster_id, Member};
 use crate::config::Config;
-use crate::http::{serve_connection, Limits};
+use crate::http::{serve_connection, Handler, Limits};
 use crate::raft::storage::{recover, Bootstrap, FirstStart, Paths, Recovered};
 use crate::raft::RaftSettings;
 use crate::shard::{Shard, ShardMsg, Shared};
@@ -428,7 +428,13 @@ async fn shard_main(
         });
         for &addr in &plan.peer_listen {
             let listener = bind_shard_listener(addr)?;
-            glommio::spawn_local(serve_peers(listener, addr, peer_api.clone())).detach();
+            // The peer port takes bodies as large as a snapshot of the whole store.
+            let limits = Limits {
+                max_body_bytes: PEER_MAX_BODY,
+                ..Limits::default()
+            };
+            glommio::spawn_local(accept_connections(listener, addr, peer_api.clone(), limits))
+                .detach();
         }
     }
     // Serve nothing older than what was committed before this start, and (as etcd) only once
@@ -451,30 +457,16 @@ async fn shard_main(
             glommio::timer::sleep(Duration::from_millis(20)).await;
         }
     }
-    let api = Api::new(shard, startup.api.clone());
+    let api = Rc::new(Api::new(shard, startup.api.clone()));
     let mut accept_loops = Vec::new();
     for &addr in &plan.listen {
         let listener = bind_shard_listener(addr)?;
-        let api = api.clone();
-        let limits = plan.limits;
-        accept_loops.push(glommio::spawn_local(async move {
-            loop {
-                match listener.accept().await {
-                    Ok(stream) => {
-                        let _ = stream.set_nodelay(true);
-                        let api = api.clone();
-                        glommio::spawn_local(async move {
-                            let _ = serve_connection(stream, &api, &limits).await;
-                        })
-                        .detach();
-                    }
-                    Err(e) => {
-                        eprintln!("tern: accept on {addr}: {e}");
-                        glommio::timer::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            }
-        }));
+        accept_loops.push(glommio::spawn_local(accept_connections(
+            listener,
+            addr,
+            api.clone(),
+            plan.limits,
+        )));
     }
     if id == 0 {
         eprintln!(
@@ -496,24 +488,25 @@ async fn shard_main(
     Ok(())
 }
 
-/// Accepts peer connections (shard 0 only) and serves them with a body limit fit for snapshots.
-async fn serve_peers(listener: TcpListener, addr: SocketAddr, api: Rc<PeerApi>) {
-    let limits = Limits {
-        max_body_bytes: PEER_MAX_BODY,
-        ..Limits::default()
-    };
+/// Accepts connections on one listener and serves each with `handler` under `limits`.
+async fn accept_connections<H: Handler + 'static>(
+    listener: TcpListener,
+    addr: SocketAddr,
+    handler: Rc<H>,
+    limits: Limits,
+) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                let api = api.clone();
+                let handler = handler.clone();
                 glommio::spawn_local(async move {
-                    let _ = serve_connection(stream, &*api, &limits).await;
+                    let _ = serve_connection(stream, &*handler, &limits).await;
                 })
                 .detach();
             }
             Err(e) => {
-                eprintln!("tern: accept on peer address {addr}: {e}");
+                eprintln!("tern: accept on {addr}: {e}");
                 glommio::timer::sleep(Duration::from_millis(10)).await;
             }
         }

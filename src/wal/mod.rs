@@ -408,16 +408,17 @@ impl<F: WalFs> Wal<F> {
             .rposition(|s| s.name.first_index <= after)
             .unwrap_or(0);
         let mut warnings = Vec::new();
+        let no_metadata = |file: &Path| WalError::Corrupt {
+            file: file.to_path_buf(),
+            offset: 0,
+            reason: "no metadata record".into(),
+        };
         let (mut rec, mut ends) = loop {
             let scan = Self::scan_from(&fs, &segs, start, after).await?;
             let last_empty = scan.ends.last().is_some_and(|(e, _)| e.records == 0);
             if !last_empty {
                 if !scan.have_metadata {
-                    return Err(WalError::Corrupt {
-                        file: segs[start].path.clone(),
-                        offset: 0,
-                        reason: "no metadata record".into(),
-                    });
+                    return Err(no_metadata(&segs[start].path));
                 }
                 break (scan.rec, scan.ends);
             }
@@ -447,11 +448,7 @@ impl<F: WalFs> Wal<F> {
             let mut scan = scan;
             scan.ends.pop();
             if !scan.have_metadata {
-                return Err(WalError::Corrupt {
-                    file: segs[start].path.clone(),
-                    offset: 0,
-                    reason: "no metadata record".into(),
-                });
+                return Err(no_metadata(&segs[start].path));
             }
             break (scan.rec, scan.ends);
         };
