@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{iptables_usable, json_request, partition, Cluster, ELECTION_MS};
+use common::cluster::{add_member, iptables_usable, json_request, partition, Cluster, ELECTION_MS};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -216,12 +216,7 @@ fn grow_from_one_to_three_and_shrink_back_with_the_members_api() {
         let i = c.plan_node();
         assert_eq!(i, new);
         let mut admin = c.client(0);
-        let r = json_request(
-            &mut admin,
-            "POST",
-            "/v2/members",
-            &format!("{{\"peerURLs\":[\"{}\"]}}", c.nodes[i].peer_url()),
-        );
+        let r = add_member(&mut admin, &c.nodes[i].peer_url());
         assert_eq!(r.status, 201, "{}", r.text());
         assert_eq!(r.json()["name"], "");
         assert_eq!(r.json()["clientURLs"], serde_json::json!([]));
@@ -279,12 +274,7 @@ fn replace_a_failed_member() {
     let r = admin.request("DELETE", &format!("/v2/members/{dead_id}"), &[]);
     assert_eq!(r.status, 204, "{}", r.text());
     let fresh = c.plan_node();
-    let r = json_request(
-        &mut admin,
-        "POST",
-        "/v2/members",
-        &format!("{{\"peerURLs\":[\"{}\"]}}", c.nodes[fresh].peer_url()),
-    );
+    let r = add_member(&mut admin, &c.nodes[fresh].peer_url());
     assert_eq!(r.status, 201, "{}", r.text());
     let ic = c.initial_cluster(&[0, 1, fresh]);
     c.spawn(fresh, &ic, "existing", &[]);
@@ -321,12 +311,7 @@ fn members_api_answers_like_etcd() {
     let r = json_request(&mut admin, "POST", "/v2/members", "{\"peerURLs\":[]}");
     assert_eq!(r.json()["message"], "no valid URLs given");
     let taken = c.nodes[0].peer_url();
-    let r = json_request(
-        &mut admin,
-        "POST",
-        "/v2/members",
-        &format!("{{\"peerURLs\":[\"{taken}\"]}}"),
-    );
+    let r = add_member(&mut admin, &taken);
     assert_eq!(r.status, 409);
     assert_eq!(r.json()["message"], "membership: peerURL exists");
     let r = admin.request("DELETE", "/v2/members/1234", &[]);
@@ -448,12 +433,7 @@ fn bootstrap_misconfigurations_exit_with_etcds_messages() {
 
     // The cluster expects a member at one URL, the joiner says another.
     let mut admin = c.client(0);
-    let r = json_request(
-        &mut admin,
-        "POST",
-        "/v2/members",
-        &format!("{{\"peerURLs\":[\"http://{}:9\"]}}", c.nodes[2].ip),
-    );
+    let r = add_member(&mut admin, &format!("http://{}:9", c.nodes[2].ip));
     assert_eq!(r.status, 201, "{}", r.text());
     let all3 = c.initial_cluster(&[0, 1, 2]);
     let (code, log) = refused(&mut c, 2, &all3, "existing");
@@ -530,12 +510,7 @@ fn disaster_recovery_from_a_backup_as_in_section_6_3() {
     for _ in 0..2 {
         let i = c.plan_node();
         let mut admin = c.client(fresh);
-        let r = json_request(
-            &mut admin,
-            "POST",
-            "/v2/members",
-            &format!("{{\"peerURLs\":[\"{}\"]}}", c.nodes[i].peer_url()),
-        );
+        let r = add_member(&mut admin, &c.nodes[i].peer_url());
         assert_eq!(r.status, 201, "{}", r.text());
         grown.push(i);
         let ic = c.initial_cluster(&grown);

@@ -96,7 +96,9 @@ fn run_client(
         seq += 1;
         let value = format!("c{id}-{seq}");
         let call = nanos(start);
-        let op = match rng.below(3) {
+        // What happened: the operation and its return time (`None`: outcome unknown), or
+        // nothing at all for a read that failed.
+        let happened: Option<(OpKind, Option<u64>)> = match rng.below(3) {
             0 => {
                 let r = send(
                     &mut conn,
@@ -108,22 +110,13 @@ fn run_client(
                 );
                 let ret = nanos(start);
                 match r {
-                    Some(r) if r.status == 200 => Some(Op {
-                        client: id,
-                        key: key.into(),
-                        call,
-                        ret: Some(ret),
-                        kind: OpKind::Read {
-                            result: r.json()["node"]["value"].as_str().map(str::to_string),
-                        },
-                    }),
-                    Some(r) if r.status == 404 && error_code(&r) == Some(100) => Some(Op {
-                        client: id,
-                        key: key.into(),
-                        call,
-                        ret: Some(ret),
-                        kind: OpKind::Read { result: None },
-                    }),
+                    // 404 with error 100: the key does not exist (the value reads as null).
+                    Some(r)
+                        if r.status == 200 || (r.status == 404 && error_code(&r) == Some(100)) =>
+                    {
+                        let result = r.json()["node"]["value"].as_str().map(str::to_string);
+                        Some((OpKind::Read { result }, Some(ret)))
+                    }
                     // A failed read tells nothing.
                     _ => None,
                 }
@@ -139,13 +132,7 @@ fn run_client(
                 );
                 let ret = nanos(start);
                 let done = r.is_some_and(|r| matches!(r.status, 200 | 201));
-                Some(Op {
-                    client: id,
-                    key: key.into(),
-                    call,
-                    ret: done.then_some(ret),
-                    kind: OpKind::Write { value },
-                })
+                Some((OpKind::Write { value }, done.then_some(ret)))
             }
             _ => {
                 // Compare against the value this client last saw there, so many succeed.
@@ -168,19 +155,21 @@ fn run_client(
                     Some(r) if matches!(error_code(r), Some(100 | 101)) => Some(false),
                     _ => None,
                 };
-                Some(Op {
-                    client: id,
-                    key: key.into(),
-                    call,
-                    ret: outcome.map(|_| ret),
-                    kind: OpKind::Cas {
-                        expected,
-                        new: value,
-                        ok: outcome.unwrap_or(true),
-                    },
-                })
+                let kind = OpKind::Cas {
+                    expected,
+                    new: value,
+                    ok: outcome.unwrap_or(true),
+                };
+                Some((kind, outcome.map(|_| ret)))
             }
         };
+        let op = happened.map(|(kind, ret)| Op {
+            client: id,
+            key: key.into(),
+            call,
+            ret,
+            kind,
+        });
         let failed = op.as_ref().is_none_or(|o| o.ret.is_none());
         if let Some(op) = op.as_ref().filter(|o| o.ret.is_some()) {
             match &op.kind {

@@ -376,6 +376,16 @@ pub fn partition(ip: &str, others: &[String], add: bool) {
     }
 }
 
+/// `POST /v2/members` announcing a member at `peer_url`.
+pub fn add_member(c: &mut Client, peer_url: &str) -> Resp {
+    json_request(
+        c,
+        "POST",
+        "/v2/members",
+        &format!("{{\"peerURLs\":[\"{peer_url}\"]}}"),
+    )
+}
+
 /// A JSON request (the members API wants `Content-Type: application/json`).
 pub fn json_request(c: &mut Client, method: &str, path: &str, body: &str) -> Resp {
     c.try_request(
