@@ -84,7 +84,10 @@ pub struct RaftDriver {
     /// Member changes that arrived while no leader was known.
     member_changes_waiting: Vec<(Origin, crate::cluster::membership::MemberChange)>,
     /// Read-index batches in flight: context -> the (shard, id) pairs that asked.
-    reads_in_flight: HashMap<u64, Vec<(usize, u64)>>,
+    /// Each batch also counts the ticks it has waited: raft-rs drops a read index request
+    /// silently (e.g. a leader that has not committed in its term yet, or a message lost on
+    /// the way), so a batch unanswered for [`READ_RETRY_TICKS`] is asked again.
+    reads_in_flight: HashMap<u64, (Vec<(usize, u64)>, u32)>,
     next_read_ctx: u64,
     /// Ticks until this member next checks that its name and client URLs are published.
     publish_countdown: u32,
@@ -173,6 +176,9 @@ pub fn start_node(
     Ok(inbox)
 }
 
+/// Heartbeats a read index batch may wait before it is asked for again.
+const READ_RETRY_TICKS: u32 = 3;
+
 fn unix_nanos_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -204,6 +210,7 @@ impl RaftDriver {
                         self.node.tick();
                         self.propose_sync_if_due();
                         self.publish_countdown = self.publish_countdown.saturating_sub(1);
+                        self.retry_stale_reads();
                     }
                     RaftInput::Propose(data) => self.propose(data),
                     RaftInput::ChangeMembership { origin, change } => {
@@ -328,8 +335,27 @@ impl RaftDriver {
         }
         let ctx = self.next_read_ctx;
         self.next_read_ctx += 1;
-        self.reads_in_flight.insert(ctx, reads);
+        self.reads_in_flight.insert(ctx, (reads, 0));
         self.node.read_index(ctx.to_le_bytes().to_vec());
+    }
+
+    /// Asks again for read index batches raft has not answered for a while (the waiters keep
+    /// their own request timeout).
+    fn retry_stale_reads(&mut self) {
+        if !self.leader_known() {
+            return;
+        }
+        let mut stale = Vec::new();
+        for (ctx, (_, ticks)) in self.reads_in_flight.iter_mut() {
+            *ticks += 1;
+            if *ticks >= READ_RETRY_TICKS {
+                *ticks = 0;
+                stale.push(*ctx);
+            }
+        }
+        for ctx in stale {
+            self.node.read_index(ctx.to_le_bytes().to_vec());
+        }
     }
 
     fn answer_read(&self, from: usize, id: u64, result: Result<u64, Error>) {
@@ -407,7 +433,7 @@ impl RaftDriver {
             if rs.request_ctx.len() == 8 {
                 ctx.copy_from_slice(&rs.request_ctx);
             }
-            if let Some(waiters) = self.reads_in_flight.remove(&u64::from_le_bytes(ctx)) {
+            if let Some((waiters, _)) = self.reads_in_flight.remove(&u64::from_le_bytes(ctx)) {
                 for (from, id) in waiters {
                     self.answer_read(from, id, Ok(rs.index));
                 }
