@@ -35,7 +35,10 @@ fn copy_dir_files(from: &Path, to: &Path) -> Result<(), String> {
     let entries =
         std::fs::read_dir(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
     for entry in entries.flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_file()) {
+        // The spare segment is zeros being prepared for the next rotation: not part of the log.
+        if entry.file_type().is_ok_and(|t| t.is_file())
+            && entry.file_name() != crate::wal::SPARE_SEGMENT
+        {
             let dst = to.join(entry.file_name());
             std::fs::copy(entry.path(), &dst)
                 .map_err(|e| format!("cannot copy {}: {e}", entry.path().display()))?;

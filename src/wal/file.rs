@@ -64,8 +64,20 @@ pub trait WalFile {
         Ok(out)
     }
     async fn fdatasync(&mut self) -> io::Result<()>;
+    /// Whether a completed `write_at` is already durable (the file is open with `O_DSYNC`), so
+    /// that a write needs no fdatasync after it. Size and allocation changes (`preallocate`,
+    /// `truncate`) still do.
+    fn durable_writes(&self) -> bool {
+        false
+    }
     /// Makes the file at least `size` bytes long; new space reads as zeros.
     async fn preallocate(&mut self, size: u64) -> io::Result<()>;
+    /// Writes zeros over the never-written blocks of `[from, to)` (`from` aligned) and returns
+    /// the bytes written. Preallocated space is *unwritten* to the file system: the first write
+    /// to a block changes its extent, and the next fdatasync has to commit that change to the
+    /// journal. Over zero-filled blocks an fdatasync is a device cache flush only (on this
+    /// machine's ext4: 0.13 ms instead of 0.22 ms).
+    async fn zero_fill(&mut self, from: u64, to: u64) -> io::Result<u64>;
     async fn truncate(&mut self, size: u64) -> io::Result<()>;
     async fn size(&mut self) -> io::Result<u64>;
 }
@@ -91,7 +103,10 @@ fn check_aligned(data_len: usize, pos: u64, align: u64) -> io::Result<()> {
 // glommio DmaFile
 // ---------------------------------------------------------------------------------------------
 
-/// WAL files as glommio DMA files (O_DIRECT, io_uring).
+/// WAL files as glommio DMA files (O_DIRECT, io_uring), opened `O_DSYNC`: a write completes
+/// once it is on stable storage (the kernel follows it with a device cache flush, or writes it
+/// FUA), so a WAL sync is one io_uring operation instead of a write, a return to the executor,
+/// and an fdatasync punted to an io_uring worker thread.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DmaFs;
 
@@ -213,6 +228,7 @@ impl WalFs for DmaFs {
             .write(true)
             .create(true)
             .truncate(true)
+            .custom_flags(libc::O_DSYNC)
             .dma_open(path)
             .await?;
         Ok(DmaWalFile::new(f))
@@ -223,6 +239,7 @@ impl WalFs for DmaFs {
         let f = OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(libc::O_DSYNC)
             .dma_open(path)
             .await?;
         Ok(DmaWalFile::new(f))
@@ -313,6 +330,10 @@ impl WalFile for DmaWalFile {
         self.file.fdatasync().await.map_err(io::Error::from)
     }
 
+    fn durable_writes(&self) -> bool {
+        true
+    }
+
     async fn preallocate(&mut self, size: u64) -> io::Result<()> {
         if self.size().await? >= size {
             return Ok(());
@@ -321,6 +342,43 @@ impl WalFile for DmaWalFile {
             .pre_allocate(size, false)
             .await
             .map_err(io::Error::from)
+    }
+
+    async fn zero_fill(&mut self, from: u64, to: u64) -> io::Result<u64> {
+        check_aligned(0, from, self.block)?;
+        // Written blocks are data to SEEK_HOLE, unwritten (preallocated) ones holes: start at
+        // the first hole. Where SEEK_HOLE is not supported, fill everything.
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.file);
+        let hole = unsafe { libc::lseek(fd, from as libc::off_t, libc::SEEK_HOLE) };
+        let start = if hole < 0 {
+            from
+        } else {
+            (hole as u64 / self.block * self.block).max(from)
+        };
+        const CHUNK: u64 = 1 << 20;
+        let mut pos = start;
+        while pos < to {
+            let len = CHUNK.min(to - pos);
+            let len = len.div_ceil(self.block) * self.block;
+            let mut buf = self.take_buffer(len as usize);
+            if let Some(b) = Rc::get_mut(&mut buf) {
+                b.as_bytes_mut().fill(0);
+            }
+            let n = self
+                .file
+                .write_rc_at(buf.clone(), pos)
+                .await
+                .map_err(io::Error::from)?;
+            self.give_back(buf);
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "O_DIRECT zero fill made no progress",
+                ));
+            }
+            pos += n as u64;
+        }
+        Ok(pos.saturating_sub(start))
     }
 
     async fn truncate(&mut self, size: u64) -> io::Result<()> {
@@ -590,6 +648,18 @@ impl WalFile for MemFile {
             f.data.resize(size, 0);
         }
         Ok(())
+    }
+
+    async fn zero_fill(&mut self, from: u64, to: u64) -> io::Result<u64> {
+        check_aligned(0, from, self.fs.alignment)?;
+        let end = usize::try_from(to)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "size too large"))?;
+        let mut f = self.data.borrow_mut();
+        let before = f.data.len();
+        if before < end {
+            f.data.resize(end, 0);
+        }
+        Ok(end.saturating_sub(before) as u64)
     }
 
     async fn truncate(&mut self, size: u64) -> io::Result<()> {

@@ -6,14 +6,16 @@
 //! `(index, term, opaque bytes)`, metadata is opaque bytes.
 //!
 //! Layout of a WAL directory: segment files `%016x-%016x.wal` (sequence, index of the first
-//! entry expected in it), each preallocated to the segment size (64 MiB by default) and
-//! starting with `Crc` (carries the checksum chain), `Metadata` and, when known, `HardState`
-//! records, so any suffix of segments is self-contained after older ones are purged.
+//! entry expected in it), each preallocated to the segment size (64 MiB by default),
+//! zero-filled (see [`WalFile::zero_fill`]; the next one is prepared in the background as
+//! [`SPARE_SEGMENT`]) and starting with `Crc` (carries the checksum chain), `Metadata` and,
+//! when known, `HardState` records, so any suffix of segments is self-contained after older
+//! ones are purged.
 //!
 //! Durability, as implemented:
 //! - **Group commit.** `append_*` and `set_hard_state` only encode into an in-memory buffer.
 //!   [`Wal::sync`] writes everything buffered since the last sync with one O_DIRECT write and
-//!   one fdatasync. The write starts at the block holding the end of the log: the partial tail
+//!   one fdatasync (on disk, one `O_DSYNC` write: durable when it completes). The write starts at the block holding the end of the log: the partial tail
 //!   block is kept in memory and rewritten with the new records after it. Whatever the caller
 //!   buffers while a sync is in flight (the caller owns the `&mut Wal` for the duration of the
 //!   sync, so it queues proposals itself) goes out together in the next sync.
@@ -199,7 +201,25 @@ pub struct Wal<F: WalFs = DmaFs> {
     rotate_to: Option<u64>,
     deferred: Option<WalError>,
     poisoned: bool,
+    /// The next segment, being zero-filled in the background (see [`SPARE_SEGMENT`]).
+    spare: Option<glommio::Task<io::Result<()>>>,
 }
+
+impl<F: WalFs> Drop for Wal<F> {
+    /// The spare lives only as long as its WAL: dropping the task stops its preparation, and
+    /// the file goes too (a process that exits without dropping leaves it for the next open).
+    fn drop(&mut self) {
+        if self.spare.take().is_some() {
+            let _ = self.fs.remove(&self.dir.join(SPARE_SEGMENT));
+        }
+    }
+}
+
+/// The file the next segment is prepared in, off the write path: created, zero-filled to the
+/// segment size and fdatasync'ed by a background task, then renamed into place at rotation, so
+/// that appends to every segment overwrite written blocks (see [`WalFile::zero_fill`]). A spare
+/// found on open is an interrupted preparation and is deleted.
+pub const SPARE_SEGMENT: &str = "next-segment.spare";
 
 impl Wal<DmaFs> {
     /// Creates a WAL in `dir` (created if missing) holding `metadata`, on O_DIRECT files.
@@ -227,7 +247,7 @@ struct Scan {
     have_metadata: bool,
 }
 
-impl<F: WalFs> Wal<F> {
+impl<F: WalFs + Clone + 'static> Wal<F> {
     /// Whether `dir` holds WAL segments.
     pub fn exists_with(fs: &F, dir: &Path) -> bool {
         fs.list(dir)
@@ -263,6 +283,9 @@ impl<F: WalFs> Wal<F> {
         file.preallocate(opts.segment_size)
             .await
             .map_err(io_err("preallocate", &tmp))?;
+        file.zero_fill(0, opts.segment_size)
+            .await
+            .map_err(io_err("zero-fill", &tmp))?;
         let len = buf.len() as u64;
         buf.resize(align_up(len, block) as usize, 0);
         file.write_at(&buf, 0)
@@ -281,7 +304,7 @@ impl<F: WalFs> Wal<F> {
         buf.truncate(len as usize);
         let base = align_down(len, block);
         buf.drain(..base as usize);
-        Ok(Wal {
+        let mut wal = Wal {
             fs,
             dir: dir.to_path_buf(),
             opts,
@@ -298,7 +321,10 @@ impl<F: WalFs> Wal<F> {
             rotate_to: None,
             deferred: None,
             poisoned: false,
-        })
+            spare: None,
+        };
+        wal.start_spare();
+        Ok(wal)
     }
 
     fn list_segments(fs: &F, dir: &Path) -> Result<Vec<Segment>, WalError> {
@@ -502,9 +528,27 @@ impl<F: WalFs> Wal<F> {
                 .await
                 .map_err(io_err("fdatasync", &cur.path))?;
         }
+        // A segment preallocated by an older tern (or a rotation that found no spare ready):
+        // zero-fill what is still unwritten, once.
+        let filled = file
+            .zero_fill(base + block, opts.segment_size)
+            .await
+            .map_err(io_err("zero-fill", &cur.path))?;
+        if filled > 0 {
+            file.fdatasync()
+                .await
+                .map_err(io_err("fdatasync", &cur.path))?;
+        }
+        let spare = dir.join(SPARE_SEGMENT);
+        if fs
+            .list(dir)
+            .is_ok_and(|names| names.iter().any(|n| n == SPARE_SEGMENT))
+        {
+            fs.remove(&spare).map_err(io_err("remove", &spare))?;
+        }
         rec.warnings.splice(0..0, warnings);
         tail.reserve(64 << 10);
-        let wal = Wal {
+        let mut wal = Wal {
             fs,
             dir: dir.to_path_buf(),
             opts,
@@ -521,7 +565,9 @@ impl<F: WalFs> Wal<F> {
             rotate_to: None,
             deferred: None,
             poisoned: false,
+            spare: None,
         };
+        wal.start_spare();
         Ok((wal, rec))
     }
 
@@ -627,18 +673,13 @@ impl<F: WalFs> Wal<F> {
                 .map_or(0, |s| s.name.seq.wrapping_add(1));
             let name = SegmentName { seq, first_index };
             let path = self.dir.join(name.file_name());
-            let mut f = self
-                .fs
-                .create(&path)
-                .await
-                .map_err(io_err("create", &path))?;
-            f.preallocate(self.opts.segment_size)
-                .await
-                .map_err(io_err("preallocate", &path))?;
+            let mut f = self.new_segment_file(&path).await?;
             f.write_at(&self.buf, 0)
                 .await
                 .map_err(io_err("write", &path))?;
-            f.fdatasync().await.map_err(io_err("fdatasync", &path))?;
+            if !f.durable_writes() {
+                f.fdatasync().await.map_err(io_err("fdatasync", &path))?;
+            }
             self.fs
                 .sync_dir(&self.dir)
                 .await
@@ -654,10 +695,12 @@ impl<F: WalFs> Wal<F> {
                 .write_at(&self.buf, self.seg_base)
                 .await
                 .map_err(io_err("write", path))?;
-            self.file
-                .fdatasync()
-                .await
-                .map_err(io_err("fdatasync", path))?;
+            if !self.file.durable_writes() {
+                self.file
+                    .fdatasync()
+                    .await
+                    .map_err(io_err("fdatasync", path))?;
+            }
             fsyncs = 1;
         }
         let keep_from = align_down(data_len as u64, self.block) as usize;
@@ -671,6 +714,55 @@ impl<F: WalFs> Wal<F> {
             records,
             fsyncs,
         })
+    }
+
+    /// Starts zero-filling the spare segment in a background task (unless one is under way).
+    fn start_spare(&mut self) {
+        if self.spare.is_some() {
+            return;
+        }
+        let fs = self.fs.clone();
+        let path = self.dir.join(SPARE_SEGMENT);
+        let size = self.opts.segment_size;
+        self.spare = Some(glommio::spawn_local(async move {
+            let mut f = fs.create(&path).await?;
+            f.preallocate(size).await?;
+            f.zero_fill(0, size).await?;
+            f.fdatasync().await
+        }));
+    }
+
+    /// The file of a new segment at `path`: the spare renamed, when its preparation finished;
+    /// otherwise a freshly preallocated file (whose first writes cost a journal commit each).
+    async fn new_segment_file(&mut self, path: &Path) -> Result<F::File, WalError> {
+        let ready = match self.spare.as_mut() {
+            Some(task) => futures_lite::future::poll_once(task).await,
+            None => None,
+        };
+        if ready.is_some() {
+            self.spare = None;
+        }
+        let file = match ready {
+            Some(Ok(())) => {
+                let spare = self.dir.join(SPARE_SEGMENT);
+                self.fs
+                    .rename(&spare, path)
+                    .map_err(io_err("rename", &spare))?;
+                self.fs.open(path).await.map_err(io_err("open", path))?
+            }
+            failed => {
+                if let Some(Err(e)) = failed {
+                    eprintln!("tern: wal: preparing the next segment failed: {e}");
+                }
+                let mut f = self.fs.create(path).await.map_err(io_err("create", path))?;
+                f.preallocate(self.opts.segment_size)
+                    .await
+                    .map_err(io_err("preallocate", path))?;
+                f
+            }
+        };
+        self.start_spare();
+        Ok(file)
     }
 
     /// Deletes whole segments all of whose entries are <= `snapshot_index`, keeping at least

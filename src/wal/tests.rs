@@ -35,11 +35,13 @@ fn run<T>(f: impl Future<Output = T>) -> T {
 
 /// A file system plus raw access to its files (for damaging them).
 trait Harness {
-    type Fs: WalFs + Clone;
+    type Fs: WalFs + Clone + 'static;
     fn fs(&self) -> Self::Fs;
     fn dir(&self) -> &Path;
     fn read(&self, path: &Path) -> Vec<u8>;
     fn write(&self, path: &Path, bytes: &[u8]);
+    /// Where the first never-written (preallocated) block of `path` starts, if it has one.
+    fn first_unwritten(&self, path: &Path) -> Option<u64>;
 }
 
 struct Mem {
@@ -69,6 +71,9 @@ impl Harness for Mem {
     }
     fn write(&self, path: &Path, bytes: &[u8]) {
         self.fs.set_contents(path, bytes.to_vec());
+    }
+    fn first_unwritten(&self, _: &Path) -> Option<u64> {
+        None
     }
 }
 
@@ -111,6 +116,14 @@ impl Harness for Disk {
         std::fs::File::open(path)
             .and_then(|f| f.sync_all())
             .expect("sync");
+    }
+    fn first_unwritten(&self, path: &Path) -> Option<u64> {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open(path).expect("open");
+        let size = f.metadata().expect("metadata").len();
+        // SAFETY: plain syscall on an open descriptor.
+        let hole = unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_HOLE) };
+        (hole >= 0 && (hole as u64) < size).then_some(hole as u64)
     }
 }
 
@@ -776,5 +789,91 @@ fn sequence_gap_is_refused() {
             Err(e) => panic!("wrong error {e}"),
             Ok(_) => panic!("opened"),
         }
+    });
+}
+
+/// Waits until the background task has zero-filled the spare segment.
+async fn spare_ready<H: Harness>(h: &H, size: u64) -> PathBuf {
+    let spare = h.dir().join(SPARE_SEGMENT);
+    for _ in 0..1000 {
+        let listed = h.fs().list(h.dir());
+        if listed.is_ok_and(|names| names.iter().any(|n| n == SPARE_SEGMENT)) {
+            let bytes = h.read(&spare);
+            if bytes.len() as u64 == size && h.first_unwritten(&spare).is_none() {
+                assert!(bytes.iter().all(|b| *b == 0), "the spare holds only zeros");
+                return spare;
+            }
+        }
+        glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("the spare segment was not prepared within 5 s");
+}
+
+/// Appends overwrite written blocks: the first segment is zero-filled at creation and every
+/// later one is the spare, prepared in the background and renamed into place at rotation.
+async fn segments_are_zero_filled<H: Harness>(h: H) {
+    let opts = small();
+    let size = opts.segment_size;
+    let mut w = Wal::create_with(h.fs(), h.dir(), b"meta", opts.clone())
+        .await
+        .expect("create");
+    let first = w.segment_paths()[0].clone();
+    assert_eq!(
+        h.first_unwritten(&first),
+        None,
+        "{} has unwritten blocks",
+        first.display()
+    );
+    spare_ready(&h, size).await;
+    let mut index = 0;
+    while w.segment_paths().len() < 2 {
+        index += 1;
+        w.append_entry(index, 1, &[7u8; 1000]);
+        w.sync().await.expect("sync");
+    }
+    let second = w.segment_paths()[1].clone();
+    assert_eq!(
+        h.first_unwritten(&second),
+        None,
+        "{} has unwritten blocks",
+        second.display()
+    );
+    // A new spare is prepared for the next rotation.
+    spare_ready(&h, size).await;
+    drop(w);
+    let (_, rec) = Wal::open_with(h.fs(), h.dir(), 0, opts)
+        .await
+        .expect("open");
+    assert_eq!(rec.entries.len() as u64, index);
+}
+both!(segments_are_zero_filled);
+
+/// A spare left by an interrupted preparation is never taken for a segment: open deletes it
+/// and prepares it again from scratch.
+#[test]
+fn open_replaces_a_stale_spare() {
+    run(async {
+        let h = Mem::new();
+        let opts = small();
+        let mut w = Wal::create_with(h.fs(), h.dir(), b"meta", opts.clone())
+            .await
+            .expect("create");
+        w.append_entry(1, 1, b"one");
+        w.sync().await.expect("sync");
+        drop(w);
+        let spare = h.dir().join(SPARE_SEGMENT);
+        h.write(&spare, &[0xAB; 4096]);
+        let (w, rec) = Wal::open_with(h.fs(), h.dir(), 0, opts.clone())
+            .await
+            .expect("open");
+        assert_eq!(rec.entries.len(), 1);
+        assert!(rec.warnings.is_empty(), "{:?}", rec.warnings);
+        spare_ready(&h, opts.segment_size).await;
+        drop(w);
+        let left = h.fs().list(h.dir()).expect("list");
+        assert!(
+            !left.iter().any(|n| n == SPARE_SEGMENT),
+            "the spare goes with its WAL"
+        );
     });
 }
