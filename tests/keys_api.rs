@@ -322,6 +322,43 @@ fn absurd_keys_are_refused_not_stored() {
 }
 
 #[test]
+fn the_index_a_client_saw_never_goes_back_on_another_connection() {
+    // While writes stream in, each read on a fresh connection (any shard) must show an
+    // X-Etcd-Index at least as high as the read before it showed.
+    let tern = start_tern(4, &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let mut w = tern.client();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let val = i.to_string();
+                assert_eq!(w.put("/v2/keys/moving", &[("value", &val)]).status / 100, 2);
+            }
+        })
+    };
+    let mut last = 0u64;
+    for _ in 0..300 {
+        let mut r = tern.client();
+        let resp = r.get("/v2/keys/moving");
+        let index: u64 = resp
+            .header("X-Etcd-Index")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            index >= last,
+            "X-Etcd-Index went back from {last} to {index}"
+        );
+        last = index;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(last > 0);
+}
+
+#[test]
 fn what_a_watcher_saw_is_readable_on_every_shard() {
     let tern = start_tern(2, &[]);
     let mut writer = tern.client();

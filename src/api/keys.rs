@@ -276,7 +276,10 @@ async fn serve(api: &Api, req: &Request) -> Response {
                 if let Err(e) = api.shard.read_barrier().await {
                     return error_response(&e);
                 }
-            } else if r.wait {
+            }
+            // Nothing older than what this member already showed any client.
+            api.shard.catch_up().await;
+            if r.wait && !r.quorum {
                 return watch(api, &r);
             }
             get(api, &r)
@@ -293,6 +296,7 @@ fn get(api: &Api, r: &KeyRequest) -> Response {
         .get(&r.key, r.recursive, r.sorted);
     api.publish_read_counters();
     let (raft_index, raft_term) = api.shard.applied();
+    api.shard.observe(raft_index);
     match result {
         Ok(event) => event_response(&event, false, raft_index, raft_term),
         Err(e) => error_response(&e),
@@ -357,6 +361,7 @@ fn watch(api: &Api, r: &KeyRequest) -> Response {
         Err(e) => return error_response(&e),
     };
     let (raft_index, raft_term) = api.shard.applied();
+    api.shard.observe(raft_index);
     let mut resp = json_response(200, Vec::new());
     resp.headers.push(("X-Etcd-Index", start_index.to_string()));
     resp.headers.push(("X-Raft-Index", raft_index.to_string()));

@@ -2,16 +2,22 @@
 //!
 //! Owns the cross-shard mesh, the apply fan-out, write waiters, read-index waiters and the
 //! delivery of watch events to the connections of this shard. A shard applies the committed
-//! entries that shard 0's raft node streams to it, in order; a write proposed here is answered
-//! only once *every* shard of this member has applied it ("acknowledged means visible"), which
-//! is tracked through one applied-index atomic per shard and a poke message when it moves.
+//! entries that shard 0's raft node streams to it, in order, and answers the writes proposed
+//! on it as soon as it has applied them.
+//!
+//! One member, one view: whatever a client of this member has been shown (a write's
+//! acknowledgement, a watch event, a read) is recorded in a member-wide *seen* index
+//! ([`Shard::observe`]), and a shard serves a request only once its replica has applied at least
+//! that index ([`Shard::catch_up`]). A client that learned of index `i` through one connection
+//! therefore never reads an older state through another, as with etcd's single store, while a
+//! write costs no round trip between shards beyond the entries' own fan-out.
 //! Knows nothing about HTTP or request semantics: it moves store commands and events.
 
 pub mod local;
 pub mod proposal;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -55,8 +61,6 @@ pub enum ShardMsg {
     ProposalFailed { id: u64, error: Error },
     /// Entries committed by raft, in order (from shard 0 to every other shard).
     Committed(Arc<CommittedBatch>),
-    /// A shard's applied index moved: re-check which writes became visible.
-    Poke,
 }
 
 /// Input to the raft node on shard 0.
@@ -140,7 +144,8 @@ pub struct RaftStatus {
 /// State shared by every shard of this process.
 pub struct Shared {
     pub nshards: usize,
-    applied: Box<[Padded<AtomicU64>]>,
+    /// The highest raft index any client of this member has been shown (see the module doc).
+    seen: Padded<AtomicU64>,
     /// Live watchers held by each shard's connections.
     watchers: Box<[Padded<AtomicU64>]>,
     pub raft: RaftStatus,
@@ -156,7 +161,7 @@ impl Shared {
     pub fn new(nshards: usize, request_timeout: Duration) -> Shared {
         Shared {
             nshards,
-            applied: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
+            seen: Padded(AtomicU64::new(0)),
             watchers: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
             raft: RaftStatus::default(),
             member_id: AtomicU64::new(0),
@@ -180,15 +185,6 @@ impl Shared {
         }
     }
 
-    /// The highest raft index every shard has applied: what this member may acknowledge.
-    pub fn visible_index(&self) -> u64 {
-        self.applied
-            .iter()
-            .map(|a| a.0.load(Ordering::Acquire))
-            .min()
-            .unwrap_or(0)
-    }
-
     /// Watchers alive on every shard of this process (`watchers` of `/v2/stats/store`).
     pub fn total_watchers(&self) -> u64 {
         self.watchers
@@ -198,7 +194,7 @@ impl Shared {
     }
 }
 
-/// The result of a write, once every shard of this member has applied it.
+/// The result of a write, once the shard that proposed it has applied it.
 pub struct WriteOutcome {
     pub result: Result<Rc<Event>, Error>,
     pub raft_index: u64,
@@ -207,7 +203,6 @@ pub struct WriteOutcome {
 
 struct PendingWrite {
     tx: OneshotSender<Result<WriteOutcome, Error>>,
-    applied: Option<WriteOutcome>,
 }
 
 struct WatcherSlot {
@@ -229,11 +224,7 @@ pub struct Shard {
     applied_waiters: RefCell<BTreeMap<u64, Vec<OneshotSender<()>>>>,
     applied_index: Cell<u64>,
     applied_term: Cell<u64>,
-    visible_index: Cell<u64>,
     watchers: RefCell<HashMap<WatcherId, WatcherSlot>>,
-    /// Events fired by applied entries that not every shard has applied yet: a watcher must not
-    /// learn of a change that a read on another shard of this member could still miss.
-    undelivered: RefCell<VecDeque<(u64, WatcherId, Rc<Event>)>>,
 }
 
 impl Shard {
@@ -279,9 +270,7 @@ impl Shard {
             applied_waiters: RefCell::new(BTreeMap::new()),
             applied_index: Cell::new(0),
             applied_term: Cell::new(0),
-            visible_index: Cell::new(0),
             watchers: RefCell::new(HashMap::new()),
-            undelivered: RefCell::new(VecDeque::new()),
         });
         start_receivers(shard.clone(), receivers);
         shard
@@ -326,13 +315,11 @@ impl Shard {
         }
     }
 
-    /// Proposes `cmd` and waits until every shard of this member has applied it.
+    /// Proposes `cmd` and waits until this shard has applied it.
     pub async fn propose(&self, cmd: &Command) -> Result<WriteOutcome, Error> {
         let id = self.next_request_id();
         let (tx, rx) = oneshot();
-        self.writes
-            .borrow_mut()
-            .insert(id, PendingWrite { tx, applied: None });
+        self.writes.borrow_mut().insert(id, PendingWrite { tx });
         let mut data = Vec::with_capacity(64);
         proposal::encode_store(self.origin(id), cmd, &mut data);
         self.send_to_raft(RaftInput::Propose(data));
@@ -397,7 +384,6 @@ impl Shard {
             }
         }
         self.watchers.borrow_mut().clear();
-        self.undelivered.borrow_mut().clear();
         self.publish_watcher_count();
         self.mark_applied(point.index, point.term);
     }
@@ -418,6 +404,21 @@ impl Shard {
         };
         self.wait_applied(index).await;
         Ok(())
+    }
+
+    /// Waits until this shard's replica shows everything a client of this member has been
+    /// shown; call before serving a request from the replica.
+    pub async fn catch_up(&self) {
+        let seen = self.shared.seen.0.load(Ordering::Acquire);
+        self.wait_applied(seen).await;
+    }
+
+    /// Records that a client is being shown this replica's state as of raft index `index`.
+    pub fn observe(&self, index: u64) {
+        let seen = &self.shared.seen.0;
+        if seen.load(Ordering::Relaxed) < index {
+            seen.fetch_max(index, Ordering::AcqRel);
+        }
     }
 
     /// Waits until this shard's replica has applied raft index `index`.
@@ -479,11 +480,14 @@ impl Shard {
         self.shared.watchers[self.id].0.store(n, Ordering::Relaxed);
     }
 
-    /// Applies one committed batch to this shard's replica, in order.
+    /// Applies one committed batch to this shard's replica, in order, then answers the writes
+    /// proposed here and hands the fired events to this shard's watchers.
     pub fn apply_batch(&self, batch: &CommittedBatch) {
         let Some(last) = batch.entries.last() else {
             return;
         };
+        let mut answered = Vec::new();
+        let mut fired = Vec::new();
         {
             let member = self.shared.member_id.load(Ordering::Relaxed);
             let mut store = self.store.borrow_mut();
@@ -506,21 +510,17 @@ impl Shard {
                     }
                 };
                 let applied = store.apply(&cmd);
-                if !applied.fired.is_empty() {
-                    let mut undelivered = self.undelivered.borrow_mut();
-                    for (watcher, event) in applied.fired {
-                        undelivered.push_back((entry.index, watcher, event));
-                    }
-                }
+                fired.extend(applied.fired);
                 if origin.is(member, self.id) {
-                    if let Some(p) = writes.get_mut(&origin.id) {
-                        p.applied = Some(WriteOutcome {
+                    if let Some(p) = writes.remove(&origin.id) {
+                        let outcome = WriteOutcome {
                             result: applied
                                 .result
                                 .unwrap_or_else(|| Err(Error::new(Code::RaftInternal, "", 0))),
                             raft_index: entry.index,
                             raft_term: batch.term.max(entry.term),
-                        });
+                        };
+                        answered.push((p.tx, outcome));
                     }
                 }
             }
@@ -528,40 +528,30 @@ impl Shard {
         if last.index > self.applied_index.get() {
             self.mark_applied(last.index, batch.term.max(last.term));
         }
+        if answered.is_empty() && fired.is_empty() {
+            return;
+        }
+        self.observe(self.applied_index.get());
+        for (tx, outcome) in answered {
+            tx.send(Ok(outcome));
+        }
+        self.deliver(fired);
     }
 
     fn mark_applied(&self, index: u64, term: u64) {
         self.applied_index.set(index);
         self.applied_term.set(term);
-        self.shared.applied[self.id]
-            .0
-            .store(index, Ordering::Release);
-        for peer in 0..self.shared.nshards {
-            if peer != self.id {
-                self.send_to(peer, ShardMsg::Poke);
-            }
-        }
         self.wake_applied_waiters();
-        self.complete_visible_writes();
     }
 
-    /// Hands the events every shard has applied to this shard's watchers; a watcher that cannot
-    /// keep up is dropped.
-    fn deliver_visible_events(&self, visible: u64) {
-        let mut undelivered = self.undelivered.borrow_mut();
-        if undelivered
-            .front()
-            .is_none_or(|(index, _, _)| *index > visible)
-        {
+    /// Hands fired events to this shard's watchers; a watcher that cannot keep up is dropped.
+    fn deliver(&self, fired: Vec<(WatcherId, Rc<Event>)>) {
+        if fired.is_empty() {
             return;
         }
         let mut store = self.store.borrow_mut();
         let mut watchers = self.watchers.borrow_mut();
-        while let Some((index, id, event)) = undelivered.pop_front() {
-            if index > visible {
-                undelivered.push_front((index, id, event));
-                break;
-            }
+        for (id, event) in fired {
             let Some(slot) = watchers.get(&id) else {
                 continue;
             };
@@ -593,29 +583,6 @@ impl Shard {
         }
     }
 
-    /// Answers every write whose entry every shard has now applied.
-    fn complete_visible_writes(&self) {
-        let visible = self.shared.visible_index();
-        if visible <= self.visible_index.get() {
-            return;
-        }
-        self.visible_index.set(visible);
-        self.deliver_visible_events(visible);
-        let mut writes = self.writes.borrow_mut();
-        let done: Vec<u64> = writes
-            .iter()
-            .filter(|(_, p)| p.applied.as_ref().is_some_and(|a| a.raft_index <= visible))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in done {
-            if let Some(p) = writes.remove(&id) {
-                if let Some(outcome) = p.applied {
-                    p.tx.send(Ok(outcome));
-                }
-            }
-        }
-    }
-
     fn handle(&self, msg: ShardMsg) {
         match msg {
             ShardMsg::Propose(data) => self.send_to_raft(RaftInput::Propose(data)),
@@ -630,9 +597,7 @@ impl Shard {
             }
             ShardMsg::MembershipChanged { id, result } => self.finish_member_change(id, result),
             ShardMsg::Restore(point) => self.restore(&point),
-            ShardMsg::Poke => {}
         }
-        self.complete_visible_writes();
     }
 
     /// Delivers a read index to the local waiter `id` (called on the shard that asked).
@@ -681,15 +646,7 @@ async fn forward_to_peer(
 ) {
     let mut batch = Vec::new();
     while mailbox.recv_batch(&mut batch).await {
-        let mut poked = false;
         for msg in batch.drain(..) {
-            // Several pokes in one turn say the same thing: send one.
-            if matches!(msg, ShardMsg::Poke) {
-                if poked {
-                    continue;
-                }
-                poked = true;
-            }
             if senders.send_to(peer, msg).await.is_err() {
                 return;
             }
