@@ -280,15 +280,16 @@ impl RaftDriver {
             self.waiting_for_leader.push(data);
             return;
         }
-        if let Err(e) = self.node.propose(vec![], data.clone()) {
-            self.fail_proposal(&data, Error::new(Code::RaftInternal, e.to_string(), 0));
+        // The origin is read before raft takes the bytes (no copy of every proposal).
+        let origin = proposal::origin(&data);
+        if let Err(e) = self.node.propose(vec![], data) {
+            if let Ok(origin) = origin {
+                self.fail_proposal(origin, Error::new(Code::RaftInternal, e.to_string(), 0));
+            }
         }
     }
 
-    fn fail_proposal(&self, data: &[u8], error: Error) {
-        let Ok(origin) = proposal::origin(data) else {
-            return;
-        };
+    fn fail_proposal(&self, origin: Origin, error: Error) {
         if !origin.is(self.member_id, usize::from(origin.shard)) {
             return;
         }
