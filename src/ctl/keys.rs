@@ -9,7 +9,8 @@ use super::cli::{ExecWatchArgs, GetArgs, LsArgs, MkArgs, RmArgs, SetArgs, TtlKey
 use super::cli::{KeyArgs, TtlKeyValueArgs, WatchArgs};
 use super::{handle_error, handle_error_msg, print_key, CmdResult, Ctx, Exit};
 use super::{EXIT_BAD_ARGS, EXIT_SERVER_ERROR};
-use crate::client::{DeleteOptions, GetOptions, Node, PrevExist, SetOptions};
+use crate::client::SetOptions;
+use crate::client::{Client, ClientError, DeleteOptions, GetOptions, Node, PrevExist, Response};
 
 fn key_arg(args: &[String]) -> Result<&str, Exit> {
     args.first()
@@ -29,6 +30,17 @@ fn value_arg(args: &[String]) -> Result<String, Exit> {
     }
 }
 
+/// Sends one request with the command's total deadline (counted from now); a failure is
+/// etcdctl's server-error exit.
+fn send(
+    ctx: &Ctx,
+    c: &mut Client,
+    request: impl FnOnce(&mut Client) -> Result<Response, ClientError>,
+) -> Result<Response, Exit> {
+    c.deadline = ctx.total_deadline();
+    request(c).map_err(|e| handle_error(EXIT_SERVER_ERROR, &e))
+}
+
 fn ttl(t: i64) -> u64 {
     if t > 0 {
         t as u64
@@ -41,9 +53,8 @@ fn ttl(t: i64) -> u64 {
 pub fn get(ctx: &Ctx, a: &GetArgs) -> CmdResult {
     let mut c = ctx.must_client()?;
     let key = key_arg(&a.args)?;
-    c.deadline = ctx.total_deadline();
-    let resp = c
-        .get(
+    let resp = send(ctx, &mut c, |c| {
+        c.get(
             key,
             &GetOptions {
                 sort: a.sort,
@@ -51,7 +62,7 @@ pub fn get(ctx: &Ctx, a: &GetArgs) -> CmdResult {
                 recursive: false,
             },
         )
-        .map_err(|e| handle_error(EXIT_SERVER_ERROR, &e))?;
+    })?;
     if let Some(n) = resp.node.as_ref().filter(|n| n.dir) {
         eprintln!("{}: is a directory", n.key);
         return Err(Exit(EXIT_BAD_ARGS));
@@ -64,9 +75,8 @@ pub fn get(ctx: &Ctx, a: &GetArgs) -> CmdResult {
 pub fn ls(ctx: &Ctx, a: &LsArgs) -> CmdResult {
     let mut c = ctx.must_client()?;
     let key = a.args.first().map_or("/", String::as_str);
-    c.deadline = ctx.total_deadline();
-    let resp = c
-        .get(
+    let resp = send(ctx, &mut c, |c| {
+        c.get(
             key,
             &GetOptions {
                 sort: a.sort,
@@ -74,7 +84,7 @@ pub fn ls(ctx: &Ctx, a: &LsArgs) -> CmdResult {
                 quorum: a.quorum,
             },
         )
-        .map_err(|e| handle_error(EXIT_SERVER_ERROR, &e))?;
+    })?;
     if ctx.output() == "simple" {
         let mut out = String::new();
         if let Some(n) = &resp.node {
@@ -109,9 +119,8 @@ pub fn set(ctx: &Ctx, a: &SetArgs) -> CmdResult {
     let mut c = ctx.must_client()?;
     let key = key_arg(&a.args)?;
     let value = value_arg(&a.args)?;
-    c.deadline = ctx.total_deadline();
-    let resp = c
-        .set(
+    let resp = send(ctx, &mut c, |c| {
+        c.set(
             key,
             &value,
             &SetOptions {
@@ -121,7 +130,7 @@ pub fn set(ctx: &Ctx, a: &SetArgs) -> CmdResult {
                 ..Default::default()
             },
         )
-        .map_err(|e| handle_error(EXIT_SERVER_ERROR, &e))?;
+    })?;
     print_key(ctx, &resp);
     Ok(())
 }
@@ -131,38 +140,20 @@ pub fn mk(ctx: &Ctx, a: &MkArgs) -> CmdResult {
     let mut c = ctx.must_client()?;
     let key = key_arg(&a.args)?;
     let value = value_arg(&a.args)?;
-    c.deadline = ctx.total_deadline();
-    let resp = if a.in_order {
-        c.create_in_order(key, &value, ttl(a.ttl))
-    } else {
-        c.create(key, &value, ttl(a.ttl))
-    }
-    .map_err(|e| handle_error(EXIT_SERVER_ERROR, &e))?;
+    let resp = send(ctx, &mut c, |c| {
+        if a.in_order {
+            c.create_in_order(key, &value, ttl(a.ttl))
+        } else {
+            c.create(key, &value, ttl(a.ttl))
+        }
+    })?;
     print_key(ctx, &resp);
     Ok(())
 }
 
 /// `mkdir <key>` (`prev`: must not exist) and `setdir <key>` (`prev`: ignore).
 pub fn mkdir(ctx: &Ctx, a: &TtlKeyArgs, prev: PrevExist) -> CmdResult {
-    let mut c = ctx.must_client()?;
-    let key = key_arg(&a.args)?;
-    c.deadline = ctx.total_deadline();
-    let resp = c
-        .set(
-            key,
-            "",
-            &SetOptions {
-                ttl: ttl(a.ttl),
-                dir: true,
-                prev_exist: prev,
-                ..Default::default()
-            },
-        )
-        .map_err(|e| handle_error(EXIT_SERVER_ERROR, &e))?;
-    if ctx.output() != "simple" {
-        print_key(ctx, &resp);
-    }
-    Ok(())
+    set_dir(ctx, &a.args, a.ttl, prev)
 }
 
 /// `update <key> <value>`.
@@ -170,38 +161,34 @@ pub fn update(ctx: &Ctx, a: &TtlKeyValueArgs) -> CmdResult {
     let mut c = ctx.must_client()?;
     let key = key_arg(&a.args)?;
     let value = value_arg(&a.args)?;
-    c.deadline = ctx.total_deadline();
-    let resp = c
-        .update(key, &value, ttl(a.ttl))
-        .map_err(|e| handle_error(EXIT_SERVER_ERROR, &e))?;
+    let resp = send(ctx, &mut c, |c| c.update(key, &value, ttl(a.ttl)))?;
     print_key(ctx, &resp);
     Ok(())
 }
 
 /// `updatedir <key>`.
 pub fn updatedir(ctx: &Ctx, a: &TtlKeyValueArgs) -> CmdResult {
+    set_dir(ctx, &a.args, a.ttl, PrevExist::Exist)
+}
+
+/// Creates or updates the directory `args[0]` (mkdir, setdir, updatedir).
+fn set_dir(ctx: &Ctx, args: &[String], ttl_secs: i64, prev: PrevExist) -> CmdResult {
     let mut c = ctx.must_client()?;
-    let key = key_arg(&a.args)?;
-    c.deadline = ctx.total_deadline();
-    let resp = c
-        .set(
-            key,
-            "",
-            &SetOptions {
-                ttl: ttl(a.ttl),
-                dir: true,
-                prev_exist: PrevExist::Exist,
-                ..Default::default()
-            },
-        )
-        .map_err(|e| handle_error(EXIT_SERVER_ERROR, &e))?;
+    let key = key_arg(args)?;
+    let options = SetOptions {
+        ttl: ttl(ttl_secs),
+        dir: true,
+        prev_exist: prev,
+        ..Default::default()
+    };
+    let resp = send(ctx, &mut c, |c| c.set(key, "", &options))?;
     if ctx.output() != "simple" {
         print_key(ctx, &resp);
     }
     Ok(())
 }
 
-fn print_delete(ctx: &Ctx, resp: &crate::client::Response) {
+fn print_delete(ctx: &Ctx, resp: &Response) {
     let dir = resp.node.as_ref().is_some_and(|n| n.dir);
     if !dir || ctx.output() != "simple" {
         print_key(ctx, resp);
@@ -212,9 +199,8 @@ fn print_delete(ctx: &Ctx, resp: &crate::client::Response) {
 pub fn rm(ctx: &Ctx, a: &RmArgs) -> CmdResult {
     let mut c = ctx.must_client()?;
     let key = key_arg(&a.args)?;
-    c.deadline = ctx.total_deadline();
-    let resp = c
-        .delete(
+    let resp = send(ctx, &mut c, |c| {
+        c.delete(
             key,
             &DeleteOptions {
                 prev_index: a.with_index as u64,
@@ -223,7 +209,7 @@ pub fn rm(ctx: &Ctx, a: &RmArgs) -> CmdResult {
                 recursive: a.recursive,
             },
         )
-        .map_err(|e| handle_error(EXIT_SERVER_ERROR, &e))?;
+    })?;
     print_delete(ctx, &resp);
     Ok(())
 }
@@ -232,16 +218,15 @@ pub fn rm(ctx: &Ctx, a: &RmArgs) -> CmdResult {
 pub fn rmdir(ctx: &Ctx, a: &KeyArgs) -> CmdResult {
     let mut c = ctx.must_client()?;
     let key = key_arg(&a.args)?;
-    c.deadline = ctx.total_deadline();
-    let resp = c
-        .delete(
+    let resp = send(ctx, &mut c, |c| {
+        c.delete(
             key,
             &DeleteOptions {
                 dir: true,
                 ..Default::default()
             },
         )
-        .map_err(|e| handle_error(EXIT_SERVER_ERROR, &e))?;
+    })?;
     print_delete(ctx, &resp);
     Ok(())
 }
