@@ -1859,15 +1859,7 @@ impl Client {
     /// GET /v2/auth/users: user names.
     pub fn user_list(&mut self) -> Result<Vec<String>, ClientError> {
         let resp = self.auth_call("GET", "users", "", None, &[200])?;
-        let v: Value = serde_json::from_slice(&resp.body).map_err(|_| json_err(&resp.body))?;
-        Ok(v.get("users")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|u| u.get("user").and_then(Value::as_str).unwrap_or("").into())
-                    .collect()
-            })
-            .unwrap_or_default())
+        names_in(&resp.body, "users", "user")
     }
 
     /// PUT /v2/auth/users/<name> with a password.
@@ -1952,15 +1944,7 @@ impl Client {
             false,
         )?;
         expect_status(&resp, &[200])?;
-        let v: Value = serde_json::from_slice(&resp.body).map_err(|_| json_err(&resp.body))?;
-        Ok(v.get("roles")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|r| r.get("role").and_then(Value::as_str).unwrap_or("").into())
-                    .collect()
-            })
-            .unwrap_or_default())
+        names_in(&resp.body, "roles", "role")
     }
 
     /// PUT /v2/auth/roles/<name>.
@@ -2159,6 +2143,19 @@ fn js_list(v: Option<&[String]>) -> String {
             v.iter().map(|s| js(s)).collect::<Vec<_>>().join(",")
         ),
     }
+}
+
+/// The `field` of every object in the array `list` of a JSON body (user and role listings).
+fn names_in(body: &[u8], list: &str, field: &str) -> Result<Vec<String>, ClientError> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| json_err(body))?;
+    Ok(v.get(list)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|x| x.get(field).and_then(Value::as_str).unwrap_or("").into())
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// Go's `json.Marshal(client.User{...})`, field order and omitempty included.
