@@ -4,7 +4,8 @@
 //!    fdatasync in the bench's data directory plus one loopback TCP round trip. The write goes
 //!    to a preallocated (unwritten) block, as an append to etcd's WAL does; the strict floor
 //!    overwrites a written block instead, as tern's zero-filled WAL segments allow (no journal
-//!    commit in the fdatasync).
+//!    commit in the fdatasync). Measured again after the 1-member cells; the lower figure of
+//!    each part is what single-client PUT is compared with.
 //! 2. Starts a 1-member tern and, when `/usr/bin/etcd` exists, a 1-member etcd (`--enable-v2`),
 //!    then a 3-member tern cluster and a 3-member etcd cluster, all on loopback (127.0.0.x with
 //!    free ports, fresh data dirs under `std::env::temp_dir()`).
@@ -42,7 +43,7 @@ fn main() {
         println!("etcd columns empty: {ETCD} is missing (apt-get install etcd-server)\n");
     }
 
-    let floor = measure_floor(&root);
+    let mut floor = measure_floor(&root);
     println!("## Floor\n");
     println!(
         "4 KiB O_DIRECT write + fdatasync in {}: p50 {:.3} ms, p99 {:.3} ms (over a written \
@@ -107,7 +108,16 @@ fn main() {
         }
         println!();
         if members == 1 {
+            // The shared machine's noise only ever adds latency: measure the floor again and
+            // keep the lower figure of each part, so the comparison below is not flattered.
+            floor = floor.lower(&measure_floor(&root));
             println!("## Single-client PUT (64 B, 1 member) against the floor\n");
+            println!(
+                "floor measured again after the 1-member cells; the lower of the two of each \
+                 part: fdatasync p50 {:.3} ms (over a written block {:.3} ms), loopback round \
+                 trip p50 {:.3} ms\n",
+                floor.fsync_p50_ms, floor.overwrite_p50_ms, floor.rtt_p50_ms
+            );
             for (who, p90) in &single_put {
                 match p90 {
                     Some(p90) => println!(
@@ -435,6 +445,17 @@ impl Floor {
 
     fn strict_ms(&self) -> f64 {
         self.overwrite_p50_ms + self.rtt_p50_ms
+    }
+
+    /// The lower figure of each part of two measurements.
+    fn lower(&self, other: &Floor) -> Floor {
+        Floor {
+            fsync_p50_ms: self.fsync_p50_ms.min(other.fsync_p50_ms),
+            fsync_p99_ms: self.fsync_p99_ms.min(other.fsync_p99_ms),
+            overwrite_p50_ms: self.overwrite_p50_ms.min(other.overwrite_p50_ms),
+            overwrite_p99_ms: self.overwrite_p99_ms.min(other.overwrite_p99_ms),
+            rtt_p50_ms: self.rtt_p50_ms.min(other.rtt_p50_ms),
+        }
     }
 }
 
