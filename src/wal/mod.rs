@@ -20,8 +20,9 @@
 //!   buffers while a sync is in flight (the caller owns the `&mut Wal` for the duration of the
 //!   sync, so it queues proposals itself) goes out together in the next sync.
 //! - **Rotation.** When a batch starts and the current segment has reached the segment size,
-//!   the batch goes into a new segment (created, preallocated, written, fdatasync'ed, directory
-//!   fsync'ed) named after the last entry index + 1. Segments may overshoot the size by one batch.
+//!   the batch goes into a new segment named after the last entry index + 1: the spare renamed
+//!   when it is ready (a freshly preallocated file otherwise), written durably, then the
+//!   directory fsync'ed. Segments may overshoot the size by one batch.
 //! - **Failure.** A failed write or fdatasync poisons the `Wal`: every later `sync` fails with
 //!   [`WalError::Poisoned`]. After a failed fdatasync nothing can be assumed about what reached
 //!   the disk; the only safe continuation is to reopen (recover) from the files.
