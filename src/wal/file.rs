@@ -349,6 +349,8 @@ impl WalFile for DmaWalFile {
         // Written blocks are data to SEEK_HOLE, unwritten (preallocated) ones holes: start at
         // the first hole. Where SEEK_HOLE is not supported, fill everything.
         let fd = std::os::fd::AsRawFd::as_raw_fd(&self.file);
+        // SAFETY: lseek on the open descriptor this file owns; it only moves the file offset,
+        // which glommio's positioned reads and writes do not use.
         let hole = unsafe { libc::lseek(fd, from as libc::off_t, libc::SEEK_HOLE) };
         let start = if hole < 0 {
             from

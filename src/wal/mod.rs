@@ -15,8 +15,9 @@
 //! Durability, as implemented:
 //! - **Group commit.** `append_*` and `set_hard_state` only encode into an in-memory buffer.
 //!   [`Wal::sync`] writes everything buffered since the last sync with one O_DIRECT write and
-//!   one fdatasync (on disk, one `O_DSYNC` write: durable when it completes). The write starts at the block holding the end of the log: the partial tail
-//!   block is kept in memory and rewritten with the new records after it. Whatever the caller
+//!   one fdatasync (on disk, one `O_DSYNC` write: durable when it completes). The write starts
+//!   at the block holding the end of the log: the partial tail block is kept in memory and
+//!   rewritten with the new records after it. Whatever the caller
 //!   buffers while a sync is in flight (the caller owns the `&mut Wal` for the duration of the
 //!   sync, so it queues proposals itself) goes out together in the next sync.
 //! - **Rotation.** When a batch starts and the current segment has reached the segment size,
@@ -160,6 +161,23 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Wal
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Writes `data` at `pos` and makes it durable: an fdatasync after it, unless the file's
+/// writes already are (see [`WalFile::durable_writes`]).
+async fn write_durably<W: WalFile>(
+    file: &mut W,
+    data: &[u8],
+    pos: u64,
+    path: &Path,
+) -> Result<(), WalError> {
+    file.write_at(data, pos)
+        .await
+        .map_err(io_err("write", path))?;
+    if !file.durable_writes() {
+        file.fdatasync().await.map_err(io_err("fdatasync", path))?;
+    }
+    Ok(())
 }
 
 fn align_down(v: u64, a: u64) -> u64 {
@@ -541,11 +559,11 @@ impl<F: WalFs + Clone + 'static> Wal<F> {
                 .map_err(io_err("fdatasync", &cur.path))?;
         }
         let spare = dir.join(SPARE_SEGMENT);
-        if fs
-            .list(dir)
-            .is_ok_and(|names| names.iter().any(|n| n == SPARE_SEGMENT))
-        {
-            fs.remove(&spare).map_err(io_err("remove", &spare))?;
+        match fs.remove(&spare) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_err("remove", &spare)(e));
+            }
+            _ => {}
         }
         rec.warnings.splice(0..0, warnings);
         tail.reserve(64 << 10);
@@ -675,12 +693,7 @@ impl<F: WalFs + Clone + 'static> Wal<F> {
             let name = SegmentName { seq, first_index };
             let path = self.dir.join(name.file_name());
             let mut f = self.new_segment_file(&path).await?;
-            f.write_at(&self.buf, 0)
-                .await
-                .map_err(io_err("write", &path))?;
-            if !f.durable_writes() {
-                f.fdatasync().await.map_err(io_err("fdatasync", &path))?;
-            }
+            write_durably(&mut f, &self.buf, 0, &path).await?;
             self.fs
                 .sync_dir(&self.dir)
                 .await
@@ -692,16 +705,7 @@ impl<F: WalFs + Clone + 'static> Wal<F> {
             fsyncs = 2;
         } else {
             let path = &self.segments[self.segments.len() - 1].path;
-            self.file
-                .write_at(&self.buf, self.seg_base)
-                .await
-                .map_err(io_err("write", path))?;
-            if !self.file.durable_writes() {
-                self.file
-                    .fdatasync()
-                    .await
-                    .map_err(io_err("fdatasync", path))?;
-            }
+            write_durably(&mut self.file, &self.buf, self.seg_base, path).await?;
             fsyncs = 1;
         }
         let keep_from = align_down(data_len as u64, self.block) as usize;
