@@ -201,10 +201,6 @@ pub struct WriteOutcome {
     pub raft_term: u64,
 }
 
-struct PendingWrite {
-    tx: OneshotSender<Result<WriteOutcome, Error>>,
-}
-
 struct WatcherSlot {
     tx: LocalSender<Rc<Event>>,
     stream: bool,
@@ -218,7 +214,8 @@ pub struct Shard {
     outbox: Vec<Option<Rc<Mailbox<ShardMsg>>>>,
     raft_inbox: RefCell<Option<Rc<Mailbox<RaftInput>>>>,
     next_id: Cell<u64>,
-    writes: RefCell<HashMap<u64, PendingWrite>>,
+    /// Writes proposed on this shard, answered when this shard applies them.
+    writes: RefCell<HashMap<u64, OneshotSender<Result<WriteOutcome, Error>>>>,
     reads: RefCell<HashMap<u64, OneshotSender<Result<u64, Error>>>>,
     member_changes: RefCell<HashMap<u64, OneshotSender<Result<(), MemberError>>>>,
     applied_waiters: RefCell<BTreeMap<u64, Vec<OneshotSender<()>>>>,
@@ -319,7 +316,7 @@ impl Shard {
     pub async fn propose(&self, cmd: &Command) -> Result<WriteOutcome, Error> {
         let id = self.next_request_id();
         let (tx, rx) = oneshot();
-        self.writes.borrow_mut().insert(id, PendingWrite { tx });
+        self.writes.borrow_mut().insert(id, tx);
         let mut data = Vec::with_capacity(64);
         proposal::encode_store(self.origin(id), cmd, &mut data);
         self.send_to_raft(RaftInput::Propose(data));
@@ -512,7 +509,7 @@ impl Shard {
                 let applied = store.apply(&cmd);
                 fired.extend(applied.fired);
                 if origin.is(member, self.id) {
-                    if let Some(p) = writes.remove(&origin.id) {
+                    if let Some(tx) = writes.remove(&origin.id) {
                         let outcome = WriteOutcome {
                             result: applied
                                 .result
@@ -520,7 +517,7 @@ impl Shard {
                             raft_index: entry.index,
                             raft_term: batch.term.max(entry.term),
                         };
-                        answered.push((p.tx, outcome));
+                        answered.push((tx, outcome));
                     }
                 }
             }
@@ -609,8 +606,8 @@ impl Shard {
 
     /// Fails the local write `id` (called on the shard that proposed it).
     pub fn fail_write(&self, id: u64, error: Error) {
-        if let Some(p) = self.writes.borrow_mut().remove(&id) {
-            p.tx.send(Err(error));
+        if let Some(tx) = self.writes.borrow_mut().remove(&id) {
+            tx.send(Err(error));
         }
     }
 }
