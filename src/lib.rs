@@ -3,7 +3,8 @@
 //! Data flow, one way:
 //! - write: `http` → `api` (parse, build a `store::Command`) → `shard::Shard::propose` →
 //!   shard 0's `raft` node → committed entries → every shard applies them to its `store`
-//!   replica → the proposing shard answers once every shard has applied the entry.
+//!   replica → the proposing shard answers once it has applied the entry; a shard serves
+//!   nothing older than the newest index any client of the member was shown.
 //! - read: `http` → `api` → this shard's `store` replica (no cross-core traffic);
 //!   `quorum=true` first waits for a raft ReadIndex on the local replica.
 //! - watch: a watcher lives in the store replica of the shard holding the connection.
@@ -13,7 +14,8 @@
 //! `raft` (raft-rs driver, membership, snapshots, WAL recovery), `wal`/`snap` (durable files),
 //! `transport` (raft messages between members over HTTP), `api` (v2 endpoints), `cluster` (IDs
 //! and the replicated member list), `client`/`ctl` (ternctl), `tls`/`dns` (client TLS, SRV
-//! lookups), `loadgen` (ternbench), `server` (wiring).
+//! lookups), `loadgen` (ternbench), `iomem` (locked-memory limit for glommio), `server`
+//! (wiring).
 
 pub mod api;
 pub mod client;
@@ -24,6 +26,7 @@ pub mod ctl;
 pub mod dns;
 pub mod error;
 pub mod http;
+pub mod iomem;
 pub mod loadgen;
 pub mod raft;
 pub mod server;

@@ -89,7 +89,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             config.data_dir.display()
         ))
     })?;
-    raise_memlock_limit();
+    crate::iomem::raise_memlock_limit();
 
     let listen = probed_addresses(&config.listen_client_urls)?;
 
@@ -361,19 +361,6 @@ fn bind_shard_listener(addr: SocketAddr) -> Result<TcpListener, StartError> {
     socket.listen(1024).map_err(fail)?;
     // SAFETY: the fd is a listening TCP socket we own; ownership moves to glommio.
     Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
-}
-
-/// glommio registers io_uring buffers in locked memory; as root we can lift the limit.
-fn raise_memlock_limit() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: setrlimit only reads the struct we pass; failure is reported by its return value.
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
-    if rc != 0 {
-        // Not fatal: IO_MEMORY is small enough for the common 8 MiB default limit.
-    }
 }
 
 async fn shard_main(

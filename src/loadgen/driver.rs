@@ -47,7 +47,7 @@ impl std::error::Error for RunError {}
 /// endpoint) and read back from every endpoint, so followers serve it too.
 pub fn run(spec: &Spec) -> Result<Report, RunError> {
     spec.validate().map_err(|e| RunError(e.0))?;
-    raise_memlock();
+    crate::iomem::raise_memlock_limit();
     if spec.op == Op::Get {
         prepare_get(spec)?;
     }
@@ -405,19 +405,4 @@ fn prepare_get(spec: &Spec) -> Result<(), RunError> {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// glommio locks its I/O memory: lift the limit (root may; otherwise the old one stays).
-fn raise_memlock() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let lim = libc::rlimit {
-            rlim_cur: libc::RLIM_INFINITY,
-            rlim_max: libc::RLIM_INFINITY,
-        };
-        // SAFETY: a plain syscall with a valid pointer; failure keeps the old limit.
-        unsafe {
-            libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
-        }
-    });
 }

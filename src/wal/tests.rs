@@ -5,27 +5,12 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Once;
 
 use super::record::{self, Decoded, Record};
 use super::*;
 
-fn raise_memlock() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let lim = libc::rlimit {
-            rlim_cur: libc::RLIM_INFINITY,
-            rlim_max: libc::RLIM_INFINITY,
-        };
-        // SAFETY: plain syscall with a valid pointer; failure just keeps the old limit.
-        unsafe {
-            libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
-        }
-    });
-}
-
 fn run<T>(f: impl Future<Output = T>) -> T {
-    raise_memlock();
+    crate::iomem::raise_memlock_limit();
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .io_memory(1 << 20)
         .make()
