@@ -247,9 +247,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn member_list_lines() {
-        let ms = [
+    /// infra0 (started) and an unstarted member added after it.
+    fn started_and_unstarted() -> [Member; 2] {
+        [
             m(
                 "a1",
                 "infra0",
@@ -257,7 +257,12 @@ mod tests {
                 "http://10.0.1.10:2379",
             ),
             m("b2", "", "http://10.0.1.11:2380", ""),
-        ];
+        ]
+    }
+
+    #[test]
+    fn member_list_lines() {
+        let ms = started_and_unstarted();
         assert_eq!(
             member_lines(&ms, "a1"),
             "a1: name=infra0 peerURLs=http://10.0.1.10:2380 clientURLs=http://10.0.1.10:2379 isLeader=true\nb2[unstarted]: peerURLs=http://10.0.1.11:2380\n"
@@ -266,15 +271,7 @@ mod tests {
 
     #[test]
     fn member_add_block_matches_manual() {
-        let ms = [
-            m(
-                "a1",
-                "infra0",
-                "http://10.0.1.10:2380",
-                "http://10.0.1.10:2379",
-            ),
-            m("b2", "", "http://10.0.1.11:2380", ""),
-        ];
+        let ms = started_and_unstarted();
         assert_eq!(
             member_add_env(&ms, "b2", "infra1"),
             "\nETCD_NAME=\"infra1\"\nETCD_INITIAL_CLUSTER=\"infra0=http://10.0.1.10:2380,infra1=http://10.0.1.11:2380\"\nETCD_INITIAL_CLUSTER_STATE=\"existing\"\n"
