@@ -14,8 +14,8 @@
 //! `raft` (raft-rs driver, membership, snapshots, WAL recovery), `wal`/`snap` (durable files),
 //! `transport` (raft messages between members over HTTP), `api` (v2 endpoints), `cluster` (IDs
 //! and the replicated member list), `client`/`ctl` (ternctl), `tls`/`dns` (client TLS, SRV
-//! lookups), `loadgen` (ternbench), `iomem` (locked-memory limit for glommio), `server`
-//! (wiring).
+//! lookups), `loadgen` (ternbench), `iomem` (locked-memory limit for glommio), `process`
+//! (panic policy, descriptor budget), `ratelog` (rate-limited error logs), `server` (wiring).
 
 pub mod api;
 pub mod client;
@@ -28,7 +28,9 @@ pub mod error;
 pub mod http;
 pub mod iomem;
 pub mod loadgen;
+pub mod process;
 pub mod raft;
+pub mod ratelog;
 pub mod server;
 pub mod shard;
 pub mod snap;

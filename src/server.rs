@@ -16,8 +16,10 @@ use crate::api::{Api, ApiShared};
 use crate::cluster::{cluster_id, Member};
 use crate::config::Config;
 use crate::http::{serve_connection, Handler, Limits};
+use crate::process::ConnectionPermit;
 use crate::raft::storage::{recover, Bootstrap, FirstStart, Paths, Recovered};
 use crate::raft::RaftSettings;
+use crate::ratelog::RateLimited;
 use crate::shard::{Shard, ShardMsg, Shared};
 use crate::store::Store;
 use crate::transport::peer_api::PeerApi;
@@ -27,6 +29,9 @@ use crate::transport::TransportStats;
 const MESH_CHANNEL: usize = 4096;
 /// Largest request body on the peer port (a snapshot of the whole store).
 const PEER_MAX_BODY: usize = 1 << 30;
+/// A failing accept is retried after this, doubling up to the maximum.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Locked memory each executor asks io_uring for (registered buffers).
 const IO_MEMORY: usize = 1 << 20;
 
@@ -90,10 +95,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
         ))
     })?;
     crate::iomem::raise_memlock_limit();
+    let nshards = config.shards.max(1);
+    let (fd_limit, connections) = crate::process::raise_fd_limit(nshards);
+    eprintln!("tern: open-files limit {fd_limit}: at most {connections} client and peer connections at once");
 
     let listen = probed_addresses(&config.listen_client_urls)?;
 
-    let nshards = config.shards.max(1);
     let shared = Arc::new(Shared::new(nshards, Duration::from_secs(5)));
     let paths = Paths::new(&config.data_dir, config.wal_dir.as_deref());
     let first_start = if crate::wal::Wal::exists(&paths.wal) {
@@ -469,32 +476,66 @@ async fn shard_main(
             plan.nshards
         );
     }
+    panic_if_asked(id);
     for task in accept_loops {
         task.await;
     }
     Ok(())
 }
 
-/// Accepts connections on one listener and serves each with `handler` under `limits`.
+/// Test hook: `TERN_TEST_PANIC_SHARD=<n>` makes shard n panic once it serves clients, so a
+/// test can check that a panic on any shard ends the process (`tests/hardening.rs`).
+fn panic_if_asked(shard: usize) {
+    let asked = std::env::var("TERN_TEST_PANIC_SHARD").ok();
+    if asked.and_then(|v| v.parse::<usize>().ok()) == Some(shard) {
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            panic!("TERN_TEST_PANIC_SHARD={shard}: panicking on purpose");
+        })
+        .detach();
+    }
+}
+
+/// Accepts connections on one listener and serves each with `handler` under `limits`. A
+/// connection beyond the descriptor budget ([`ConnectionPermit`]) is closed at once; a failing
+/// accept (descriptors exhausted all the same) backs off up to a second. Both are logged at
+/// most once per interval.
 async fn accept_connections<H: Handler + 'static>(
     listener: TcpListener,
     addr: SocketAddr,
     handler: Rc<H>,
     limits: Limits,
 ) {
+    static REFUSED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
+    static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         match listener.accept().await {
             Ok(stream) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                let Some(permit) = ConnectionPermit::try_acquire() else {
+                    let (open, max) = ConnectionPermit::usage();
+                    crate::ratelog!(
+                        REFUSED,
+                        "refusing a connection on {addr}: {open} connections open, at most {max} \
+                         (the other file descriptors are kept for the WAL, snapshots and peers; \
+                         raise the open-files limit to serve more)"
+                    );
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
                 glommio::spawn_local(async move {
                     let _ = serve_connection(stream, &*handler, &limits).await;
+                    drop(permit);
                 })
                 .detach();
             }
             Err(e) => {
-                eprintln!("tern: accept on {addr}: {e}");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
+                crate::ratelog!(FAILED, "accept on {addr}: {e}");
+                glommio::timer::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
             }
         }
     }

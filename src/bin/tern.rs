@@ -1,6 +1,7 @@
 //! `tern`: parse the configuration (flags and ETCD_* variables) and run the server.
 
 fn main() {
+    tern::process::install_panic_hook();
     let config = match tern::config::parse() {
         Ok(c) => c,
         Err(e) => e.exit(),

@@ -27,11 +27,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::path::PathBuf;
 
-use raft::eraftpb::{Entry, EntryType, Message, Snapshot};
+use raft::eraftpb::{Entry, EntryType, Message, MessageType, Snapshot};
 use raft::{RawNode, SnapshotStatus, StateRole};
 
 use crate::cluster::membership::Membership;
 use crate::error::{Code, Error};
+use crate::ratelog::RateLimited;
 use crate::shard::local::Mailbox;
 use crate::shard::proposal::{self, Origin};
 use crate::shard::{CommittedBatch, CommittedEntry, RaftInput, Shard, ShardMsg};
@@ -259,8 +260,63 @@ impl RaftDriver {
         if self.members.is_removed(msg.from) {
             return;
         }
+        if let Err(why) = self.admissible(&msg) {
+            static DROPPED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
+            crate::ratelog!(
+                DROPPED,
+                "raft: dropped a {:?} from {:x} (term {}): {why}",
+                msg.get_msg_type(),
+                msg.from,
+                msg.term
+            );
+            return;
+        }
         // Errors here are messages from unknown peers or stale terms: raft ignores them too.
         let _ = self.node.step(msg);
+    }
+
+    /// Refuses peer messages that no correct member sends and that raft-rs would act on
+    /// wrongly or panic over: a sender that is not a member (unless this member knows no one
+    /// yet: a joining member learns the configuration from the leader's messages), a message
+    /// claiming to come from this member or addressed to another, a heartbeat committing past
+    /// the end of this log, an append whose entries do not follow its index, and an append
+    /// response acknowledging entries this leader never had.
+    fn admissible(&self, msg: &Message) -> Result<(), &'static str> {
+        if msg.to != self.member_id {
+            return Err("addressed to another member");
+        }
+        if msg.from == self.member_id || msg.from == raft::INVALID_ID {
+            return Err("claims to come from this member");
+        }
+        let prs = self.node.raft.prs();
+        let knows_someone = prs.iter().next().is_some();
+        if knows_someone && prs.get(msg.from).is_none() && self.members.get(msg.from).is_none() {
+            return Err("the sender is not a member");
+        }
+        let log = &self.node.raft.raft_log;
+        match msg.get_msg_type() {
+            MessageType::MsgHeartbeat if msg.commit > log.last_index() => {
+                Err("it commits past the end of this member's log")
+            }
+            MessageType::MsgAppend => {
+                // raft-rs trusts the entries to follow the index they are appended after; a
+                // gap lets a forged append "conflict" with committed entries, which it panics on.
+                let contiguous = msg
+                    .entries
+                    .iter()
+                    .enumerate()
+                    .all(|(i, e)| Some(e.index) == msg.index.checked_add(1 + i as u64));
+                if contiguous {
+                    Ok(())
+                } else {
+                    Err("its entries do not follow its index")
+                }
+            }
+            MessageType::MsgAppendResponse if !msg.reject && msg.index > log.last_index() => {
+                Err("it acknowledges entries past the end of this leader's log")
+            }
+            _ => Ok(()),
+        }
     }
 
     /// A member that is the only voter needs no election timeout to win.

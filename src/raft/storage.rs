@@ -20,7 +20,7 @@ use crate::cluster::Member;
 use crate::codec;
 use crate::shard::proposal;
 use crate::snap;
-use crate::wal::Wal;
+use crate::wal::{Wal, WalError};
 
 /// Who this member is and whom it was bootstrapped with; the WAL's metadata record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,9 +410,18 @@ pub async fn recover(
             .map(|s| format!("skipped snapshot {s}")),
     );
     let after = loaded.snapshot.as_ref().map_or(0, |s| s.index);
-    let (mut wal, rec) = Wal::open(&paths.wal, after)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (mut wal, rec) = Wal::open(&paths.wal, after).await.map_err(|e| match e {
+        WalError::Gap { .. } => format!(
+            "{e}; the member needs a snapshot at or after entry {} in {} and {}",
+            after_gap(&e),
+            paths.snap.display(),
+            match &loaded.snapshot {
+                Some(s) => format!("the newest there is at entry {}", s.index),
+                None => "there is none (was it deleted?)".to_string(),
+            }
+        ),
+        e => e.to_string(),
+    })?;
     warnings.extend(rec.warnings);
     let bootstrap = Bootstrap::decode(&rec.metadata)
         .map_err(|e| format!("{}: member metadata: {e}", paths.wal.display()))?;
@@ -546,6 +555,14 @@ pub async fn recover(
         fresh: false,
         warnings,
     })
+}
+
+/// The last entry a WAL gap leaves out, which a snapshot must cover.
+fn after_gap(e: &WalError) -> u64 {
+    match e {
+        WalError::Gap { first_index, .. } => first_index - 1,
+        _ => 0,
+    }
 }
 
 /// Writes entries and a hard state to the WAL and makes them durable.

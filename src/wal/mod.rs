@@ -117,6 +117,14 @@ pub enum WalError {
     RecordTooLarge(usize),
     /// An earlier sync failed; reopen the WAL.
     Poisoned,
+    /// `open` after index `after`, but the oldest segment left (`file`) begins at
+    /// `first_index` > `after + 1`: the entries between are in no segment (a purge kept only
+    /// what a snapshot that is now gone made unnecessary).
+    Gap {
+        file: PathBuf,
+        first_index: u64,
+        after: u64,
+    },
 }
 
 impl fmt::Display for WalError {
@@ -142,6 +150,18 @@ impl fmt::Display for WalError {
                 record::MAX_BODY_LEN
             ),
             WalError::Poisoned => write!(f, "wal: an earlier write or fdatasync failed"),
+            WalError::Gap {
+                file,
+                first_index,
+                after,
+            } => write!(
+                f,
+                "wal: file not found: entries {}..={} are in no WAL segment (the oldest, {}, \
+                 begins at entry {first_index})",
+                after + 1,
+                first_index - 1,
+                file.display()
+            ),
         }
     }
 }
@@ -452,6 +472,13 @@ impl<F: WalFs + Clone + 'static> Wal<F> {
             .iter()
             .rposition(|s| s.name.first_index <= after)
             .unwrap_or(0);
+        if segs[start].name.first_index > after.saturating_add(1) {
+            return Err(WalError::Gap {
+                file: segs[start].path.clone(),
+                first_index: segs[start].name.first_index,
+                after,
+            });
+        }
         let mut warnings = Vec::new();
         let no_metadata = |file: &Path| WalError::Corrupt {
             file: file.to_path_buf(),

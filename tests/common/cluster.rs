@@ -93,6 +93,8 @@ pub struct Cluster {
     net: (u8, u8),
     root: PathBuf,
     pub extra: Vec<String>,
+    /// Environment variables every member starts with.
+    pub env: Vec<(String, String)>,
 }
 
 impl Drop for Cluster {
@@ -133,6 +135,7 @@ impl Cluster {
             net,
             root,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
         };
         for _ in 0..n {
             c.plan_node();
@@ -209,6 +212,7 @@ impl Cluster {
             .arg("2")
             .args(&self.extra)
             .args(extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null());
         cmd
     }

@@ -1,0 +1,199 @@
+//! Faults and hostile input against real tern processes: a panic ends the member, forged peer
+//! messages are dropped, a data dir missing its snapshot is refused with a message, file
+//! descriptors running out refuse clients but never the WAL, and a full disk fails writes
+//! while reads keep working.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use raft::eraftpb::{Message, MessageType};
+
+/// Waits up to `timeout` for member `i` to exit; its status.
+fn wait_status(c: &mut Cluster, i: usize, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    let child = c.nodes[i].child.as_mut()?;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn a_panic_on_any_shard_ends_the_process() {
+    for shard in ["0", "1"] {
+        let mut c = Cluster::plan(1, &[]);
+        c.env
+            .push(("TERN_TEST_PANIC_SHARD".to_string(), shard.to_string()));
+        let ic = c.initial_cluster(&[0]);
+        c.spawn(0, &ic, "new", &[]);
+        let status = wait_status(&mut c, 0, Duration::from_secs(30));
+        let log = c.nodes[0].log();
+        let status = status.unwrap_or_else(|| {
+            panic!("shard {shard} panicked but the process is still running:\n{log}")
+        });
+        assert!(!status.success(), "exit status {status:?}");
+        assert!(log.contains("panicking on purpose"), "{log}");
+        assert!(log.contains("tern: fatal: thread"), "{log}");
+    }
+}
+
+/// POSTs one batch of raft messages to member `i`'s peer port as `from` (hex); the status.
+fn post_raft(c: &Cluster, i: usize, cluster_id: &str, from: &str, msgs: &[Message]) -> u16 {
+    let mut body = Vec::new();
+    for m in msgs {
+        tern::transport::encode_frame(m, &mut body);
+    }
+    let n = &c.nodes[i];
+    let mut s = TcpStream::connect((n.ip.as_str(), n.peer_port)).expect("connect to peer port");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /raft/msgs HTTP/1.1\r\nHost: {}:{}\r\nX-Etcd-Cluster-ID: {cluster_id}\r\n\
+         X-Server-From: {from}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        n.ip,
+        n.peer_port,
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A forged heartbeat committing far past the log (raft-rs panics on one), a heartbeat from a
+/// stranger and one claiming to come from the member itself: the member drops them and keeps
+/// serving reads and writes.
+#[test]
+fn forged_raft_messages_do_not_break_a_member() {
+    let mut c = Cluster::start(3, &[]);
+    let leader = c.wait_leader(&[0, 1, 2], Duration::from_secs(20));
+    let follower = (leader + 1) % 3;
+    let r = c.client(leader).put("/v2/keys/before", &[("value", "1")]);
+    assert_eq!(r.status, 201);
+    let cluster_id = r
+        .header("X-Etcd-Cluster-Id")
+        .expect("cluster id")
+        .to_string();
+    let term: u64 = r.header("X-Raft-Term").expect("term").parse().unwrap();
+    let leader_id = c.member_id(leader);
+    let follower_id = c.member_id(follower);
+    let id = |hex: &str| u64::from_str_radix(hex, 16).unwrap();
+
+    let heartbeat = |from: u64, commit: u64| {
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgHeartbeat);
+        m.from = from;
+        m.to = id(&follower_id);
+        m.term = term;
+        m.commit = commit;
+        m
+    };
+    let far = 1u64 << 40;
+    // From the real leader, with its term: only the commit index is impossible.
+    post_raft(
+        &c,
+        follower,
+        &cluster_id,
+        &leader_id,
+        &[heartbeat(id(&leader_id), far)],
+    );
+    // From an ID that is no member, and from the follower itself.
+    post_raft(
+        &c,
+        follower,
+        &cluster_id,
+        "deadbeef",
+        &[heartbeat(0xdead_beef, far)],
+    );
+    post_raft(
+        &c,
+        follower,
+        &cluster_id,
+        &follower_id,
+        &[heartbeat(id(&follower_id), far)],
+    );
+    // Appends whose entries do not follow their index.
+    let mut append = heartbeat(id(&leader_id), 0);
+    append.set_msg_type(MessageType::MsgAppend);
+    append.index = far;
+    append.log_term = term;
+    let e = raft::eraftpb::Entry {
+        index: 1,
+        term: term + 1,
+        ..Default::default()
+    };
+    append.entries = vec![e].into();
+    post_raft(&c, follower, &cluster_id, &leader_id, &[append]);
+
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        c.nodes[follower].running(),
+        "the follower died:\n{}",
+        c.nodes[follower].log()
+    );
+    // The follower still takes writes (forwarded to the leader) and sees them applied.
+    let mut fc = c.client(follower);
+    fc.set_read_timeout(Duration::from_secs(10));
+    let r = fc.put("/v2/keys/after", &[("value", "2")]);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = fc.get("/v2/keys/after?quorum=true");
+    assert_eq!(r.json()["node"]["value"], "2");
+    let r = fc.get("/health");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let log = c.nodes[follower].log();
+    assert!(log.contains("raft: dropped a MsgHeartbeat"), "{log}");
+}
+
+/// etcd's "wal: file not found": a member whose snapshots were deleted after the WAL segments
+/// they made unnecessary were purged must refuse to start, saying what is missing, not panic or
+/// start with a hole in its log.
+#[test]
+fn a_missing_snapshot_after_a_purge_is_refused_by_name() {
+    let mut c = Cluster::start(1, &["--snapshot-count", "50", "--max-wals", "2"]);
+    let value = "v".repeat(1 << 20);
+    let mut client = c.client(0);
+    for i in 0..200 {
+        let r = client.put(&format!("/v2/keys/big{}", i % 10), &[("value", &value)]);
+        assert_eq!(r.status, if i < 10 { 201 } else { 200 }, "{}", r.text());
+    }
+    let wal = c.nodes[0].dir.join("data/member/wal");
+    let first_segment = || {
+        let mut names: Vec<String> = std::fs::read_dir(&wal)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".wal"))
+            .collect();
+        names.sort();
+        names[0].clone()
+    };
+    // Wait for a purge (it follows a snapshot).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first_segment().starts_with("0000000000000000-") {
+        assert!(Instant::now() < deadline, "no WAL segment was purged");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.kill(0);
+    std::fs::remove_dir_all(c.nodes[0].dir.join("data/member/snap")).unwrap();
+    let ic = c.initial_cluster(&[0]);
+    c.spawn(0, &ic, "existing", &[]);
+    let status = wait_status(&mut c, 0, Duration::from_secs(30));
+    let log = c.nodes[0].log();
+    let status = status.unwrap_or_else(|| panic!("the member did not exit:\n{log}"));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("wal: file not found"), "{log}");
+    assert!(log.contains(&first_segment()), "{log}");
+    assert!(log.contains("member/snap"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
