@@ -197,3 +197,63 @@ fn a_missing_snapshot_after_a_purge_is_refused_by_name() {
     assert!(log.contains("member/snap"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// Idle connections that would take every file descriptor are refused once the connection
+/// budget is spent; the WAL still rotates, snapshots are still written, every write succeeds,
+/// and the refusals are logged a few times, not once per connection.
+#[test]
+fn running_out_of_file_descriptors_refuses_clients_never_the_log() {
+    use std::os::unix::process::CommandExt;
+    let mut c = Cluster::plan(1, &["--snapshot-count", "20"]);
+    let ic = c.initial_cluster(&[0]);
+    let mut cmd = c.command(0, &ic, "new", &[]);
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    c.spawn_command(0, cmd);
+    c.wait_serving(0, Duration::from_secs(30));
+    let mut writer = c.client(0);
+    let addr = c.nodes[0].addr();
+    // Far more connections than the member has descriptors.
+    let idle: Vec<TcpStream> = (0..400)
+        .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok())
+        .collect();
+    assert!(idle.len() > 256, "only {} connections made", idle.len());
+    std::thread::sleep(Duration::from_millis(500));
+    // 100 MiB of writes: at least one WAL segment rotation and five snapshots.
+    let value = "w".repeat(1 << 20);
+    for i in 0..100 {
+        let r = writer.put(&format!("/v2/keys/fd{}", i % 10), &[("value", &value)]);
+        assert!(r.status == 200 || r.status == 201, "write {i}: {}", r.text());
+    }
+    assert!(
+        c.nodes[0].running(),
+        "the member exited:\n{}",
+        c.nodes[0].log()
+    );
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(500));
+    let r = c.client(0).get("/v2/keys/fd3");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["node"]["value"].as_str().map(str::len), Some(1 << 20));
+    let log = c.nodes[0].log();
+    let refusals = log.matches("refusing a connection").count();
+    assert!((1..=10).contains(&refusals), "{refusals} refusal lines:\n{log}");
+    let wal = c.nodes[0].dir.join("data/member/wal");
+    let segments = std::fs::read_dir(&wal)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".wal"))
+        .count();
+    assert!(segments >= 2, "no WAL rotation happened");
+}

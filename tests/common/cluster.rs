@@ -219,7 +219,12 @@ impl Cluster {
 
     /// Starts member `i` (appending its stderr to its log).
     pub fn spawn(&mut self, i: usize, initial_cluster: &str, state: &str, extra: &[&str]) {
-        let mut cmd = self.command(i, initial_cluster, state, extra);
+        let cmd = self.command(i, initial_cluster, state, extra);
+        self.spawn_command(i, cmd);
+    }
+
+    /// Starts member `i` with a command from [`Cluster::command`] the test adjusted.
+    pub fn spawn_command(&mut self, i: usize, mut cmd: Command) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
