@@ -234,7 +234,11 @@ fn running_out_of_file_descriptors_refuses_clients_never_the_log() {
     let value = "w".repeat(1 << 20);
     for i in 0..100 {
         let r = writer.put(&format!("/v2/keys/fd{}", i % 10), &[("value", &value)]);
-        assert!(r.status == 200 || r.status == 201, "write {i}: {}", r.text());
+        assert!(
+            r.status == 200 || r.status == 201,
+            "write {i}: {}",
+            r.text()
+        );
     }
     assert!(
         c.nodes[0].running(),
@@ -245,10 +249,16 @@ fn running_out_of_file_descriptors_refuses_clients_never_the_log() {
     std::thread::sleep(Duration::from_millis(500));
     let r = c.client(0).get("/v2/keys/fd3");
     assert_eq!(r.status, 200);
-    assert_eq!(r.json()["node"]["value"].as_str().map(str::len), Some(1 << 20));
+    assert_eq!(
+        r.json()["node"]["value"].as_str().map(str::len),
+        Some(1 << 20)
+    );
     let log = c.nodes[0].log();
     let refusals = log.matches("refusing a connection").count();
-    assert!((1..=10).contains(&refusals), "{refusals} refusal lines:\n{log}");
+    assert!(
+        (1..=10).contains(&refusals),
+        "{refusals} refusal lines:\n{log}"
+    );
     let wal = c.nodes[0].dir.join("data/member/wal");
     let segments = std::fs::read_dir(&wal)
         .unwrap()
@@ -256,4 +266,159 @@ fn running_out_of_file_descriptors_refuses_clients_never_the_log() {
         .filter(|n| n.ends_with(".wal"))
         .count();
     assert!(segments >= 2, "no WAL rotation happened");
+}
+
+/// A tmpfs mounted for one test, unmounted (lazily) when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Mount {
+    /// Mounts a tmpfs of `mib` MiB on `dir`; `None` (with the reason printed) when this
+    /// process may not mount.
+    fn tmpfs(dir: &std::path::Path, mib: u64) -> Option<Mount> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Mount(dir.to_path_buf())),
+            Ok(o) => {
+                eprintln!(
+                    "skipping: cannot mount a tmpfs (needs root): {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("skipping: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A full disk fails writes with an etcd-style error while reads, watches and `/health`
+/// (saying false) keep working, also across a `kill -9` and restart; once space is freed,
+/// writes resume by themselves, and every acknowledged write is there.
+#[test]
+fn a_full_disk_fails_writes_not_the_member() {
+    let mut c = Cluster::plan(1, &[]);
+    let data = c.nodes[0].dir.join("data");
+    // Room for the first segment, its spare, a filler, and part of one more segment.
+    let Some(_mount) = Mount::tmpfs(&data, 200) else {
+        return;
+    };
+    let filler = data.join("filler");
+    std::fs::write(&filler, vec![1u8; 40 << 20]).unwrap();
+    let ic = c.initial_cluster(&[0]);
+    c.spawn(0, &ic, "new", &[]);
+    c.wait_serving(0, Duration::from_secs(30));
+
+    let pad = "p".repeat(1 << 20);
+    let mut acknowledged = std::collections::BTreeMap::new();
+    let mut refusal = None;
+    let mut client = c.client(0);
+    for i in 0..200u32 {
+        let key = format!("/v2/keys/full{}", i % 10);
+        let value = format!("{i:08}{pad}");
+        let r = client.put(&key, &[("value", &value)]);
+        if r.status == 200 || r.status == 201 {
+            acknowledged.insert(key, value);
+        } else {
+            refusal = Some(r);
+            break;
+        }
+    }
+    let refusal = refusal.expect("the disk never filled up");
+    assert_eq!(refusal.status, 500, "{}", refusal.text());
+    let body = refusal.json();
+    assert_eq!(body["errorCode"], 300, "{body}");
+    assert!(
+        body["cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no space left"),
+        "{body}"
+    );
+    assert!(acknowledged.len() >= 10, "{} writes", acknowledged.len());
+
+    let check_serving_reads = |c: &Cluster| {
+        let mut client = c.client(0);
+        for (key, value) in &acknowledged {
+            let r = client.get(key);
+            assert_eq!(r.status, 200);
+            assert!(r.json()["node"]["value"] == value.as_str(), "{key}");
+        }
+        // A watch answered from the event history.
+        let r = client.get("/v2/keys/full1?wait=true&waitIndex=1");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["action"], "set");
+        // Health says false (within a few ticks).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = client.get("/health");
+            if r.status == 503 {
+                assert!(r.text().contains("false"));
+                break;
+            }
+            assert!(Instant::now() < deadline, "/health stayed {}", r.text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let r = client.put("/v2/keys/small", &[("value", &pad)]);
+        assert_eq!(r.status, 500, "a write went through on a full disk");
+    };
+    check_serving_reads(&c);
+
+    // A restart on the full disk serves reads again instead of exiting.
+    c.kill(0);
+    c.spawn(0, &ic, "existing", &[]);
+    c.wait_serving(0, Duration::from_secs(30));
+    check_serving_reads(&c);
+    assert!(
+        !std::fs::read_dir(data.join("member/wal"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .any(|n| n.ends_with(".tmp")),
+        "a .tmp file was left in the WAL directory"
+    );
+
+    // Space returns: writes resume by themselves.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut client = c.client(0);
+    loop {
+        let value = format!("after{pad}");
+        let r = client.put("/v2/keys/full0", &[("value", &value)]);
+        if r.status == 200 {
+            acknowledged.insert("/v2/keys/full0".to_string(), value);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes did not resume: {}",
+            r.text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.get("/health").status != 200 {
+        assert!(Instant::now() < deadline, "/health stayed false");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (key, value) in &acknowledged {
+        assert!(
+            client.get(key).json()["node"]["value"] == value.as_str(),
+            "{key}"
+        );
+    }
+    c.kill(0);
 }

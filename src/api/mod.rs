@@ -153,10 +153,14 @@ impl Api {
         }
     }
 
-    /// `/health`: healthy when a leader is known and a quorum read goes through (etcd 2.3).
+    /// `/health`: healthy when a leader is known and a quorum read goes through (etcd 2.3),
+    /// and the WAL has room for writes (etcd 3 reports its NOSPACE alarm the same way).
     async fn health(&self) -> Response {
-        let leader = self.shard.shared.raft.leader.load(Ordering::Acquire);
-        let healthy = leader != 0 && self.shard.read_barrier().await.is_ok();
+        let raft = &self.shard.shared.raft;
+        let leader = raft.leader.load(Ordering::Acquire);
+        let healthy = leader != 0
+            && !raft.wal_full.load(Ordering::Relaxed)
+            && self.shard.read_barrier().await.is_ok();
         if healthy {
             json_response(200, b"{\"health\": \"true\"}".to_vec())
         } else {

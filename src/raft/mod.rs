@@ -78,6 +78,13 @@ pub struct RaftDriver {
     applied_index: u64,
     /// The snapshot being written (only one at a time); offered to followers once saved.
     snapshot_in_flight: Option<Snapshot>,
+    /// After a failed snapshot (a full disk, no descriptors): no new attempt before this, and
+    /// how many attempts in a row failed (the wait doubles with each, up to a minute).
+    snapshot_retry: Option<(std::time::Instant, u32)>,
+    /// Bytes of new entries the WAL can still take this turn ([`Wal::room`] less what this
+    /// turn accepted): client proposals and leader appends that do not fit are refused, so a
+    /// full disk fails writes instead of the WAL.
+    wal_room: u64,
     shard: Rc<Shard>,
     inbox: Rc<Mailbox<RaftInput>>,
     /// Proposals that arrived while no leader was known; proposed once one is.
@@ -156,6 +163,8 @@ pub fn start_node(
         snapshot_index: applied,
         applied_index: applied,
         snapshot_in_flight: None,
+        snapshot_retry: None,
+        wal_room: u64::MAX,
         shard,
         inbox: inbox.clone(),
         waiting_for_leader: Vec::new(),
@@ -175,6 +184,23 @@ pub fn start_node(
     })
     .detach();
     Ok(inbox)
+}
+
+/// WAL room under which the member reports itself unhealthy and stops proposing expiries.
+const WAL_FULL_BELOW: u64 = 1 << 20;
+
+/// WAL bytes an entry of `len` data bytes takes at most (record header, raft's entry fields).
+fn entry_cost(len: usize) -> u64 {
+    len as u64 + 64
+}
+
+/// The answer to a write the WAL has no room for.
+fn no_space_error() -> Error {
+    Error::new(
+        Code::RaftInternal,
+        "wal: no space left on device; writes resume once space is freed",
+        0,
+    )
 }
 
 /// Heartbeats a read index batch may wait before it is asked for again.
@@ -205,9 +231,12 @@ impl RaftDriver {
                 return;
             }
             let mut reads = Vec::new();
+            let mut ticked = false;
+            self.wal_room = self.wal.room();
             for input in inputs.drain(..) {
                 match input {
                     RaftInput::Tick => {
+                        ticked = true;
                         self.node.tick();
                         self.propose_sync_if_due();
                         self.publish_countdown = self.publish_countdown.saturating_sub(1);
@@ -242,6 +271,21 @@ impl RaftDriver {
             if !reads.is_empty() {
                 self.request_read_index(reads);
             }
+            if ticked {
+                self.wal.maintain().await;
+                let full = self.wal.room() < WAL_FULL_BELOW;
+                let status = &self.shard.shared.raft;
+                if status.wal_full.swap(full, Ordering::Relaxed) != full {
+                    eprintln!(
+                        "tern: wal: {}",
+                        if full {
+                            "out of space: new writes are refused until space is freed"
+                        } else {
+                            "space is available again: writes are accepted"
+                        }
+                    );
+                }
+            }
             self.campaign_if_alone();
             self.publish_if_needed();
             if let Err(e) = self.handle_ready().await {
@@ -260,7 +304,10 @@ impl RaftDriver {
         if self.members.is_removed(msg.from) {
             return;
         }
-        if let Err(why) = self.admissible(&msg) {
+        if let Err(why) = self
+            .admissible(&msg)
+            .and_then(|()| self.take_room_for(&msg))
+        {
             static DROPPED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
             crate::ratelog!(
                 DROPPED,
@@ -273,6 +320,24 @@ impl RaftDriver {
         }
         // Errors here are messages from unknown peers or stale terms: raft ignores them too.
         let _ = self.node.step(msg);
+    }
+
+    /// Takes WAL room for the entries a peer message brings (a leader's append, a follower's
+    /// forwarded proposal); `Err` when they do not fit, and the message is dropped (the leader
+    /// sends again; the proposer's request fails or times out).
+    fn take_room_for(&mut self, msg: &Message) -> Result<(), &'static str> {
+        if !matches!(
+            msg.get_msg_type(),
+            MessageType::MsgAppend | MessageType::MsgPropose
+        ) {
+            return Ok(());
+        }
+        let need: u64 = msg.entries.iter().map(|e| entry_cost(e.data.len())).sum();
+        if need > self.wal_room {
+            return Err("no space left for its entries in the WAL");
+        }
+        self.wal_room -= need;
+        Ok(())
     }
 
     /// Refuses peer messages that no correct member sends and that raft-rs would act on
@@ -338,6 +403,14 @@ impl RaftDriver {
         }
         // The origin is read before raft takes the bytes (no copy of every proposal).
         let origin = proposal::origin(&data);
+        let need = entry_cost(data.len());
+        if need > self.wal_room {
+            if let Ok(origin) = origin {
+                self.fail_proposal(origin, no_space_error());
+            }
+            return;
+        }
+        self.wal_room -= need;
         if let Err(e) = self.node.propose(vec![], data) {
             if let Ok(origin) = origin {
                 self.fail_proposal(origin, Error::new(Code::RaftInternal, e.to_string(), 0));
@@ -375,7 +448,7 @@ impl RaftDriver {
             .borrow()
             .next_expiration()
             .is_some_and(|at| at <= now);
-        if due {
+        if due && self.wal_room >= WAL_FULL_BELOW {
             let mut data = Vec::with_capacity(32);
             proposal::encode_store(Origin::NONE, &Command::Sync { now }, &mut data);
             let _ = self.node.propose(vec![], data);

@@ -12,13 +12,22 @@ use raft::Storage as _;
 
 use super::storage::{self, raft_snapshot};
 use super::RaftDriver;
+use crate::ratelog::RateLimited;
 use crate::shard::{RaftInput, RestorePoint, ShardMsg};
+
+/// A failed snapshot is tried again after this, doubling with every failure in a row.
+const SNAPSHOT_RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(500);
+const SNAPSHOT_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl RaftDriver {
     /// Every `--snapshot-count` applied entries: write shard 0's store to a snapshot file (on a
     /// blocking thread, so the loop keeps serving), then compact the log and purge old files.
     pub(super) fn maybe_snapshot(&mut self) {
-        if self.snapshot_in_flight.is_some() {
+        if self.snapshot_in_flight.is_some()
+            || self
+                .snapshot_retry
+                .is_some_and(|(at, _)| std::time::Instant::now() < at)
+        {
             return;
         }
         let wanted =
@@ -70,9 +79,19 @@ impl RaftDriver {
     ) -> Result<(), String> {
         let snapshot = self.snapshot_in_flight.take();
         if let Err(e) = result {
-            eprintln!("tern: snapshot at {index} failed: {e}");
+            static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
+            let failures = self.snapshot_retry.map_or(0, |(_, n)| n) + 1;
+            let wait = SNAPSHOT_RETRY_MIN
+                .saturating_mul(1 << failures.min(16))
+                .min(SNAPSHOT_RETRY_MAX);
+            self.snapshot_retry = Some((std::time::Instant::now() + wait, failures));
+            crate::ratelog!(
+                FAILED,
+                "snapshot at {index} failed ({failures} in a row; next attempt in {wait:?}): {e}"
+            );
             return Ok(());
         }
+        self.snapshot_retry = None;
         self.wal.append_snapshot_marker(index, term);
         self.wal.sync().await.map_err(|e| e.to_string())?;
         self.snapshot_index = self.snapshot_index.max(index);
@@ -88,10 +107,12 @@ impl RaftDriver {
 
     fn purge(&mut self) {
         if let Err(e) = self.wal.purge(self.snapshot_index, self.settings.max_wals) {
-            eprintln!("tern: purging WAL segments: {e}");
+            static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
+            crate::ratelog!(FAILED, "purging WAL segments: {e}");
         }
         if let Err(e) = crate::snap::purge(&self.settings.snap_dir, self.settings.max_snapshots) {
-            eprintln!("tern: purging snapshots: {e}");
+            static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
+            crate::ratelog!(FAILED, "purging snapshots: {e}");
         }
     }
 

@@ -139,6 +139,9 @@ pub struct RaftStatus {
     pub snapshots: AtomicU64,
     pub snapshot_stall_micros_total: AtomicU64,
     pub snapshot_stall_micros_max: AtomicU64,
+    /// The WAL has (almost) no room for new entries: a full disk. Writes are refused and
+    /// `/health` says false until space is freed.
+    pub wal_full: AtomicBool,
 }
 
 /// State shared by every shard of this process.

@@ -413,6 +413,8 @@ struct MemState {
     fail_fsyncs: u32,
     writes: u64,
     fsyncs: u64,
+    /// Most bytes all files may hold together; growing past it fails with ENOSPC.
+    capacity: Option<u64>,
 }
 
 /// An in-memory directory tree for tests: same contract as [`DmaFs`] (alignment checked),
@@ -435,6 +437,30 @@ impl MemFs {
             state: Rc::default(),
             alignment: alignment.max(1),
         }
+    }
+
+    /// Limits the bytes all files may hold together (`None`: no limit). A write, preallocation
+    /// or zero-fill that would grow a file past it fails with ENOSPC and changes nothing: a full
+    /// disk.
+    pub fn set_capacity(&self, bytes: Option<u64>) {
+        self.state.borrow_mut().capacity = bytes;
+    }
+
+    /// Fails with ENOSPC when growing `file` to `size` bytes would pass the capacity.
+    fn check_room(&self, file: &Rc<RefCell<MemData>>, size: usize) -> io::Result<()> {
+        let st = self.state.borrow();
+        let Some(capacity) = st.capacity else {
+            return Ok(());
+        };
+        let mine = file.borrow().data.len();
+        if size <= mine {
+            return Ok(());
+        }
+        let total: usize = st.files.values().map(|f| f.borrow().data.len()).sum();
+        if (total - mine + size) as u64 > capacity {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        Ok(())
     }
 
     /// The next `n` writes fail with an I/O error and change nothing.
@@ -609,6 +635,7 @@ impl WalFile for MemFile {
         let pos = usize::try_from(pos)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
         let n = keep.unwrap_or(data.len()).min(data.len());
+        self.fs.check_room(&self.data, pos + n)?;
         let mut f = self.data.borrow_mut();
         if f.data.len() < pos + n {
             f.data.resize(pos + n, 0);
@@ -645,6 +672,7 @@ impl WalFile for MemFile {
     async fn preallocate(&mut self, size: u64) -> io::Result<()> {
         let size = usize::try_from(size)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "size too large"))?;
+        self.fs.check_room(&self.data, size)?;
         let mut f = self.data.borrow_mut();
         if f.data.len() < size {
             f.data.resize(size, 0);
@@ -656,6 +684,7 @@ impl WalFile for MemFile {
         check_aligned(0, from, self.fs.alignment)?;
         let end = usize::try_from(to)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "size too large"))?;
+        self.fs.check_room(&self.data, end)?;
         let mut f = self.data.borrow_mut();
         let before = f.data.len();
         if before < end {

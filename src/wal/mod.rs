@@ -24,6 +24,12 @@
 //!   the batch goes into a new segment named after the last entry index + 1: the spare renamed
 //!   when it is ready (a freshly preallocated file otherwise), written durably, then the
 //!   directory fsync'ed. Segments may overshoot the size by one batch.
+//! - **A full disk.** Writes inside a segment never need new space (it is preallocated and
+//!   zero-filled); only a rotation does, and it only renames the spare when one is ready. When
+//!   the spare cannot be prepared (ENOSPC), its file is removed, [`Wal::room`] shrinks to what
+//!   is left of the current segment less [`ROOM_RESERVE`] (kept for hard states), callers
+//!   refuse entries that do not fit, and [`Wal::maintain`] tries again every second, so writes
+//!   resume by themselves once space returns.
 //! - **Failure.** A failed write or fdatasync poisons the `Wal`: every later `sync` fails with
 //!   [`WalError::Poisoned`]. After a failed fdatasync nothing can be assumed about what reached
 //!   the disk; the only safe continuation is to reopen (recover) from the files.
@@ -44,6 +50,9 @@ mod tests;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::ratelog::RateLimited;
 
 pub use file::{DmaFs, DmaWalFile, MemFile, MemFs, WalFile, WalFs};
 use record::Record;
@@ -51,6 +60,9 @@ use segment::{ScanEnd, SegmentName};
 
 /// Default size segments are preallocated to (and rotated at).
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
+/// What [`Wal::room`] keeps back of a segment when no next segment is prepared (an eighth of
+/// the segment when that is less): enough for a very long run of hard-state records.
+pub const ROOM_RESERVE: u64 = 4 << 20;
 
 /// Tunables.
 #[derive(Debug, Clone)]
@@ -240,15 +252,30 @@ pub struct Wal<F: WalFs = DmaFs> {
     rotate_to: Option<u64>,
     deferred: Option<WalError>,
     poisoned: bool,
-    /// The next segment, being zero-filled in the background (see [`SPARE_SEGMENT`]).
-    spare: Option<glommio::Task<io::Result<()>>>,
+    /// The next segment, zero-filled in the background (see [`SPARE_SEGMENT`]).
+    spare: Spare,
 }
+
+/// Where the preparation of the next segment stands.
+enum Spare {
+    /// Nothing prepared or under way.
+    Idle,
+    Preparing(glommio::Task<io::Result<()>>),
+    /// The spare file is complete: the next rotation needs no new space.
+    Ready,
+    /// The last preparation failed (a full disk); its file was removed. Tried again from
+    /// [`Wal::maintain`] once the time has come.
+    Failed(Instant),
+}
+
+/// A failed spare preparation is tried again this long after.
+const SPARE_RETRY: Duration = Duration::from_secs(1);
 
 impl<F: WalFs> Drop for Wal<F> {
     /// The spare lives only as long as its WAL: dropping the task stops its preparation, and
     /// the file goes too (a process that exits without dropping leaves it for the next open).
     fn drop(&mut self) {
-        if self.spare.take().is_some() {
+        if !matches!(std::mem::replace(&mut self.spare, Spare::Idle), Spare::Idle) {
             let _ = self.fs.remove(&self.dir.join(SPARE_SEGMENT));
         }
     }
@@ -317,20 +344,29 @@ impl<F: WalFs + Clone + 'static> Wal<F> {
             .map_err(|e| WalError::RecordTooLarge(e.body_len))?;
         crc = record::encode(&mut buf, crc, &Record::Metadata(metadata))
             .map_err(|e| WalError::RecordTooLarge(e.body_len))?;
-        let mut file = fs.create(&tmp).await.map_err(io_err("create", &tmp))?;
-        let block = file.alignment().max(record::SECTOR as u64);
-        file.preallocate(opts.segment_size)
-            .await
-            .map_err(io_err("preallocate", &tmp))?;
-        file.zero_fill(0, opts.segment_size)
-            .await
-            .map_err(io_err("zero-fill", &tmp))?;
+        let written = async {
+            let mut file = fs.create(&tmp).await.map_err(io_err("create", &tmp))?;
+            let block = file.alignment().max(record::SECTOR as u64);
+            file.preallocate(opts.segment_size)
+                .await
+                .map_err(io_err("preallocate", &tmp))?;
+            file.zero_fill(0, opts.segment_size)
+                .await
+                .map_err(io_err("zero-fill", &tmp))?;
+            let mut head = buf.clone();
+            head.resize(align_up(buf.len() as u64, block) as usize, 0);
+            file.write_at(&head, 0)
+                .await
+                .map_err(io_err("write", &tmp))?;
+            file.fdatasync().await.map_err(io_err("fdatasync", &tmp))?;
+            Ok::<_, WalError>((file, block))
+        }
+        .await;
+        // A full disk (or any failure) leaves no half-made segment behind.
+        let (file, block) = written.inspect_err(|_| {
+            let _ = fs.remove(&tmp);
+        })?;
         let len = buf.len() as u64;
-        buf.resize(align_up(len, block) as usize, 0);
-        file.write_at(&buf, 0)
-            .await
-            .map_err(io_err("write", &tmp))?;
-        file.fdatasync().await.map_err(io_err("fdatasync", &tmp))?;
         fs.rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
         fs.sync_dir(dir)
             .await
@@ -360,7 +396,7 @@ impl<F: WalFs + Clone + 'static> Wal<F> {
             rotate_to: None,
             deferred: None,
             poisoned: false,
-            spare: None,
+            spare: Spare::Idle,
         };
         wal.start_spare();
         Ok(wal)
@@ -611,7 +647,7 @@ impl<F: WalFs + Clone + 'static> Wal<F> {
             rotate_to: None,
             deferred: None,
             poisoned: false,
-            spare: None,
+            spare: Spare::Idle,
         };
         wal.start_spare();
         Ok((wal, rec))
@@ -748,15 +784,18 @@ impl<F: WalFs + Clone + 'static> Wal<F> {
         })
     }
 
-    /// Starts zero-filling the spare segment in a background task (unless one is under way).
+    /// Starts zero-filling the spare segment in a background task (unless one is under way,
+    /// ready, or failed too recently).
     fn start_spare(&mut self) {
-        if self.spare.is_some() {
-            return;
+        match self.spare {
+            Spare::Idle => {}
+            Spare::Failed(retry_at) if Instant::now() >= retry_at => {}
+            _ => return,
         }
         let fs = self.fs.clone();
         let path = self.dir.join(SPARE_SEGMENT);
         let size = self.opts.segment_size;
-        self.spare = Some(glommio::spawn_local(async move {
+        self.spare = Spare::Preparing(glommio::spawn_local(async move {
             let mut f = fs.create(&path).await?;
             f.preallocate(size).await?;
             f.zero_fill(0, size).await?;
@@ -764,34 +803,71 @@ impl<F: WalFs + Clone + 'static> Wal<F> {
         }));
     }
 
-    /// The file of a new segment at `path`: the spare renamed, when its preparation finished;
-    /// otherwise a freshly preallocated file (whose first writes cost a journal commit each).
-    async fn new_segment_file(&mut self, path: &Path) -> Result<F::File, WalError> {
-        let ready = match self.spare.as_mut() {
-            Some(task) => futures_lite::future::poll_once(task).await,
-            None => None,
+    /// Notes a finished spare preparation (a failed one's file is removed, so a full disk
+    /// keeps no half-made segment) and starts a new one when one is due: call it now and then
+    /// (the raft node does, every tick), so that writes resume by themselves once space is
+    /// freed.
+    pub async fn maintain(&mut self) {
+        self.note_spare_done(true).await;
+        self.start_spare();
+    }
+
+    /// If the spare's preparation has finished, records how (removing a failed one's file).
+    async fn note_spare_done(&mut self, log: bool) {
+        let Spare::Preparing(task) = &mut self.spare else {
+            return;
         };
-        if ready.is_some() {
-            self.spare = None;
-        }
-        let file = match ready {
-            Some(Ok(())) => {
-                let spare = self.dir.join(SPARE_SEGMENT);
-                self.fs
-                    .rename(&spare, path)
-                    .map_err(io_err("rename", &spare))?;
-                self.fs.open(path).await.map_err(io_err("open", path))?
-            }
-            failed => {
-                if let Some(Err(e)) = failed {
-                    eprintln!("tern: wal: preparing the next segment failed: {e}");
+        match futures_lite::future::poll_once(task).await {
+            None => {}
+            Some(Ok(())) => self.spare = Spare::Ready,
+            Some(Err(e)) => {
+                static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
+                if log {
+                    crate::ratelog!(
+                        FAILED,
+                        "wal: preparing the next segment in {} failed: {e}",
+                        self.dir.display()
+                    );
                 }
-                let mut f = self.fs.create(path).await.map_err(io_err("create", path))?;
-                f.preallocate(self.opts.segment_size)
-                    .await
-                    .map_err(io_err("preallocate", path))?;
-                f
+                let _ = self.fs.remove(&self.dir.join(SPARE_SEGMENT));
+                self.spare = Spare::Failed(Instant::now() + SPARE_RETRY);
             }
+        }
+    }
+
+    /// Bytes of entries the WAL can take before it needs space it does not have: unbounded
+    /// while the next segment is prepared (a rotation only renames it), else what is left of
+    /// the current, preallocated segment less [`ROOM_RESERVE`], which is kept for hard-state
+    /// records and raft's own small entries. Callers refuse new entries that do not fit.
+    pub fn room(&self) -> u64 {
+        if matches!(self.spare, Spare::Ready) {
+            return u64::MAX;
+        }
+        let reserve = ROOM_RESERVE.min(self.opts.segment_size / 8);
+        let used = self.seg_base + self.buf.len() as u64;
+        self.opts.segment_size.saturating_sub(used + reserve)
+    }
+
+    /// The file of a new segment at `path`: the spare renamed, when its preparation finished;
+    /// otherwise a freshly preallocated file (whose first writes cost a journal commit each),
+    /// removed again if it cannot be preallocated.
+    async fn new_segment_file(&mut self, path: &Path) -> Result<F::File, WalError> {
+        self.note_spare_done(true).await;
+        let file = if matches!(self.spare, Spare::Ready) {
+            self.spare = Spare::Idle;
+            let spare = self.dir.join(SPARE_SEGMENT);
+            self.fs
+                .rename(&spare, path)
+                .map_err(io_err("rename", &spare))?;
+            self.fs.open(path).await.map_err(io_err("open", path))?
+        } else {
+            let mut f = self.fs.create(path).await.map_err(io_err("create", path))?;
+            if let Err(e) = f.preallocate(self.opts.segment_size).await {
+                drop(f);
+                let _ = self.fs.remove(path);
+                return Err(io_err("preallocate", path)(e));
+            }
+            f
         };
         self.start_spare();
         Ok(file)

@@ -876,3 +876,93 @@ fn open_replaces_a_stale_spare() {
         );
     });
 }
+
+/// A full disk: the next segment cannot be prepared, [`Wal::room`] shrinks to what is left of
+/// the current segment (less the reserve), syncs of entries that fit never fail, no
+/// half-made file is left, and once space returns the spare is made and room is unbounded.
+#[test]
+fn a_full_disk_shrinks_room_and_recovers_when_space_returns() {
+    run(async {
+        let h = Mem::new();
+        let opts = small();
+        let seg = opts.segment_size;
+        let fs = h.fs();
+        // The first segment, its spare, and a little more: the second spare will not fit.
+        fs.set_capacity(Some(2 * seg + seg / 4));
+        let mut w = Wal::create_with(h.fs(), h.dir(), b"meta", opts.clone())
+            .await
+            .expect("create");
+        w.maintain().await;
+        spare_ready(&h, seg).await;
+        w.maintain().await;
+        assert_eq!(w.room(), u64::MAX, "a prepared spare means unbounded room");
+        let entry = payload(0, 1000);
+        let mut index = 0;
+        let mut rotated = false;
+        let mut refused = false;
+        for _ in 0..400 {
+            w.maintain().await;
+            if w.room() < entry.len() as u64 + 64 {
+                refused = true;
+                break;
+            }
+            index += 1;
+            w.append_entry(index, 1, &entry);
+            w.set_hard_state(1, 1, index);
+            let stats = w
+                .sync()
+                .await
+                .unwrap_or_else(|e| panic!("entry {index}: {e}"));
+            rotated |= stats.fsyncs == 2;
+            // Let the spare's preparation run (and fail).
+            glommio::yield_if_needed().await;
+        }
+        assert!(rotated, "the spare was never used");
+        assert!(refused, "room never ran out");
+        // Hard-state records still fit in the reserve.
+        for _ in 0..50 {
+            w.set_hard_state(2, 1, index);
+            w.sync().await.expect("hard state in the reserve");
+        }
+        let files = fs.list(h.dir()).expect("list");
+        assert!(
+            !files
+                .iter()
+                .any(|n| n == SPARE_SEGMENT || n.ends_with(".tmp")),
+            "a failed preparation left {files:?}"
+        );
+        // Space returns: the spare is prepared again and writes go on.
+        fs.set_capacity(None);
+        glommio::timer::sleep(SPARE_RETRY).await;
+        for _ in 0..100 {
+            w.maintain().await;
+            if w.room() == u64::MAX {
+                break;
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(w.room(), u64::MAX, "the spare was not prepared again");
+        for _ in 0..80 {
+            index += 1;
+            w.append_entry(index, 2, &entry);
+            w.sync().await.expect("sync after space returned");
+        }
+        drop(w);
+        let (_, r) = open(&h, 0, opts).await;
+        assert_eq!(indexes(&r), (1..=index).collect::<Vec<_>>());
+    });
+}
+
+/// Creating a WAL on a full disk fails without leaving its temporary segment behind.
+#[test]
+fn create_on_a_full_disk_leaves_nothing() {
+    run(async {
+        let h = Mem::new();
+        h.fs().set_capacity(Some(4096));
+        match Wal::create_with(h.fs(), h.dir(), b"meta", small()).await {
+            Err(e) => assert!(e.to_string().contains("No space left"), "{e}"),
+            Ok(_) => panic!("created a WAL on a full disk"),
+        }
+        assert!(h.fs().list(h.dir()).expect("list").is_empty());
+    });
+}
