@@ -3,7 +3,7 @@
 //! Owns reading into a reused buffer, pipelining (every complete request in the buffer is
 //! parsed and its handler started, up to [`MAX_IN_FLIGHT`] at once), writing responses strictly
 //! in request order with every ready response batched into one write, `100 Continue`,
-//! streamed (long-poll) bodies with prompt client-disconnect detection, idle and header
+//! streamed (long-poll) bodies with prompt client-disconnect detection, idle, header and body
 //! timeouts, and error answers followed by a lingering close. Knows nothing about what
 //! requests mean: the [`Handler`] decides everything about them (no etcd / v2 API knowledge).
 //! Must run on a glommio executor when a timeout is set or an error close lingers (it uses
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::timer::Timer;
 
-use super::request::{parse_request, HttpError, Limits, Parsed, Progress, Request};
+use super::request::{HttpError, Limits, Progress, Request, RequestParser, Step};
 use super::response::{
     encode_chunk, encode_last_chunk, encode_response, error_response, Body, BodyStream, Response,
     ResponseContext,
@@ -137,6 +137,8 @@ struct Conn<'l, S, F, C> {
     rend: usize,
     /// Do not re-parse until this many unparsed bytes are buffered.
     need: usize,
+    /// Parses the request at `rstart`, remembering how far it got.
+    parser: RequestParser,
     /// What the last parse said about the incomplete request at `rstart`.
     partial: Progress,
     continue_sent: bool,
@@ -161,6 +163,8 @@ struct Conn<'l, S, F, C> {
     not_busy_since: Instant,
     was_busy: bool,
     request_started: Option<Instant>,
+    /// When the head of the request at `rstart` was admitted (its body is being read).
+    body_started: Option<Instant>,
     eof_deadline: Option<Instant>,
     timer: LazyTimer,
 }
@@ -181,6 +185,7 @@ where
             rstart: 0,
             rend: 0,
             need: 0,
+            parser: RequestParser::default(),
             partial: Progress::default(),
             continue_sent: false,
             stop_parsing: false,
@@ -198,6 +203,7 @@ where
             not_busy_since: now,
             was_busy: false,
             request_started: None,
+            body_started: None,
             eof_deadline: None,
             timer: LazyTimer::default(),
         }
@@ -347,51 +353,43 @@ where
         Poll::Ready(Ok(true))
     }
 
-    /// Parses every complete request buffered (up to the in-flight bound) and starts its
-    /// handler; queues an error answer for a malformed one.
+    /// Parses the requests buffered and starts their handlers, up to the in-flight bound;
+    /// queues an error answer for a malformed request.
     fn parse_requests(&mut self, now: Instant) -> bool {
         let mut progress = false;
         if self.stop_parsing {
             self.rstart = self.rend;
         }
-        while !self.stop_parsing && self.slots.len() < MAX_IN_FLIGHT {
+        while !self.stop_parsing {
             let avail = self.unparsed();
             if avail == 0 || avail < self.need {
                 break;
             }
-            match parse_request(&self.rbuf[self.rstart..self.rend], self.limits) {
-                Ok(Parsed::Complete(req, used)) => {
+            // A new request is taken only while few run.
+            if self.parser.head().is_none() && self.slots.len() >= MAX_IN_FLIGHT {
+                break;
+            }
+            match self
+                .parser
+                .parse(&self.rbuf[self.rstart..self.rend], self.limits)
+            {
+                Ok(Step::Head) => {
+                    self.parser.admit(self.limits.max_body_bytes);
+                    self.partial = self.parser.progress();
+                    self.body_started = Some(now);
+                    progress = true;
+                }
+                Ok(Step::Complete(req, used)) => {
                     self.rstart += used;
                     self.need = 0;
                     self.partial = Progress::default();
                     self.continue_sent = false;
+                    self.body_started = None;
                     self.request_started = (self.rstart < self.rend).then_some(now);
-                    let ctx = ResponseContext {
-                        head: req.is_head(),
-                        minor_version: req.minor_version,
-                        keep_alive: req.keep_alive,
-                    };
-                    if !req.keep_alive {
-                        self.stop_parsing = true;
-                    }
-                    let fut = (self.start)(req);
-                    let boxed = match self.spare.pop() {
-                        Some(mut b) => {
-                            b.as_mut().set(Some(fut));
-                            b
-                        }
-                        None => Box::pin(Some(fut)),
-                    };
-                    self.slots.push_back(Slot {
-                        fut: Some(boxed),
-                        resp: None,
-                        ctx,
-                        linger: false,
-                        polled: false,
-                    });
+                    self.start_request(req);
                     progress = true;
                 }
-                Ok(Parsed::Partial(p)) => {
+                Ok(Step::Partial(p)) => {
                     if self.read_eof {
                         // Can never complete: the client stopped sending.
                         self.stop_parsing = true;
@@ -427,9 +425,38 @@ where
         progress
     }
 
+    /// Starts the handler of a complete request.
+    fn start_request(&mut self, req: Request) {
+        let ctx = ResponseContext {
+            head: req.is_head(),
+            minor_version: req.minor_version,
+            keep_alive: req.keep_alive,
+        };
+        if !req.keep_alive {
+            self.stop_parsing = true;
+        }
+        let fut = (self.start)(req);
+        let boxed = match self.spare.pop() {
+            Some(mut b) => {
+                b.as_mut().set(Some(fut));
+                b
+            }
+            None => Box::pin(Some(fut)),
+        };
+        self.slots.push_back(Slot {
+            fut: Some(boxed),
+            resp: None,
+            ctx,
+            linger: false,
+            polled: false,
+        });
+    }
+
     fn push_error(&mut self, e: HttpError) {
         self.stop_parsing = true;
         self.rstart = self.rend;
+        self.parser.reset();
+        self.body_started = None;
         self.slots.push_back(Slot {
             fut: None,
             resp: Some(error_response(e.status(), e.detail())),
@@ -599,6 +626,17 @@ where
                     return Some(TimerAction::Progress);
                 }
                 next = Some(deadline);
+            }
+            if let (Some(t), Some(started), false) =
+                (limits.body_timeout, self.body_started, self.stop_parsing)
+            {
+                // An admitted body that has not arrived in time: like a slow head.
+                let deadline = started.max(self.not_busy_since) + t;
+                if now >= deadline {
+                    self.push_error(HttpError::body_timeout());
+                    return Some(TimerAction::Progress);
+                }
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
             }
             if let Some(t) = limits.idle_timeout {
                 let deadline = self.last_read.max(self.not_busy_since) + t;
@@ -1177,6 +1215,31 @@ mod tests {
             let mut c = Client::connect(addr).await;
             c.send(get("/fine").as_bytes()).await;
             assert_eq!(c.response().await.body, b"GET /fine? ");
+        });
+    }
+
+    #[test]
+    fn a_stalled_body_times_out_with_408() {
+        run(|| async {
+            let limits = Limits {
+                body_timeout: Some(Duration::from_millis(150)),
+                ..Limits::default()
+            };
+            let addr = start_server(Rc::default(), limits);
+            for stalled in [
+                &b"PUT /k HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc"[..],
+                b"PUT /k HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+                b"PUT /k HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n",
+            ] {
+                let mut c = Client::connect(addr).await;
+                let t0 = Instant::now();
+                c.send(stalled).await;
+                let r = c.response().await;
+                assert_eq!(r.status, 408, "{}", String::from_utf8_lossy(stalled));
+                assert!(r.body.ends_with(b"request body timeout\n"), "{:?}", r.body);
+                assert!(t0.elapsed() >= Duration::from_millis(100));
+                assert!(c.read_eof().await);
+            }
         });
     }
 }

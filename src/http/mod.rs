@@ -13,5 +13,8 @@ pub mod response;
 
 pub use conn::{serve_connection, Handler, HandlerFn, MAX_IN_FLIGHT};
 pub use form::{decode_component, decode_path, Form};
-pub use request::{parse_request, HttpError, Limits, Method, Parsed, Progress, Request};
+pub use request::{
+    parse_request, HttpError, Limits, Method, Parsed, Progress, Request, RequestHead,
+    RequestParser, Step,
+};
 pub use response::{Body, BodyStream, Response};
