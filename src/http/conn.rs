@@ -1,10 +1,13 @@
 //! The per-connection HTTP/1.x loop: socket bytes ↔ parsed requests ↔ handler ↔ responses.
 //!
-//! Owns reading into a reused buffer, pipelining (every complete request in the buffer is
-//! parsed and its handler started, up to [`MAX_IN_FLIGHT`] at once), writing responses strictly
-//! in request order with every ready response batched into one write, `100 Continue`,
-//! streamed (long-poll) bodies with prompt client-disconnect detection, idle, header and body
-//! timeouts, and error answers followed by a lingering close. Knows nothing about what
+//! Owns reading into a reused buffer (no more than the current request needs); judging each
+//! request by its head before its body is read or `100 Continue` sent ([`Handler::admit`]: a
+//! refusal is answered at once and the connection closed, an admitted body gets the handler's
+//! size limit); pipelining (every complete request in the buffer is parsed and its handler
+//! started, up to [`MAX_IN_FLIGHT`] at once); writing responses strictly in request order with
+//! every ready response batched into one write; `100 Continue`; streamed (long-poll) bodies
+//! with prompt client-disconnect detection; idle, header and body timeouts; and error answers
+//! followed by a lingering close. Knows nothing about what
 //! requests mean: the [`Handler`] decides everything about them (no etcd / v2 API knowledge).
 //! Must run on a glommio executor when a timeout is set or an error close lingers (it uses
 //! glommio timers).
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::timer::Timer;
 
-use super::request::{HttpError, Limits, Progress, Request, RequestParser, Step};
+use super::request::{HttpError, Limits, Progress, Request, RequestHead, RequestParser, Step};
 use super::response::{
     encode_chunk, encode_last_chunk, encode_response, error_response, Body, BodyStream, Response,
     ResponseContext,
@@ -29,12 +32,30 @@ use super::response::{
 /// wait in the read buffer.
 pub const MAX_IN_FLIGHT: usize = 32;
 
+/// What a handler decides about a request from its head, before the body is read.
+#[derive(Debug)]
+pub enum Admit {
+    /// Read the body, refusing (413, then close) one larger than this many bytes or than the
+    /// connection's [`Limits::max_body_bytes`], whichever is smaller.
+    Body(usize),
+    /// Answer this at once, without reading the body, and close the connection.
+    Refuse(Response),
+}
+
 /// Serves requests. The returned future need not be `Send`; it may borrow `self`.
 pub trait Handler {
+    /// Judges a request by its head, before its body is read or `100 Continue` is sent. The
+    /// default takes any body the connection's [`Limits`] allow.
+    fn admit(&self, head: &RequestHead) -> Admit {
+        let _ = head;
+        Admit::Body(usize::MAX)
+    }
+
     fn handle(&self, req: Request) -> impl Future<Output = Response>;
 }
 
-/// Adapts a closure `Fn(Request) -> impl Future<Output = Response>` into a [`Handler`].
+/// Adapts a closure `Fn(Request) -> impl Future<Output = Response>` into a [`Handler`] that
+/// admits every request.
 pub struct HandlerFn<F>(pub F);
 
 impl<F, Fut> Handler for HandlerFn<F>
@@ -72,7 +93,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Handler,
 {
-    let mut conn = Conn::new(stream, |req| handler.handle(req), limits);
+    let mut conn = Conn::new(
+        stream,
+        |req| handler.handle(req),
+        |head: &RequestHead| handler.admit(head),
+        limits,
+    );
     poll_fn(|cx| conn.poll(cx)).await
 }
 
@@ -127,9 +153,10 @@ enum Phase {
     Lingering(Instant),
 }
 
-struct Conn<'l, S, F, C> {
+struct Conn<'l, S, F, C, A> {
     io: S,
     start: C,
+    admit: A,
     limits: &'l Limits,
 
     rbuf: Vec<u8>,
@@ -169,17 +196,19 @@ struct Conn<'l, S, F, C> {
     timer: LazyTimer,
 }
 
-impl<'l, S, F, C> Conn<'l, S, F, C>
+impl<'l, S, F, C, A> Conn<'l, S, F, C, A>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: Future<Output = Response>,
     C: Fn(Request) -> F,
+    A: Fn(&RequestHead) -> Admit,
 {
-    fn new(io: S, start: C, limits: &'l Limits) -> Self {
+    fn new(io: S, start: C, admit: A, limits: &'l Limits) -> Self {
         let now = Instant::now();
         Conn {
             io,
             start,
+            admit,
             limits,
             rbuf: vec![0; INITIAL_READ_BUF],
             rstart: 0,
@@ -302,9 +331,11 @@ where
         self.rend - self.rstart
     }
 
-    /// Most unparsed input buffered: enough for one largest request.
+    /// Most unparsed input buffered: enough for the current request, whose body may be as
+    /// large as its admitted limit (none before its head is admitted, so a connection that
+    /// takes no request now reads no further).
     fn read_cap(&self) -> usize {
-        self.limits.max_header_bytes + self.limits.max_body_bytes + MIN_READ
+        self.limits.max_header_bytes + self.parser.body_limit().unwrap_or(0) + MIN_READ
     }
 
     fn wants_read(&self) -> bool {
@@ -354,7 +385,8 @@ where
     }
 
     /// Parses the requests buffered and starts their handlers, up to the in-flight bound;
-    /// queues an error answer for a malformed request.
+    /// judges each head as soon as it is complete; queues an error answer for a malformed
+    /// request.
     fn parse_requests(&mut self, now: Instant) -> bool {
         let mut progress = false;
         if self.stop_parsing {
@@ -374,9 +406,7 @@ where
                 .parse(&self.rbuf[self.rstart..self.rend], self.limits)
             {
                 Ok(Step::Head) => {
-                    self.parser.admit(self.limits.max_body_bytes);
-                    self.partial = self.parser.progress();
-                    self.body_started = Some(now);
+                    self.admit_head(now);
                     progress = true;
                 }
                 Ok(Step::Complete(req, used)) => {
@@ -425,6 +455,31 @@ where
         progress
     }
 
+    /// Asks the handler about the head just parsed: its body is then read up to the limit
+    /// given, or the refusal is answered and the connection closes.
+    fn admit_head(&mut self, now: Instant) {
+        let Some(head) = self.parser.head() else {
+            return;
+        };
+        let ctx = ResponseContext {
+            head: head.is_head(),
+            minor_version: head.minor_version,
+            keep_alive: false,
+        };
+        match (self.admit)(head) {
+            Admit::Body(limit) => {
+                self.parser.admit(limit.min(self.limits.max_body_bytes));
+                self.partial = self.parser.progress();
+                self.body_started = Some(now);
+            }
+            Admit::Refuse(resp) => {
+                self.stop_parsing = true;
+                self.rstart = self.rend;
+                self.push_answer(resp, ctx);
+            }
+        }
+    }
+
     /// Starts the handler of a complete request.
     fn start_request(&mut self, req: Request) {
         let ctx = ResponseContext {
@@ -455,12 +510,20 @@ where
     fn push_error(&mut self, e: HttpError) {
         self.stop_parsing = true;
         self.rstart = self.rend;
+        self.push_answer(
+            error_response(e.status(), e.detail()),
+            ResponseContext::CLOSE,
+        );
+    }
+
+    /// Queues an answer the connection gives itself, after which it closes with a linger.
+    fn push_answer(&mut self, resp: Response, ctx: ResponseContext) {
         self.parser.reset();
         self.body_started = None;
         self.slots.push_back(Slot {
             fut: None,
-            resp: Some(error_response(e.status(), e.detail())),
-            ctx: ResponseContext::CLOSE,
+            resp: Some(resp),
+            ctx,
             linger: true,
             polled: true,
         });
@@ -698,7 +761,7 @@ mod tests {
     use futures_lite::{AsyncReadExt, AsyncWriteExt, Stream};
     use glommio::net::{TcpListener, TcpStream};
     use glommio::timer::sleep;
-    use std::cell::Cell;
+    use std::cell::{Cell, RefCell};
     use std::net::SocketAddr;
     use std::rc::Rc;
 
@@ -739,10 +802,25 @@ mod tests {
         watch_dropped: Rc<Cell<bool>>,
         in_flight: Cell<usize>,
         max_in_flight: Cell<usize>,
+        /// "start METHOD PATH" and "end METHOD PATH", in the order they happened.
+        events: RefCell<Vec<String>>,
     }
 
     impl Handler for TestHandler {
+        /// `/refuse…` is refused with 412; `/small…` takes at most 10 body bytes.
+        fn admit(&self, head: &RequestHead) -> Admit {
+            if head.path.starts_with("/refuse") {
+                Admit::Refuse(Response::text(412, "refused\n"))
+            } else if head.path.starts_with("/small") {
+                Admit::Body(10)
+            } else {
+                Admit::Body(usize::MAX)
+            }
+        }
+
         async fn handle(&self, req: Request) -> Response {
+            let name = format!("{} {}", req.method, req.path);
+            self.events.borrow_mut().push(format!("start {name}"));
             self.in_flight.set(self.in_flight.get() + 1);
             self.max_in_flight
                 .set(self.max_in_flight.get().max(self.in_flight.get()));
@@ -773,6 +851,7 @@ mod tests {
                 Response::text(200, body)
             };
             self.in_flight.set(self.in_flight.get() - 1);
+            self.events.borrow_mut().push(format!("end {name}"));
             resp
         }
     }
@@ -1215,6 +1294,60 @@ mod tests {
             let mut c = Client::connect(addr).await;
             c.send(get("/fine").as_bytes()).await;
             assert_eq!(c.response().await.body, b"GET /fine? ");
+        });
+    }
+
+    #[test]
+    fn heads_are_judged_before_bodies_are_read() {
+        run(|| async {
+            let handler: Rc<TestHandler> = Rc::default();
+            let limits = Limits {
+                max_body_bytes: 1 << 31,
+                ..Limits::default()
+            };
+            let addr = start_server(handler.clone(), limits);
+            // Refused: answered at once, the 1 GiB body never sent, then closed.
+            let mut c = Client::connect(addr).await;
+            c.send(b"POST /refuse HTTP/1.1\r\nHost: t\r\nContent-Length: 1073741824\r\n\r\n")
+                .await;
+            let r = c.response().await;
+            assert_eq!((r.status, r.body.as_slice()), (412, &b"refused\n"[..]));
+            assert!(r.head.contains("Connection: close\r\n"), "{}", r.head);
+            assert!(c.read_eof().await);
+            // Expecting 100-continue: the refusal instead; chunked the same.
+            let mut c = Client::connect(addr).await;
+            c.send(b"PUT /refuse HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await;
+            assert_eq!(c.response().await.status, 412);
+            assert!(c.read_eof().await);
+            assert!(c.buf.is_empty(), "{:?}", String::from_utf8_lossy(&c.buf));
+            // After earlier pipelined requests: they are answered first.
+            let mut c = Client::connect(addr).await;
+            c.send(
+                format!(
+                    "{}POST /refuse HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n",
+                    get("/sleep/20")
+                )
+                .as_bytes(),
+            )
+            .await;
+            assert_eq!(c.response().await.body, b"/sleep/20");
+            assert_eq!(c.response().await.status, 412);
+            assert!(c.read_eof().await);
+            // The handler's limit, below the connection's: 413 before the body is sent.
+            let mut c = Client::connect(addr).await;
+            c.send(b"PUT /small HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n")
+                .await;
+            assert_eq!(c.response().await.status, 413);
+            assert!(c.read_eof().await);
+            // Within it: served.
+            let mut c = Client::connect(addr).await;
+            c.send(b"PUT /small HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
+                .await;
+            assert_eq!(c.response().await.body, b"PUT /small? hello");
+            // No refused request reached the handler.
+            let events = handler.events.borrow();
+            assert!(events.iter().all(|e| !e.contains("/refuse")), "{events:?}");
         });
     }
 
