@@ -1,13 +1,14 @@
 //! The HTTP layer's bounds against a real tern process: the peer port judges a raft request by
-//! its head before it reads the body.
+//! its head before it reads the body, and pipelined answers a client does not read stay
+//! bounded.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{free_port, start_tern_on, temp_dir, Server};
+use common::{free_port, start_tern, start_tern_on, temp_dir, Server};
 
 /// A tern whose peer port is known.
 fn start_with_peer_port() -> (Server, SocketAddr) {
@@ -115,4 +116,42 @@ fn peer_port_refuses_a_raft_request_by_its_head_before_reading_the_body() {
     );
     s.write_all(req.as_bytes()).unwrap();
     assert_eq!(read_response(&mut s).expect("answer").0, 204);
+}
+
+#[test]
+fn pipelined_answers_nobody_reads_stay_bounded() {
+    let tern = start_tern(1, &[]);
+    let pid = tern.child.id();
+    let mut c = tern.client();
+    let value = "x".repeat(100_000);
+    for i in 0..20 {
+        let r = c.put(&format!("/v2/keys/big/k{i}"), &[("value", &value)]);
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let r = c.get("/v2/keys/big?recursive=true");
+    assert!(r.body.len() > 2_000_000, "{}", r.body.len());
+    let before = rss_kib(pid);
+    // Four connections each ask for the 2 MB directory 100 times and read nothing.
+    let reqs = "GET /v2/keys/big?recursive=true HTTP/1.1\r\nHost: t\r\n\r\n".repeat(100);
+    let conns: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = TcpStream::connect(tern.addr).expect("connect");
+            s.write_all(reqs.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    // Without a bound each would hold 32 answers (64 MB); with it, a few MB.
+    let mut peak = before;
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        peak = peak.max(rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        peak < before + 100 * 1024,
+        "RSS grew from {before} KiB to {peak} KiB"
+    );
+    drop(conns);
+    // The server still serves.
+    assert_eq!(tern.client().get("/v2/keys/big/k0").status, 200);
 }

@@ -4,10 +4,11 @@
 //! request by its head before its body is read or `100 Continue` sent ([`Handler::admit`]: a
 //! refusal is answered at once and the connection closed, an admitted body gets the handler's
 //! size limit); pipelining (every complete request in the buffer is parsed and its handler
-//! started, up to [`MAX_IN_FLIGHT`] at once); writing responses strictly in request order with
-//! every ready response batched into one write; `100 Continue`; streamed (long-poll) bodies
-//! with prompt client-disconnect detection; idle, header and body timeouts; and error answers
-//! followed by a lingering close. Knows nothing about what
+//! started, up to [`MAX_IN_FLIGHT`] at once); bounding the finished output a client leaves
+//! unread (no new request while [`MAX_BACKLOG`] bytes wait); writing responses strictly in
+//! request order with every ready response batched into one write; `100 Continue`; streamed
+//! (long-poll) bodies with prompt client-disconnect detection; idle, header and body
+//! timeouts; and error answers followed by a lingering close. Knows nothing about what
 //! requests mean: the [`Handler`] decides everything about them (no etcd / v2 API knowledge).
 //! Must run on a glommio executor when a timeout is set or an error close lingers (it uses
 //! glommio timers).
@@ -31,6 +32,12 @@ use super::response::{
 /// Most requests of one connection whose handlers run at once; more pipelined requests
 /// wait in the read buffer.
 pub const MAX_IN_FLIGHT: usize = 32;
+
+/// Most bytes of finished output a connection holds unwritten (its write buffer plus the
+/// bodies of finished responses waiting their turn) and still takes a new request. A client
+/// that does not read its answers makes the connection hold at most this plus the answers of
+/// the handlers already running (one, when handlers answer at once).
+pub const MAX_BACKLOG: usize = 1 << 20;
 
 /// What a handler decides about a request from its head, before the body is read.
 #[derive(Debug)]
@@ -114,6 +121,14 @@ struct Slot<F> {
     polled: bool,
 }
 
+/// Output bytes a finished response holds until it is encoded.
+fn held_bytes(resp: &Response, ctx: &ResponseContext) -> usize {
+    match &resp.body {
+        Body::Full(b) if !ctx.head => b.len(),
+        _ => 0,
+    }
+}
+
 /// A glommio timer armed lazily: re-armed only when it would fire too late or already fired.
 #[derive(Default)]
 struct LazyTimer {
@@ -179,6 +194,8 @@ struct Conn<'l, S, F, C, A> {
 
     slots: VecDeque<Slot<F>>,
     spare: Vec<Pin<Box<Option<F>>>>,
+    /// Sum of [`held_bytes`] over the finished responses in `slots`.
+    finished_bytes: usize,
     streaming: Option<(BodyStream, bool)>,
 
     /// Close once everything queued is written.
@@ -224,6 +241,7 @@ where
             need_flush: false,
             slots: VecDeque::new(),
             spare: Vec::new(),
+            finished_bytes: 0,
             streaming: None,
             close_after: false,
             linger_after: false,
@@ -270,8 +288,8 @@ where
                 }
             }
 
-            progress |= self.parse_requests(now);
-            self.poll_handlers(cx);
+            progress |= self.parse_requests(cx, now);
+            progress |= self.poll_handlers(cx);
             progress |= self.queue_ready_responses();
             if !stream_pending && self.streaming.is_some() {
                 match self.poll_stream(cx) {
@@ -338,6 +356,11 @@ where
         self.limits.max_header_bytes + self.parser.body_limit().unwrap_or(0) + MIN_READ
     }
 
+    /// Finished output held unwritten.
+    fn backlog(&self) -> usize {
+        self.finished_bytes + (self.wbuf.len() - self.wpos)
+    }
+
     fn wants_read(&self) -> bool {
         !self.read_eof && self.unparsed() < self.read_cap()
     }
@@ -384,10 +407,10 @@ where
         Poll::Ready(Ok(true))
     }
 
-    /// Parses the requests buffered and starts their handlers, up to the in-flight bound;
-    /// judges each head as soon as it is complete; queues an error answer for a malformed
-    /// request.
-    fn parse_requests(&mut self, now: Instant) -> bool {
+    /// Parses the requests buffered and starts their handlers, while the in-flight and backlog
+    /// bounds allow; judges each head as soon as it is complete; queues an error answer for a
+    /// malformed request.
+    fn parse_requests(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
         if self.stop_parsing {
             self.rstart = self.rend;
@@ -397,8 +420,10 @@ where
             if avail == 0 || avail < self.need {
                 break;
             }
-            // A new request is taken only while few run.
-            if self.parser.head().is_none() && self.slots.len() >= MAX_IN_FLIGHT {
+            // A new request is taken only while few run and little output waits.
+            if self.parser.head().is_none()
+                && (self.slots.len() >= MAX_IN_FLIGHT || self.backlog() >= MAX_BACKLOG)
+            {
                 break;
             }
             match self
@@ -416,7 +441,7 @@ where
                     self.continue_sent = false;
                     self.body_started = None;
                     self.request_started = (self.rstart < self.rend).then_some(now);
-                    self.start_request(req);
+                    self.start_request(cx, req);
                     progress = true;
                 }
                 Ok(Step::Partial(p)) => {
@@ -480,8 +505,9 @@ where
         }
     }
 
-    /// Starts the handler of a complete request.
-    fn start_request(&mut self, req: Request) {
+    /// Starts the handler of a complete request and polls it at once, so an answer ready
+    /// without waiting counts towards the backlog before the next request is taken.
+    fn start_request(&mut self, cx: &mut Context<'_>, req: Request) {
         let ctx = ResponseContext {
             head: req.is_head(),
             minor_version: req.minor_version,
@@ -498,13 +524,18 @@ where
             }
             None => Box::pin(Some(fut)),
         };
-        self.slots.push_back(Slot {
+        let mut slot = Slot {
             fut: Some(boxed),
             resp: None,
             ctx,
             linger: false,
-            polled: false,
-        });
+            polled: true,
+        };
+        if let Some(resp) = poll_slot(&mut slot, cx) {
+            self.finished_bytes += held_bytes(&resp, &slot.ctx);
+            slot.resp = Some(resp);
+        }
+        self.slots.push_back(slot);
     }
 
     fn push_error(&mut self, e: HttpError) {
@@ -520,6 +551,7 @@ where
     fn push_answer(&mut self, resp: Response, ctx: ResponseContext) {
         self.parser.reset();
         self.body_started = None;
+        self.finished_bytes += held_bytes(&resp, &ctx);
         self.slots.push_back(Slot {
             fut: None,
             resp: Some(resp),
@@ -529,23 +561,22 @@ where
         });
     }
 
-    fn poll_handlers(&mut self, cx: &mut Context<'_>) {
+    /// Polls every running handler not polled yet in this wake-up; `true` when one finished.
+    fn poll_handlers(&mut self, cx: &mut Context<'_>) -> bool {
+        let (mut done, mut held) = (0, 0);
         for slot in &mut self.slots {
             if slot.polled || slot.resp.is_some() {
                 continue;
             }
             slot.polled = true;
-            let Some(boxed) = &mut slot.fut else {
-                continue;
-            };
-            let Some(fut) = boxed.as_mut().as_pin_mut() else {
-                continue;
-            };
-            if let Poll::Ready(resp) = fut.poll(cx) {
-                boxed.as_mut().set(None);
+            if let Some(resp) = poll_slot(slot, cx) {
+                done += 1;
+                held += held_bytes(&resp, &slot.ctx);
                 slot.resp = Some(resp);
             }
         }
+        self.finished_bytes += held;
+        done > 0
     }
 
     /// Moves every finished response at the head of the queue into the write buffer.
@@ -561,6 +592,7 @@ where
             let Some(slot) = self.slots.pop_front() else {
                 break;
             };
+            self.finished_bytes -= held_bytes(&resp, &slot.ctx);
             if let Some(b) = slot.fut {
                 self.spare.push(b);
             }
@@ -582,6 +614,7 @@ where
                 self.rstart = self.rend;
                 // Requests after a closing response are not answered.
                 self.slots.clear();
+                self.finished_bytes = 0;
                 break;
             }
         }
@@ -755,6 +788,22 @@ enum TimerAction {
     Progress,
 }
 
+/// Polls the handler of `slot` once; its answer when it finished.
+fn poll_slot<F: Future<Output = Response>>(
+    slot: &mut Slot<F>,
+    cx: &mut Context<'_>,
+) -> Option<Response> {
+    let boxed = slot.fut.as_mut()?;
+    let fut = boxed.as_mut().as_pin_mut()?;
+    match fut.poll(cx) {
+        Poll::Ready(resp) => {
+            boxed.as_mut().set(None);
+            Some(resp)
+        }
+        Poll::Pending => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -764,6 +813,7 @@ mod tests {
     use std::cell::{Cell, RefCell};
     use std::net::SocketAddr;
     use std::rc::Rc;
+    use std::task::Waker;
 
     fn run<F: Future<Output = ()>>(f: impl FnOnce() -> F + Send + 'static) {
         let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
@@ -1372,6 +1422,104 @@ mod tests {
                 assert!(r.body.ends_with(b"request body timeout\n"), "{:?}", r.body);
                 assert!(t0.elapsed() >= Duration::from_millis(100));
                 assert!(c.read_eof().await);
+            }
+        });
+    }
+
+    /// A client that sent `input` at once and then neither sends nor closes, and that takes
+    /// (reads) only as many bytes as `room` allows.
+    struct StuckClient {
+        input: Vec<u8>,
+        pos: usize,
+        room: Rc<Cell<usize>>,
+        written: Rc<Cell<usize>>,
+    }
+
+    impl AsyncRead for StuckClient {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = (self.input.len() - self.pos).min(buf.len());
+            if n == 0 {
+                return Poll::Pending;
+            }
+            buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
+            self.pos += n;
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    impl AsyncWrite for StuckClient {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = self.room.get().min(buf.len());
+            if n == 0 {
+                return Poll::Pending;
+            }
+            self.room.set(self.room.get() - n);
+            self.written.set(self.written.get() + n);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn output_a_client_does_not_read_is_bounded() {
+        run(|| async {
+            let requests = 60;
+            for body in [2 << 20, 100 << 10] {
+                let room = Rc::new(Cell::new(0));
+                let written = Rc::new(Cell::new(0));
+                let io = StuckClient {
+                    input: get("/big").repeat(requests).into_bytes(),
+                    pos: 0,
+                    room: room.clone(),
+                    written: written.clone(),
+                };
+                let started = Cell::new(0);
+                let limits = Limits::default();
+                let mut conn = Conn::new(
+                    io,
+                    |_: Request| {
+                        started.set(started.get() + 1);
+                        async move { Response::full(200, vec![b'x'; body]) }
+                    },
+                    |_: &RequestHead| Admit::Body(usize::MAX),
+                    &limits,
+                );
+                let mut cx = Context::from_waker(Waker::noop());
+                for _ in 0..100 {
+                    assert!(conn.poll(&mut cx).is_pending());
+                }
+                // Nothing was read: at most the bound plus one answer is held, and no more
+                // requests were started than that takes.
+                let held = conn.backlog();
+                assert!(held <= MAX_BACKLOG + body, "{body}: {held} bytes held");
+                assert!(
+                    started.get() * body <= MAX_BACKLOG + 2 * body,
+                    "{body}: {} started",
+                    started.get()
+                );
+                // The client reads after all: every request is answered.
+                room.set(usize::MAX);
+                let mut rounds = 0;
+                while started.get() < requests || conn.busy() {
+                    assert!(conn.poll(&mut cx).is_pending());
+                    rounds += 1;
+                    assert!(rounds < 100_000, "{body}: stuck at {}", started.get());
+                }
+                assert!(written.get() > requests * body);
+                assert_eq!(conn.backlog(), 0);
             }
         });
     }
