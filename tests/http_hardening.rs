@@ -1,6 +1,6 @@
 //! The HTTP layer's bounds against a real tern process: the peer port judges a raft request by
-//! its head before it reads the body, and pipelined answers a client does not read stay
-//! bounded.
+//! its head before it reads the body, pipelined answers a client does not read stay bounded,
+//! and a pipelined request sees every earlier request on its connection.
 
 mod common;
 
@@ -116,6 +116,32 @@ fn peer_port_refuses_a_raft_request_by_its_head_before_reading_the_body() {
     );
     s.write_all(req.as_bytes()).unwrap();
     assert_eq!(read_response(&mut s).expect("answer").0, 204);
+}
+
+#[test]
+fn a_pipelined_read_sees_the_write_before_it() {
+    let tern = start_tern(2, &[]);
+    let mut c = tern.client();
+    let form = "value=v1";
+    let reqs = format!(
+        "PUT /v2/keys/rw HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}\
+         GET /v2/keys/rw?quorum=true HTTP/1.1\r\nHost: t\r\n\r\n\
+         GET /v2/keys/rw HTTP/1.1\r\nHost: t\r\n\r\n\
+         DELETE /v2/keys/rw HTTP/1.1\r\nHost: t\r\n\r\n\
+         GET /v2/keys/rw HTTP/1.1\r\nHost: t\r\n\r\n",
+        form.len()
+    );
+    c.send_raw(reqs.as_bytes());
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    for _ in 0..2 {
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["node"]["value"], "v1");
+    }
+    assert_eq!(c.read_response(false).unwrap().status, 200);
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 404, "{}", r.text());
 }
 
 #[test]

@@ -3,12 +3,15 @@
 //! Owns reading into a reused buffer (no more than the current request needs); judging each
 //! request by its head before its body is read or `100 Continue` sent ([`Handler::admit`]: a
 //! refusal is answered at once and the connection closed, an admitted body gets the handler's
-//! size limit); pipelining (every complete request in the buffer is parsed and its handler
-//! started, up to [`MAX_IN_FLIGHT`] at once); bounding the finished output a client leaves
-//! unread (no new request while [`MAX_BACKLOG`] bytes wait); writing responses strictly in
-//! request order with every ready response batched into one write; `100 Continue`; streamed
-//! (long-poll) bodies with prompt client-disconnect detection; idle, header and body
-//! timeouts; and error answers followed by a lingering close. Knows nothing about what
+//! size limit); pipelining (complete requests in the buffer are parsed and their handlers
+//! started, up to [`MAX_IN_FLIGHT`] at once, but only safe ones (GET, HEAD, OPTIONS) overlap:
+//! any other request starts once every earlier one has answered, and a safe one waits for an
+//! earlier unsafe one, so each request sees the effects of every earlier request on its
+//! connection); bounding the finished output a client leaves unread (no new request while
+//! [`MAX_BACKLOG`] bytes wait); writing responses strictly in request order with every ready
+//! response batched into one write; `100 Continue`; streamed (long-poll) bodies with prompt
+//! client-disconnect detection; idle, header and body timeouts; and error answers followed by
+//! a lingering close. Knows nothing about what
 //! requests mean: the [`Handler`] decides everything about them (no etcd / v2 API knowledge).
 //! Must run on a glommio executor when a timeout is set or an error close lingers (it uses
 //! glommio timers).
@@ -119,6 +122,8 @@ struct Slot<F> {
     linger: bool,
     /// Already polled during the current wake-up.
     polled: bool,
+    /// The request's method is safe (it may overlap other safe ones).
+    safe: bool,
 }
 
 /// Output bytes a finished response holds until it is encoded.
@@ -194,6 +199,9 @@ struct Conn<'l, S, F, C, A> {
 
     slots: VecDeque<Slot<F>>,
     spare: Vec<Pin<Box<Option<F>>>>,
+    /// Handlers started and not finished, and how many of them are for unsafe methods.
+    running: usize,
+    running_unsafe: usize,
     /// Sum of [`held_bytes`] over the finished responses in `slots`.
     finished_bytes: usize,
     streaming: Option<(BodyStream, bool)>,
@@ -241,6 +249,8 @@ where
             need_flush: false,
             slots: VecDeque::new(),
             spare: Vec::new(),
+            running: 0,
+            running_unsafe: 0,
             finished_bytes: 0,
             streaming: None,
             close_after: false,
@@ -361,6 +371,16 @@ where
         self.finished_bytes + (self.wbuf.len() - self.wpos)
     }
 
+    /// Whether a request may start now: safe ones overlap only safe ones; any other waits
+    /// until every earlier request has answered.
+    fn may_start(&self, safe: bool) -> bool {
+        if safe {
+            self.running_unsafe == 0
+        } else {
+            self.running == 0
+        }
+    }
+
     fn wants_read(&self) -> bool {
         !self.read_eof && self.unparsed() < self.read_cap()
     }
@@ -407,9 +427,9 @@ where
         Poll::Ready(Ok(true))
     }
 
-    /// Parses the requests buffered and starts their handlers, while the in-flight and backlog
-    /// bounds allow; judges each head as soon as it is complete; queues an error answer for a
-    /// malformed request.
+    /// Parses the requests buffered and starts their handlers, while the in-flight, backlog
+    /// and ordering rules allow; judges each head as soon as it is complete; queues an error
+    /// answer for a malformed request.
     fn parse_requests(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
         if self.stop_parsing {
@@ -420,11 +440,19 @@ where
             if avail == 0 || avail < self.need {
                 break;
             }
-            // A new request is taken only while few run and little output waits.
-            if self.parser.head().is_none()
-                && (self.slots.len() >= MAX_IN_FLIGHT || self.backlog() >= MAX_BACKLOG)
-            {
-                break;
+            match self.parser.head() {
+                // A new request: taken only while few run and little output waits.
+                None => {
+                    if self.slots.len() >= MAX_IN_FLIGHT || self.backlog() >= MAX_BACKLOG {
+                        break;
+                    }
+                }
+                // An admitted request: its body is parsed when it may start.
+                Some(head) => {
+                    if !self.may_start(head.is_safe()) {
+                        break;
+                    }
+                }
             }
             match self
                 .parser
@@ -516,6 +544,7 @@ where
         if !req.keep_alive {
             self.stop_parsing = true;
         }
+        let safe = req.is_safe();
         let fut = (self.start)(req);
         let boxed = match self.spare.pop() {
             Some(mut b) => {
@@ -530,8 +559,17 @@ where
             ctx,
             linger: false,
             polled: true,
+            safe,
         };
+        self.running += 1;
+        if !safe {
+            self.running_unsafe += 1;
+        }
         if let Some(resp) = poll_slot(&mut slot, cx) {
+            self.running -= 1;
+            if !safe {
+                self.running_unsafe -= 1;
+            }
             self.finished_bytes += held_bytes(&resp, &slot.ctx);
             slot.resp = Some(resp);
         }
@@ -558,12 +596,13 @@ where
             ctx,
             linger: true,
             polled: true,
+            safe: true,
         });
     }
 
     /// Polls every running handler not polled yet in this wake-up; `true` when one finished.
     fn poll_handlers(&mut self, cx: &mut Context<'_>) -> bool {
-        let (mut done, mut held) = (0, 0);
+        let (mut done, mut done_unsafe, mut held) = (0, 0, 0);
         for slot in &mut self.slots {
             if slot.polled || slot.resp.is_some() {
                 continue;
@@ -571,10 +610,13 @@ where
             slot.polled = true;
             if let Some(resp) = poll_slot(slot, cx) {
                 done += 1;
+                done_unsafe += usize::from(!slot.safe);
                 held += held_bytes(&resp, &slot.ctx);
                 slot.resp = Some(resp);
             }
         }
+        self.running -= done;
+        self.running_unsafe -= done_unsafe;
         self.finished_bytes += held;
         done > 0
     }
@@ -614,6 +656,8 @@ where
                 self.rstart = self.rend;
                 // Requests after a closing response are not answered.
                 self.slots.clear();
+                self.running = 0;
+                self.running_unsafe = 0;
                 self.finished_bytes = 0;
                 break;
             }
@@ -1423,6 +1467,69 @@ mod tests {
                 assert!(t0.elapsed() >= Duration::from_millis(100));
                 assert!(c.read_eof().await);
             }
+        });
+    }
+
+    #[test]
+    fn requests_after_an_unsafe_one_wait_for_it() {
+        run(|| async {
+            let handler: Rc<TestHandler> = Rc::default();
+            let addr = start_server(handler.clone(), Limits::default());
+            let mut c = Client::connect(addr).await;
+            let put = "PUT /sleep/30 HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nv";
+            let reqs = format!(
+                "{}{put}{}{}DELETE /sleep/10 HTTP/1.1\r\nHost: t\r\n\r\n",
+                get("/sleep/60"),
+                get("/sleep/40"),
+                get("/sleep/41"),
+            );
+            c.send(reqs.as_bytes()).await;
+            let mut bodies = Vec::new();
+            for _ in 0..5 {
+                bodies.push(String::from_utf8(c.response().await.body).unwrap());
+            }
+            assert_eq!(
+                bodies,
+                [
+                    "/sleep/60",
+                    "/sleep/30",
+                    "/sleep/40",
+                    "/sleep/41",
+                    "/sleep/10"
+                ]
+            );
+            let events = handler.events.borrow().clone();
+            // The PUT starts after the GET before it ends, the GETs after it end; the two
+            // GETs overlap; the DELETE waits for both.
+            assert_eq!(
+                events[..4],
+                [
+                    "start GET /sleep/60",
+                    "end GET /sleep/60",
+                    "start PUT /sleep/30",
+                    "end PUT /sleep/30"
+                ],
+                "{events:?}"
+            );
+            let mut mid = events[4..6].to_vec();
+            mid.sort();
+            assert_eq!(
+                mid,
+                ["start GET /sleep/40", "start GET /sleep/41"],
+                "{events:?}"
+            );
+            let mut ends = events[6..8].to_vec();
+            ends.sort();
+            assert_eq!(
+                ends,
+                ["end GET /sleep/40", "end GET /sleep/41"],
+                "{events:?}"
+            );
+            assert_eq!(
+                events[8..],
+                ["start DELETE /sleep/10", "end DELETE /sleep/10"],
+                "{events:?}"
+            );
         });
     }
 

@@ -155,6 +155,11 @@ impl Request {
     pub fn is_head(&self) -> bool {
         self.method == Method::Head
     }
+
+    /// Whether the method is safe (GET, HEAD, OPTIONS); see [`RequestHead::is_safe`].
+    pub fn is_safe(&self) -> bool {
+        is_safe(&self.method)
+    }
 }
 
 /// A request's line and headers, as known before its body is read: what a connection judges
@@ -179,6 +184,16 @@ impl RequestHead {
     pub fn is_head(&self) -> bool {
         self.method == Method::Head
     }
+
+    /// Whether the method is safe (GET, HEAD, OPTIONS): it changes nothing, so it may run
+    /// alongside other safe requests.
+    pub fn is_safe(&self) -> bool {
+        is_safe(&self.method)
+    }
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(method, Method::Get | Method::Head | Method::Options)
 }
 
 fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -1337,6 +1352,7 @@ mod tests {
         assert_eq!(parser.parse(big, &limits), Ok(Step::Head));
         let head = parser.head().expect("head");
         assert_eq!((head.path.as_str(), head.header("x-id")), ("/r", Some("7")));
+        assert!(!head.is_safe());
         // Not admitted yet: the same answer, the body unexamined.
         assert_eq!(parser.parse(big, &limits), Ok(Step::Head));
         assert_eq!(parser.body_limit(), None);
@@ -1364,6 +1380,7 @@ mod tests {
         let mut parser = RequestParser::default();
         let two = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n";
         assert_eq!(parser.parse(two, &limits), Ok(Step::Head));
+        assert!(parser.head().is_some_and(RequestHead::is_safe));
         parser.admit(0);
         let Ok(Step::Complete(a, used)) = parser.parse(two, &limits) else {
             panic!("GET /a incomplete");
