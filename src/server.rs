@@ -27,8 +27,11 @@ use crate::transport::TransportStats;
 
 /// Capacity of each shard-to-shard channel.
 const MESH_CHANNEL: usize = 4096;
-/// Largest request body on the peer port (a snapshot of the whole store).
-const PEER_MAX_BODY: usize = 1 << 30;
+/// Largest request body on the peer port (a snapshot of the whole store); the peer API
+/// admits each request with a lower bound of its own.
+const PEER_MAX_BODY: usize = crate::transport::peer_api::MAX_SNAPSHOT_BODY;
+/// How long a peer request's body may take: as long as a peer waits for a snapshot's answer.
+const PEER_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// A failing accept is retried after this, doubling up to the maximum.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -419,12 +422,14 @@ async fn shard_main(
             inbox,
             stats: startup.api.transport.clone(),
             version_json: crate::api::version_json(),
+            max_batch_body: crate::transport::max_batch_body(plan.limits.max_body_bytes),
         });
         for &addr in &plan.peer_listen {
             let listener = bind_shard_listener(addr)?;
             // The peer port takes bodies as large as a snapshot of the whole store.
             let limits = Limits {
                 max_body_bytes: PEER_MAX_BODY,
+                body_timeout: Some(PEER_BODY_TIMEOUT),
                 ..Limits::default()
             };
             glommio::spawn_local(accept_connections(listener, addr, peer_api.clone(), limits))

@@ -1,10 +1,17 @@
 //! The per-connection HTTP/1.x loop: socket bytes ↔ parsed requests ↔ handler ↔ responses.
 //!
-//! Owns reading into a reused buffer, pipelining (every complete request in the buffer is
-//! parsed and its handler started, up to [`MAX_IN_FLIGHT`] at once), writing responses strictly
-//! in request order with every ready response batched into one write, `100 Continue`,
-//! streamed (long-poll) bodies with prompt client-disconnect detection, idle and header
-//! timeouts, and error answers followed by a lingering close. Knows nothing about what
+//! Owns reading into a reused buffer (no more than the current request needs); judging each
+//! request by its head before its body is read or `100 Continue` sent ([`Handler::admit`]: a
+//! refusal is answered at once and the connection closed, an admitted body gets the handler's
+//! size limit); pipelining (complete requests in the buffer are parsed and their handlers
+//! started, up to [`MAX_IN_FLIGHT`] at once, but only safe ones (GET, HEAD, OPTIONS) overlap:
+//! any other request starts once every earlier one has answered, and a safe one waits for an
+//! earlier unsafe one, so each request sees the effects of every earlier request on its
+//! connection); bounding the finished output a client leaves unread (no new request while
+//! [`MAX_BACKLOG`] bytes wait); writing responses strictly in request order with every ready
+//! response batched into one write; `100 Continue`; streamed (long-poll) bodies with prompt
+//! client-disconnect detection; idle, header and body timeouts; and error answers followed by
+//! a lingering close. Knows nothing about what
 //! requests mean: the [`Handler`] decides everything about them (no etcd / v2 API knowledge).
 //! Must run on a glommio executor when a timeout is set or an error close lingers (it uses
 //! glommio timers).
@@ -19,7 +26,7 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::timer::Timer;
 
-use super::request::{parse_request, HttpError, Limits, Parsed, Progress, Request};
+use super::request::{HttpError, Limits, Progress, Request, RequestHead, RequestParser, Step};
 use super::response::{
     encode_chunk, encode_last_chunk, encode_response, error_response, Body, BodyStream, Response,
     ResponseContext,
@@ -29,12 +36,36 @@ use super::response::{
 /// wait in the read buffer.
 pub const MAX_IN_FLIGHT: usize = 32;
 
+/// Most bytes of finished output a connection holds unwritten (its write buffer plus the
+/// bodies of finished responses waiting their turn) and still takes a new request. A client
+/// that does not read its answers makes the connection hold at most this plus the answers of
+/// the handlers already running (one, when handlers answer at once).
+pub const MAX_BACKLOG: usize = 1 << 20;
+
+/// What a handler decides about a request from its head, before the body is read.
+#[derive(Debug)]
+pub enum Admit {
+    /// Read the body, refusing (413, then close) one larger than this many bytes or than the
+    /// connection's [`Limits::max_body_bytes`], whichever is smaller.
+    Body(usize),
+    /// Answer this at once, without reading the body, and close the connection.
+    Refuse(Response),
+}
+
 /// Serves requests. The returned future need not be `Send`; it may borrow `self`.
 pub trait Handler {
+    /// Judges a request by its head, before its body is read or `100 Continue` is sent. The
+    /// default takes any body the connection's [`Limits`] allow.
+    fn admit(&self, head: &RequestHead) -> Admit {
+        let _ = head;
+        Admit::Body(usize::MAX)
+    }
+
     fn handle(&self, req: Request) -> impl Future<Output = Response>;
 }
 
-/// Adapts a closure `Fn(Request) -> impl Future<Output = Response>` into a [`Handler`].
+/// Adapts a closure `Fn(Request) -> impl Future<Output = Response>` into a [`Handler`] that
+/// admits every request.
 pub struct HandlerFn<F>(pub F);
 
 impl<F, Fut> Handler for HandlerFn<F>
@@ -72,7 +103,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Handler,
 {
-    let mut conn = Conn::new(stream, |req| handler.handle(req), limits);
+    let mut conn = Conn::new(
+        stream,
+        |req| handler.handle(req),
+        |head: &RequestHead| handler.admit(head),
+        limits,
+    );
     poll_fn(|cx| conn.poll(cx)).await
 }
 
@@ -86,6 +122,16 @@ struct Slot<F> {
     linger: bool,
     /// Already polled during the current wake-up.
     polled: bool,
+    /// The request's method is safe (it may overlap other safe ones).
+    safe: bool,
+}
+
+/// Output bytes a finished response holds until it is encoded.
+fn held_bytes(resp: &Response, ctx: &ResponseContext) -> usize {
+    match &resp.body {
+        Body::Full(b) if !ctx.head => b.len(),
+        _ => 0,
+    }
 }
 
 /// A glommio timer armed lazily: re-armed only when it would fire too late or already fired.
@@ -127,9 +173,10 @@ enum Phase {
     Lingering(Instant),
 }
 
-struct Conn<'l, S, F, C> {
+struct Conn<'l, S, F, C, A> {
     io: S,
     start: C,
+    admit: A,
     limits: &'l Limits,
 
     rbuf: Vec<u8>,
@@ -137,6 +184,8 @@ struct Conn<'l, S, F, C> {
     rend: usize,
     /// Do not re-parse until this many unparsed bytes are buffered.
     need: usize,
+    /// Parses the request at `rstart`, remembering how far it got.
+    parser: RequestParser,
     /// What the last parse said about the incomplete request at `rstart`.
     partial: Progress,
     continue_sent: bool,
@@ -150,6 +199,11 @@ struct Conn<'l, S, F, C> {
 
     slots: VecDeque<Slot<F>>,
     spare: Vec<Pin<Box<Option<F>>>>,
+    /// Handlers started and not finished, and how many of them are for unsafe methods.
+    running: usize,
+    running_unsafe: usize,
+    /// Sum of [`held_bytes`] over the finished responses in `slots`.
+    finished_bytes: usize,
     streaming: Option<(BodyStream, bool)>,
 
     /// Close once everything queued is written.
@@ -161,26 +215,31 @@ struct Conn<'l, S, F, C> {
     not_busy_since: Instant,
     was_busy: bool,
     request_started: Option<Instant>,
+    /// When the head of the request at `rstart` was admitted (its body is being read).
+    body_started: Option<Instant>,
     eof_deadline: Option<Instant>,
     timer: LazyTimer,
 }
 
-impl<'l, S, F, C> Conn<'l, S, F, C>
+impl<'l, S, F, C, A> Conn<'l, S, F, C, A>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: Future<Output = Response>,
     C: Fn(Request) -> F,
+    A: Fn(&RequestHead) -> Admit,
 {
-    fn new(io: S, start: C, limits: &'l Limits) -> Self {
+    fn new(io: S, start: C, admit: A, limits: &'l Limits) -> Self {
         let now = Instant::now();
         Conn {
             io,
             start,
+            admit,
             limits,
             rbuf: vec![0; INITIAL_READ_BUF],
             rstart: 0,
             rend: 0,
             need: 0,
+            parser: RequestParser::default(),
             partial: Progress::default(),
             continue_sent: false,
             stop_parsing: false,
@@ -190,6 +249,9 @@ where
             need_flush: false,
             slots: VecDeque::new(),
             spare: Vec::new(),
+            running: 0,
+            running_unsafe: 0,
+            finished_bytes: 0,
             streaming: None,
             close_after: false,
             linger_after: false,
@@ -198,6 +260,7 @@ where
             not_busy_since: now,
             was_busy: false,
             request_started: None,
+            body_started: None,
             eof_deadline: None,
             timer: LazyTimer::default(),
         }
@@ -235,8 +298,8 @@ where
                 }
             }
 
-            progress |= self.parse_requests(now);
-            self.poll_handlers(cx);
+            progress |= self.parse_requests(cx, now);
+            progress |= self.poll_handlers(cx);
             progress |= self.queue_ready_responses();
             if !stream_pending && self.streaming.is_some() {
                 match self.poll_stream(cx) {
@@ -296,9 +359,26 @@ where
         self.rend - self.rstart
     }
 
-    /// Most unparsed input buffered: enough for one largest request.
+    /// Most unparsed input buffered: enough for the current request, whose body may be as
+    /// large as its admitted limit (none before its head is admitted, so a connection that
+    /// takes no request now reads no further).
     fn read_cap(&self) -> usize {
-        self.limits.max_header_bytes + self.limits.max_body_bytes + MIN_READ
+        self.limits.max_header_bytes + self.parser.body_limit().unwrap_or(0) + MIN_READ
+    }
+
+    /// Finished output held unwritten.
+    fn backlog(&self) -> usize {
+        self.finished_bytes + (self.wbuf.len() - self.wpos)
+    }
+
+    /// Whether a request may start now: safe ones overlap only safe ones; any other waits
+    /// until every earlier request has answered.
+    fn may_start(&self, safe: bool) -> bool {
+        if safe {
+            self.running_unsafe == 0
+        } else {
+            self.running == 0
+        }
     }
 
     fn wants_read(&self) -> bool {
@@ -347,51 +427,52 @@ where
         Poll::Ready(Ok(true))
     }
 
-    /// Parses every complete request buffered (up to the in-flight bound) and starts its
-    /// handler; queues an error answer for a malformed one.
-    fn parse_requests(&mut self, now: Instant) -> bool {
+    /// Parses the requests buffered and starts their handlers, while the in-flight, backlog
+    /// and ordering rules allow; judges each head as soon as it is complete; queues an error
+    /// answer for a malformed request.
+    fn parse_requests(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
         if self.stop_parsing {
             self.rstart = self.rend;
         }
-        while !self.stop_parsing && self.slots.len() < MAX_IN_FLIGHT {
+        while !self.stop_parsing {
             let avail = self.unparsed();
             if avail == 0 || avail < self.need {
                 break;
             }
-            match parse_request(&self.rbuf[self.rstart..self.rend], self.limits) {
-                Ok(Parsed::Complete(req, used)) => {
+            match self.parser.head() {
+                // A new request: taken only while few run and little output waits.
+                None => {
+                    if self.slots.len() >= MAX_IN_FLIGHT || self.backlog() >= MAX_BACKLOG {
+                        break;
+                    }
+                }
+                // An admitted request: its body is parsed when it may start.
+                Some(head) => {
+                    if !self.may_start(head.is_safe()) {
+                        break;
+                    }
+                }
+            }
+            match self
+                .parser
+                .parse(&self.rbuf[self.rstart..self.rend], self.limits)
+            {
+                Ok(Step::Head) => {
+                    self.admit_head(now);
+                    progress = true;
+                }
+                Ok(Step::Complete(req, used)) => {
                     self.rstart += used;
                     self.need = 0;
                     self.partial = Progress::default();
                     self.continue_sent = false;
+                    self.body_started = None;
                     self.request_started = (self.rstart < self.rend).then_some(now);
-                    let ctx = ResponseContext {
-                        head: req.is_head(),
-                        minor_version: req.minor_version,
-                        keep_alive: req.keep_alive,
-                    };
-                    if !req.keep_alive {
-                        self.stop_parsing = true;
-                    }
-                    let fut = (self.start)(req);
-                    let boxed = match self.spare.pop() {
-                        Some(mut b) => {
-                            b.as_mut().set(Some(fut));
-                            b
-                        }
-                        None => Box::pin(Some(fut)),
-                    };
-                    self.slots.push_back(Slot {
-                        fut: Some(boxed),
-                        resp: None,
-                        ctx,
-                        linger: false,
-                        polled: false,
-                    });
+                    self.start_request(cx, req);
                     progress = true;
                 }
-                Ok(Parsed::Partial(p)) => {
+                Ok(Step::Partial(p)) => {
                     if self.read_eof {
                         // Can never complete: the client stopped sending.
                         self.stop_parsing = true;
@@ -427,35 +508,117 @@ where
         progress
     }
 
+    /// Asks the handler about the head just parsed: its body is then read up to the limit
+    /// given, or the refusal is answered and the connection closes.
+    fn admit_head(&mut self, now: Instant) {
+        let Some(head) = self.parser.head() else {
+            return;
+        };
+        let ctx = ResponseContext {
+            head: head.is_head(),
+            minor_version: head.minor_version,
+            keep_alive: false,
+        };
+        match (self.admit)(head) {
+            Admit::Body(limit) => {
+                self.parser.admit(limit.min(self.limits.max_body_bytes));
+                self.partial = self.parser.progress();
+                self.body_started = Some(now);
+            }
+            Admit::Refuse(resp) => {
+                self.stop_parsing = true;
+                self.rstart = self.rend;
+                self.push_answer(resp, ctx);
+            }
+        }
+    }
+
+    /// Starts the handler of a complete request and polls it at once, so an answer ready
+    /// without waiting counts towards the backlog before the next request is taken.
+    fn start_request(&mut self, cx: &mut Context<'_>, req: Request) {
+        let ctx = ResponseContext {
+            head: req.is_head(),
+            minor_version: req.minor_version,
+            keep_alive: req.keep_alive,
+        };
+        if !req.keep_alive {
+            self.stop_parsing = true;
+        }
+        let safe = req.is_safe();
+        let fut = (self.start)(req);
+        let boxed = match self.spare.pop() {
+            Some(mut b) => {
+                b.as_mut().set(Some(fut));
+                b
+            }
+            None => Box::pin(Some(fut)),
+        };
+        let mut slot = Slot {
+            fut: Some(boxed),
+            resp: None,
+            ctx,
+            linger: false,
+            polled: true,
+            safe,
+        };
+        self.running += 1;
+        if !safe {
+            self.running_unsafe += 1;
+        }
+        if let Some(resp) = poll_slot(&mut slot, cx) {
+            self.running -= 1;
+            if !safe {
+                self.running_unsafe -= 1;
+            }
+            self.finished_bytes += held_bytes(&resp, &slot.ctx);
+            slot.resp = Some(resp);
+        }
+        self.slots.push_back(slot);
+    }
+
     fn push_error(&mut self, e: HttpError) {
         self.stop_parsing = true;
         self.rstart = self.rend;
+        self.push_answer(
+            error_response(e.status(), e.detail()),
+            ResponseContext::CLOSE,
+        );
+    }
+
+    /// Queues an answer the connection gives itself, after which it closes with a linger.
+    fn push_answer(&mut self, resp: Response, ctx: ResponseContext) {
+        self.parser.reset();
+        self.body_started = None;
+        self.finished_bytes += held_bytes(&resp, &ctx);
         self.slots.push_back(Slot {
             fut: None,
-            resp: Some(error_response(e.status(), e.detail())),
-            ctx: ResponseContext::CLOSE,
+            resp: Some(resp),
+            ctx,
             linger: true,
             polled: true,
+            safe: true,
         });
     }
 
-    fn poll_handlers(&mut self, cx: &mut Context<'_>) {
+    /// Polls every running handler not polled yet in this wake-up; `true` when one finished.
+    fn poll_handlers(&mut self, cx: &mut Context<'_>) -> bool {
+        let (mut done, mut done_unsafe, mut held) = (0, 0, 0);
         for slot in &mut self.slots {
             if slot.polled || slot.resp.is_some() {
                 continue;
             }
             slot.polled = true;
-            let Some(boxed) = &mut slot.fut else {
-                continue;
-            };
-            let Some(fut) = boxed.as_mut().as_pin_mut() else {
-                continue;
-            };
-            if let Poll::Ready(resp) = fut.poll(cx) {
-                boxed.as_mut().set(None);
+            if let Some(resp) = poll_slot(slot, cx) {
+                done += 1;
+                done_unsafe += usize::from(!slot.safe);
+                held += held_bytes(&resp, &slot.ctx);
                 slot.resp = Some(resp);
             }
         }
+        self.running -= done;
+        self.running_unsafe -= done_unsafe;
+        self.finished_bytes += held;
+        done > 0
     }
 
     /// Moves every finished response at the head of the queue into the write buffer.
@@ -471,6 +634,7 @@ where
             let Some(slot) = self.slots.pop_front() else {
                 break;
             };
+            self.finished_bytes -= held_bytes(&resp, &slot.ctx);
             if let Some(b) = slot.fut {
                 self.spare.push(b);
             }
@@ -492,6 +656,9 @@ where
                 self.rstart = self.rend;
                 // Requests after a closing response are not answered.
                 self.slots.clear();
+                self.running = 0;
+                self.running_unsafe = 0;
+                self.finished_bytes = 0;
                 break;
             }
         }
@@ -600,6 +767,17 @@ where
                 }
                 next = Some(deadline);
             }
+            if let (Some(t), Some(started), false) =
+                (limits.body_timeout, self.body_started, self.stop_parsing)
+            {
+                // An admitted body that has not arrived in time: like a slow head.
+                let deadline = started.max(self.not_busy_since) + t;
+                if now >= deadline {
+                    self.push_error(HttpError::body_timeout());
+                    return Some(TimerAction::Progress);
+                }
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
+            }
             if let Some(t) = limits.idle_timeout {
                 let deadline = self.last_read.max(self.not_busy_since) + t;
                 if now >= deadline {
@@ -654,15 +832,32 @@ enum TimerAction {
     Progress,
 }
 
+/// Polls the handler of `slot` once; its answer when it finished.
+fn poll_slot<F: Future<Output = Response>>(
+    slot: &mut Slot<F>,
+    cx: &mut Context<'_>,
+) -> Option<Response> {
+    let boxed = slot.fut.as_mut()?;
+    let fut = boxed.as_mut().as_pin_mut()?;
+    match fut.poll(cx) {
+        Poll::Ready(resp) => {
+            boxed.as_mut().set(None);
+            Some(resp)
+        }
+        Poll::Pending => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use futures_lite::{AsyncReadExt, AsyncWriteExt, Stream};
     use glommio::net::{TcpListener, TcpStream};
     use glommio::timer::sleep;
-    use std::cell::Cell;
+    use std::cell::{Cell, RefCell};
     use std::net::SocketAddr;
     use std::rc::Rc;
+    use std::task::Waker;
 
     fn run<F: Future<Output = ()>>(f: impl FnOnce() -> F + Send + 'static) {
         let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
@@ -701,10 +896,25 @@ mod tests {
         watch_dropped: Rc<Cell<bool>>,
         in_flight: Cell<usize>,
         max_in_flight: Cell<usize>,
+        /// "start METHOD PATH" and "end METHOD PATH", in the order they happened.
+        events: RefCell<Vec<String>>,
     }
 
     impl Handler for TestHandler {
+        /// `/refuse…` is refused with 412; `/small…` takes at most 10 body bytes.
+        fn admit(&self, head: &RequestHead) -> Admit {
+            if head.path.starts_with("/refuse") {
+                Admit::Refuse(Response::text(412, "refused\n"))
+            } else if head.path.starts_with("/small") {
+                Admit::Body(10)
+            } else {
+                Admit::Body(usize::MAX)
+            }
+        }
+
         async fn handle(&self, req: Request) -> Response {
+            let name = format!("{} {}", req.method, req.path);
+            self.events.borrow_mut().push(format!("start {name}"));
             self.in_flight.set(self.in_flight.get() + 1);
             self.max_in_flight
                 .set(self.max_in_flight.get().max(self.in_flight.get()));
@@ -735,6 +945,7 @@ mod tests {
                 Response::text(200, body)
             };
             self.in_flight.set(self.in_flight.get() - 1);
+            self.events.borrow_mut().push(format!("end {name}"));
             resp
         }
     }
@@ -1177,6 +1388,246 @@ mod tests {
             let mut c = Client::connect(addr).await;
             c.send(get("/fine").as_bytes()).await;
             assert_eq!(c.response().await.body, b"GET /fine? ");
+        });
+    }
+
+    #[test]
+    fn heads_are_judged_before_bodies_are_read() {
+        run(|| async {
+            let handler: Rc<TestHandler> = Rc::default();
+            let limits = Limits {
+                max_body_bytes: 1 << 31,
+                ..Limits::default()
+            };
+            let addr = start_server(handler.clone(), limits);
+            // Refused: answered at once, the 1 GiB body never sent, then closed.
+            let mut c = Client::connect(addr).await;
+            c.send(b"POST /refuse HTTP/1.1\r\nHost: t\r\nContent-Length: 1073741824\r\n\r\n")
+                .await;
+            let r = c.response().await;
+            assert_eq!((r.status, r.body.as_slice()), (412, &b"refused\n"[..]));
+            assert!(r.head.contains("Connection: close\r\n"), "{}", r.head);
+            assert!(c.read_eof().await);
+            // Expecting 100-continue: the refusal instead; chunked the same.
+            let mut c = Client::connect(addr).await;
+            c.send(b"PUT /refuse HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await;
+            assert_eq!(c.response().await.status, 412);
+            assert!(c.read_eof().await);
+            assert!(c.buf.is_empty(), "{:?}", String::from_utf8_lossy(&c.buf));
+            // After earlier pipelined requests: they are answered first.
+            let mut c = Client::connect(addr).await;
+            c.send(
+                format!(
+                    "{}POST /refuse HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n",
+                    get("/sleep/20")
+                )
+                .as_bytes(),
+            )
+            .await;
+            assert_eq!(c.response().await.body, b"/sleep/20");
+            assert_eq!(c.response().await.status, 412);
+            assert!(c.read_eof().await);
+            // The handler's limit, below the connection's: 413 before the body is sent.
+            let mut c = Client::connect(addr).await;
+            c.send(b"PUT /small HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n")
+                .await;
+            assert_eq!(c.response().await.status, 413);
+            assert!(c.read_eof().await);
+            // Within it: served.
+            let mut c = Client::connect(addr).await;
+            c.send(b"PUT /small HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
+                .await;
+            assert_eq!(c.response().await.body, b"PUT /small? hello");
+            // No refused request reached the handler.
+            let events = handler.events.borrow();
+            assert!(events.iter().all(|e| !e.contains("/refuse")), "{events:?}");
+        });
+    }
+
+    #[test]
+    fn a_stalled_body_times_out_with_408() {
+        run(|| async {
+            let limits = Limits {
+                body_timeout: Some(Duration::from_millis(150)),
+                ..Limits::default()
+            };
+            let addr = start_server(Rc::default(), limits);
+            for stalled in [
+                &b"PUT /k HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc"[..],
+                b"PUT /k HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+                b"PUT /k HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n",
+            ] {
+                let mut c = Client::connect(addr).await;
+                let t0 = Instant::now();
+                c.send(stalled).await;
+                let r = c.response().await;
+                assert_eq!(r.status, 408, "{}", String::from_utf8_lossy(stalled));
+                assert!(r.body.ends_with(b"request body timeout\n"), "{:?}", r.body);
+                assert!(t0.elapsed() >= Duration::from_millis(100));
+                assert!(c.read_eof().await);
+            }
+        });
+    }
+
+    #[test]
+    fn requests_after_an_unsafe_one_wait_for_it() {
+        run(|| async {
+            let handler: Rc<TestHandler> = Rc::default();
+            let addr = start_server(handler.clone(), Limits::default());
+            let mut c = Client::connect(addr).await;
+            let put = "PUT /sleep/30 HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nv";
+            let reqs = format!(
+                "{}{put}{}{}DELETE /sleep/10 HTTP/1.1\r\nHost: t\r\n\r\n",
+                get("/sleep/60"),
+                get("/sleep/40"),
+                get("/sleep/41"),
+            );
+            c.send(reqs.as_bytes()).await;
+            let mut bodies = Vec::new();
+            for _ in 0..5 {
+                bodies.push(String::from_utf8(c.response().await.body).unwrap());
+            }
+            assert_eq!(
+                bodies,
+                [
+                    "/sleep/60",
+                    "/sleep/30",
+                    "/sleep/40",
+                    "/sleep/41",
+                    "/sleep/10"
+                ]
+            );
+            let events = handler.events.borrow().clone();
+            // The PUT starts after the GET before it ends, the GETs after it end; the two
+            // GETs overlap; the DELETE waits for both.
+            assert_eq!(
+                events[..4],
+                [
+                    "start GET /sleep/60",
+                    "end GET /sleep/60",
+                    "start PUT /sleep/30",
+                    "end PUT /sleep/30"
+                ],
+                "{events:?}"
+            );
+            let mut mid = events[4..6].to_vec();
+            mid.sort();
+            assert_eq!(
+                mid,
+                ["start GET /sleep/40", "start GET /sleep/41"],
+                "{events:?}"
+            );
+            let mut ends = events[6..8].to_vec();
+            ends.sort();
+            assert_eq!(
+                ends,
+                ["end GET /sleep/40", "end GET /sleep/41"],
+                "{events:?}"
+            );
+            assert_eq!(
+                events[8..],
+                ["start DELETE /sleep/10", "end DELETE /sleep/10"],
+                "{events:?}"
+            );
+        });
+    }
+
+    /// A client that sent `input` at once and then neither sends nor closes, and that takes
+    /// (reads) only as many bytes as `room` allows.
+    struct StuckClient {
+        input: Vec<u8>,
+        pos: usize,
+        room: Rc<Cell<usize>>,
+        written: Rc<Cell<usize>>,
+    }
+
+    impl AsyncRead for StuckClient {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = (self.input.len() - self.pos).min(buf.len());
+            if n == 0 {
+                return Poll::Pending;
+            }
+            buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
+            self.pos += n;
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    impl AsyncWrite for StuckClient {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = self.room.get().min(buf.len());
+            if n == 0 {
+                return Poll::Pending;
+            }
+            self.room.set(self.room.get() - n);
+            self.written.set(self.written.get() + n);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn output_a_client_does_not_read_is_bounded() {
+        run(|| async {
+            let requests = 60;
+            for body in [2 << 20, 100 << 10] {
+                let room = Rc::new(Cell::new(0));
+                let written = Rc::new(Cell::new(0));
+                let io = StuckClient {
+                    input: get("/big").repeat(requests).into_bytes(),
+                    pos: 0,
+                    room: room.clone(),
+                    written: written.clone(),
+                };
+                let started = Cell::new(0);
+                let limits = Limits::default();
+                let mut conn = Conn::new(
+                    io,
+                    |_: Request| {
+                        started.set(started.get() + 1);
+                        async move { Response::full(200, vec![b'x'; body]) }
+                    },
+                    |_: &RequestHead| Admit::Body(usize::MAX),
+                    &limits,
+                );
+                let mut cx = Context::from_waker(Waker::noop());
+                for _ in 0..100 {
+                    assert!(conn.poll(&mut cx).is_pending());
+                }
+                // Nothing was read: at most the bound plus one answer is held, and no more
+                // requests were started than that takes.
+                let held = conn.backlog();
+                assert!(held <= MAX_BACKLOG + body, "{body}: {held} bytes held");
+                assert!(
+                    started.get() * body <= MAX_BACKLOG + 2 * body,
+                    "{body}: {} started",
+                    started.get()
+                );
+                // The client reads after all: every request is answered.
+                room.set(usize::MAX);
+                let mut rounds = 0;
+                while started.get() < requests || conn.busy() {
+                    assert!(conn.poll(&mut cx).is_pending());
+                    rounds += 1;
+                    assert!(rounds < 100_000, "{body}: stuck at {}", started.get());
+                }
+                assert!(written.get() > requests * body);
+                assert_eq!(conn.backlog(), 0);
+            }
         });
     }
 }

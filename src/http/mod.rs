@@ -2,8 +2,8 @@
 //! the per-connection loop on glommio-compatible async streams.
 //!
 //! Owns everything about HTTP framing and connection handling. Knows nothing about the etcd
-//! v2 API, its errors, or what any path means: requests reach a [`Handler`], which returns a
-//! [`Response`].
+//! v2 API, its errors, or what any path means: requests reach a [`Handler`], which may judge
+//! each by its head before the body is read ([`Handler::admit`]) and returns a [`Response`].
 
 pub mod client;
 pub mod conn;
@@ -11,7 +11,10 @@ pub mod form;
 pub mod request;
 pub mod response;
 
-pub use conn::{serve_connection, Handler, HandlerFn, MAX_IN_FLIGHT};
+pub use conn::{serve_connection, Admit, Handler, HandlerFn, MAX_BACKLOG, MAX_IN_FLIGHT};
 pub use form::{decode_component, decode_path, Form};
-pub use request::{parse_request, HttpError, Limits, Method, Parsed, Progress, Request};
+pub use request::{
+    parse_request, HttpError, Limits, Method, Parsed, Progress, Request, RequestHead,
+    RequestParser, Step,
+};
 pub use response::{Body, BodyStream, Response};

@@ -3,8 +3,13 @@
 //! Owns the request head (via `httparse`), message framing (Content-Length, chunked
 //! transfer-coding with extensions and trailers), the keep-alive rules of HTTP/1.0 and 1.1,
 //! `Expect: 100-continue` detection, and the size limits in [`Limits`]. Every rejection is an
-//! [`HttpError`] carrying the status to answer with. It performs no I/O and knows nothing about
-//! sockets, executors or what the requests mean (no etcd / v2 API knowledge).
+//! [`HttpError`] carrying the status to answer with. [`RequestParser`] is resumable: it
+//! remembers how far it got in the request at the start of the caller's buffer, so a request
+//! fed in pieces costs time linear in its size, and it stops after the head
+//! ([`Step::Head`]) so the caller can judge the request before its body arrives and set the
+//! body's size limit. It performs no I/O and keeps no time (the timeouts in [`Limits`] are
+//! the connection's to enforce), and knows nothing about sockets, executors or what the
+//! requests mean (no etcd / v2 API knowledge).
 
 use std::fmt;
 use std::mem::MaybeUninit;
@@ -21,12 +26,15 @@ const MAX_CHUNK_LINE: usize = 4096;
 pub struct Limits {
     /// Largest request head (request line and headers) accepted; over it → 431.
     pub max_header_bytes: usize,
-    /// Largest decoded request body accepted; over it → 413.
+    /// Largest decoded request body accepted; over it → 413. The connection may admit a
+    /// request with a lower limit of its own ([`RequestParser::admit`]).
     pub max_body_bytes: usize,
     /// No request bytes for this long between requests → the connection is closed quietly.
     pub idle_timeout: Option<Duration>,
     /// A started request whose head is not complete within this time → 408 and close.
     pub header_timeout: Option<Duration>,
+    /// A request whose body is not complete within this time of its head → 408 and close.
+    pub body_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -36,6 +44,7 @@ impl Default for Limits {
             max_body_bytes: 1536 * 1024,
             idle_timeout: Some(Duration::from_secs(300)),
             header_timeout: Some(Duration::from_secs(30)),
+            body_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -108,12 +117,30 @@ pub struct Request {
 }
 
 impl Request {
+    /// The request made of `head` and `body`.
+    pub fn from_head(head: RequestHead, body: Vec<u8>) -> Request {
+        let RequestHead {
+            method,
+            path,
+            query,
+            headers,
+            minor_version,
+            keep_alive,
+        } = head;
+        Request {
+            method,
+            path,
+            query,
+            headers,
+            body,
+            minor_version,
+            keep_alive,
+        }
+    }
+
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     /// Every value of header `name` (case-insensitive), in arrival order.
@@ -128,6 +155,52 @@ impl Request {
     pub fn is_head(&self) -> bool {
         self.method == Method::Head
     }
+
+    /// Whether the method is safe (GET, HEAD, OPTIONS); see [`RequestHead::is_safe`].
+    pub fn is_safe(&self) -> bool {
+        is_safe(&self.method)
+    }
+}
+
+/// A request's line and headers, as known before its body is read: what a connection judges
+/// a request by before it accepts the body. Fields as in [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub minor_version: u8,
+    pub keep_alive: bool,
+}
+
+impl RequestHead {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+
+    /// Whether this is a HEAD request (its response carries no body).
+    pub fn is_head(&self) -> bool {
+        self.method == Method::Head
+    }
+
+    /// Whether the method is safe (GET, HEAD, OPTIONS): it changes nothing, so it may run
+    /// alongside other safe requests.
+    pub fn is_safe(&self) -> bool {
+        is_safe(&self.method)
+    }
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(method, Method::Get | Method::Head | Method::Options)
+}
+
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// What is known about a request that is not complete yet.
@@ -177,6 +250,10 @@ impl HttpError {
     pub const fn timeout() -> HttpError {
         HttpError::new(408, "request header timeout")
     }
+    /// The request body did not complete in time.
+    pub const fn body_timeout() -> HttpError {
+        HttpError::new(408, "request body timeout")
+    }
 }
 
 impl fmt::Display for HttpError {
@@ -191,7 +268,7 @@ const HEADER_TOO_LARGE: HttpError = HttpError::new(431, "request header fields t
 const BODY_TOO_LARGE: HttpError = HttpError::new(413, "request body too large");
 
 /// Body framing of a request, decided from its head.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum Framing {
     None,
     Length(usize),
@@ -205,74 +282,232 @@ struct HeadInfo {
     expect_continue: bool,
 }
 
-/// Parses one request from the start of `buf`.
+/// Parses one request from the start of `buf`, accepting any body within `limits`.
 ///
 /// Returns [`Parsed::Partial`] when `buf` holds only part of a request, so the caller reads
-/// more and calls again with the grown buffer (nothing is remembered between calls).
+/// more and calls again with the grown buffer (nothing is remembered between calls: a
+/// connection uses a [`RequestParser`] instead).
 pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, HttpError> {
-    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut []);
-    let status = match req.parse_with_uninit_headers(buf, &mut headers) {
-        Ok(s) => s,
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(HttpError::new(431, "too many headers"))
+    let mut parser = RequestParser::default();
+    loop {
+        match parser.parse(buf, limits)? {
+            Step::Head => parser.admit(limits.max_body_bytes),
+            Step::Complete(req, used) => return Ok(Parsed::Complete(req, used)),
+            Step::Partial(p) => return Ok(Parsed::Partial(p)),
         }
-        Err(httparse::Error::Version) => return Err(HttpError::bad("malformed HTTP version")),
-        Err(_) => return Err(HttpError::bad("malformed request")),
-    };
-    let head_len = match status {
-        httparse::Status::Partial => {
-            if buf.len() > limits.max_header_bytes {
-                return Err(HEADER_TOO_LARGE);
-            }
-            return Ok(Parsed::Partial(Progress::default()));
-        }
-        httparse::Status::Complete(n) => n,
-    };
-    if head_len > limits.max_header_bytes {
-        return Err(HEADER_TOO_LARGE);
     }
-    // httparse fills these on Complete; a missing one would be an httparse bug, not input.
-    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
-        return Err(HttpError::bad("malformed request"));
-    };
-    let info = inspect_head(req.headers, minor)?;
+}
 
-    let (body_range, consumed) = match info.framing {
-        Framing::None => (None, head_len),
-        Framing::Length(n) => {
-            if n > limits.max_body_bytes {
-                return Err(BODY_TOO_LARGE);
+/// What one [`RequestParser::parse`] call found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The head is complete and valid: judge it ([`RequestParser::head`]), then call
+    /// [`RequestParser::admit`] before parsing on. Nothing of the body has been looked at.
+    Head,
+    /// A whole request, and how many bytes of the buffer it used; the parser is ready for
+    /// the next request.
+    Complete(Request, usize),
+    /// The buffer holds only the start of a request: read more and parse again.
+    Partial(Progress),
+}
+
+/// Parses the requests of one connection, one at a time, remembering how far it got.
+///
+/// Each [`parse`](RequestParser::parse) call gets the buffer holding the current request
+/// from its first byte (grown by what arrived since, and possibly moved); the bytes already
+/// examined are not examined again, so a request costs time linear in its size however it is
+/// split into reads.
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    /// The head has been tried once (a first attempt reports garbage at once).
+    head_tried: bool,
+    /// The buffer up to here holds no blank line: the head cannot be complete before it.
+    head_seek: usize,
+    /// Set once the head is complete.
+    body: Option<BodyState>,
+    /// Bytes examined so far, over every request (tests check the work is linear).
+    examined: usize,
+}
+
+/// The request whose head is complete.
+#[derive(Debug)]
+struct BodyState {
+    head: RequestHead,
+    head_len: usize,
+    framing: Framing,
+    expect_continue: bool,
+    /// The admitted body size limit; `None` until [`RequestParser::admit`].
+    limit: Option<usize>,
+    chunks: ChunkScan,
+}
+
+impl RequestParser {
+    /// Advances over `buf`, which starts at the current request's first byte. After
+    /// [`Step::Head`] the caller must [`admit`](RequestParser::admit) the request; until it
+    /// does, every call answers `Step::Head` again.
+    pub fn parse(&mut self, buf: &[u8], limits: &Limits) -> Result<Step, HttpError> {
+        let Some(st) = &mut self.body else {
+            return self.parse_head(buf, limits);
+        };
+        let Some(limit) = st.limit else {
+            return Ok(Step::Head);
+        };
+        let end = match st.framing {
+            Framing::None => st.head_len,
+            Framing::Length(n) => {
+                if n > limit {
+                    return Err(BODY_TOO_LARGE);
+                }
+                let total = st.head_len + n;
+                if buf.len() < total {
+                    return Ok(Step::Partial(Progress {
+                        head_complete: true,
+                        expect_continue: st.expect_continue,
+                        needed: Some(total),
+                    }));
+                }
+                total
             }
-            let total = head_len + n;
-            if buf.len() < total {
-                return Ok(Parsed::Partial(Progress {
-                    head_complete: true,
-                    expect_continue: info.expect_continue,
-                    needed: Some(total),
-                }));
-            }
-            (Some(head_len..total), total)
+            Framing::Chunked => match st.chunks.scan(buf, limit, limits, &mut self.examined)? {
+                Chunked::Partial(needed) => {
+                    return Ok(Step::Partial(Progress {
+                        head_complete: true,
+                        expect_continue: st.expect_continue,
+                        needed,
+                    }))
+                }
+                Chunked::Complete { body_len, end } => {
+                    let mut body = Vec::with_capacity(body_len);
+                    copy_chunked(&buf[st.head_len..end], &mut body);
+                    self.examined += end - st.head_len;
+                    let head = self.finish();
+                    return Ok(Step::Complete(Request::from_head(head, body), end));
+                }
+            },
+        };
+        let head_len = st.head_len;
+        let head = self.finish();
+        let body = buf[head_len..end].to_vec();
+        Ok(Step::Complete(Request::from_head(head, body), end))
+    }
+
+    /// The current request's head, once [`Step::Head`] was returned for it.
+    pub fn head(&self) -> Option<&RequestHead> {
+        self.body.as_ref().map(|st| &st.head)
+    }
+
+    /// Lets the current request's body be read, refusing (413) one larger than `body_limit`.
+    pub fn admit(&mut self, body_limit: usize) {
+        if let Some(st) = &mut self.body {
+            st.limit = Some(body_limit);
         }
-        Framing::Chunked => match scan_chunked(buf, head_len, limits)? {
-            Chunked::Partial(needed) => {
-                return Ok(Parsed::Partial(Progress {
-                    head_complete: true,
-                    expect_continue: info.expect_continue,
-                    needed,
-                }))
+    }
+
+    /// The current request's admitted body limit (`None` before its head is admitted).
+    pub fn body_limit(&self) -> Option<usize> {
+        self.body.as_ref().and_then(|st| st.limit)
+    }
+
+    /// What is known about the current request.
+    pub fn progress(&self) -> Progress {
+        match &self.body {
+            None => Progress::default(),
+            Some(st) => Progress {
+                head_complete: true,
+                expect_continue: st.expect_continue,
+                needed: None,
+            },
+        }
+    }
+
+    /// Ends the current request (complete, or given up by the caller): the next parse starts
+    /// a new one.
+    pub fn reset(&mut self) {
+        let examined = self.examined;
+        *self = RequestParser {
+            examined,
+            ..RequestParser::default()
+        };
+    }
+
+    fn finish(&mut self) -> RequestHead {
+        let st = self.body.take();
+        self.reset();
+        match st {
+            Some(st) => st.head,
+            // `finish` runs only with a head.
+            None => unreachable!("request finished without a head"),
+        }
+    }
+
+    fn parse_head(&mut self, buf: &[u8], limits: &Limits) -> Result<Step, HttpError> {
+        if self.head_tried {
+            // A head ends with a blank line: look only at what arrived since the last try.
+            let from = self.head_seek.saturating_sub(2).min(buf.len());
+            self.examined += buf.len() - from;
+            let ended = blank_line_in(&buf[from..]);
+            self.head_seek = buf.len();
+            if !ended {
+                if buf.len() > limits.max_header_bytes {
+                    return Err(HEADER_TOO_LARGE);
+                }
+                return Ok(Step::Partial(Progress::default()));
             }
-            Chunked::Complete { body_len, end } => {
-                let mut body = Vec::with_capacity(body_len);
-                copy_chunked(&buf[head_len..end], &mut body);
-                let request = build(method, target, minor, req.headers, body, info.keep_alive)?;
-                return Ok(Parsed::Complete(request, end));
+        }
+        self.head_tried = true;
+        self.head_seek = buf.len();
+        self.examined += buf.len().min(limits.max_header_bytes + 4);
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let status = match req.parse_with_uninit_headers(buf, &mut headers) {
+            Ok(s) => s,
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(HttpError::new(431, "too many headers"))
             }
-        },
-    };
-    let body = body_range.map(|r| buf[r].to_vec()).unwrap_or_default();
-    let request = build(method, target, minor, req.headers, body, info.keep_alive)?;
-    Ok(Parsed::Complete(request, consumed))
+            Err(httparse::Error::Version) => return Err(HttpError::bad("malformed HTTP version")),
+            Err(_) => return Err(HttpError::bad("malformed request")),
+        };
+        let head_len = match status {
+            httparse::Status::Partial => {
+                if buf.len() > limits.max_header_bytes {
+                    return Err(HEADER_TOO_LARGE);
+                }
+                return Ok(Step::Partial(Progress::default()));
+            }
+            httparse::Status::Complete(n) => n,
+        };
+        if head_len > limits.max_header_bytes {
+            return Err(HEADER_TOO_LARGE);
+        }
+        // httparse fills these on Complete; a missing one would be an httparse bug, not input.
+        let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+            return Err(HttpError::bad("malformed request"));
+        };
+        let info = inspect_head(req.headers, minor)?;
+        let head = build(method, target, minor, req.headers, info.keep_alive)?;
+        self.body = Some(BodyState {
+            head,
+            head_len,
+            framing: info.framing,
+            expect_continue: info.expect_continue,
+            limit: None,
+            chunks: ChunkScan::at(head_len),
+        });
+        Ok(Step::Head)
+    }
+}
+
+/// Whether `buf` holds an empty line after a line end (`\n\n` or `\n\r\n`).
+fn blank_line_in(buf: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(nl) = buf[i..].iter().position(|&b| b == b'\n') {
+        let at = i + nl + 1;
+        match buf.get(at..) {
+            Some([b'\n', ..]) | Some([b'\r', b'\n', ..]) => return true,
+            _ => i = at,
+        }
+    }
+    false
 }
 
 fn inspect_head(headers: &[httparse::Header<'_>], minor: u8) -> Result<HeadInfo, HttpError> {
@@ -393,9 +628,8 @@ fn build(
     target: &str,
     minor: u8,
     raw_headers: &[httparse::Header<'_>],
-    body: Vec<u8>,
     keep_alive: bool,
-) -> Result<Request, HttpError> {
+) -> Result<RequestHead, HttpError> {
     let (path, query) = split_target(target)?;
     let mut headers = Vec::with_capacity(raw_headers.len());
     for h in raw_headers {
@@ -405,12 +639,11 @@ fn build(
         };
         headers.push((h.name.to_string(), value));
     }
-    Ok(Request {
+    Ok(RequestHead {
         method: Method::from_token(method),
         path: path.to_string(),
         query: query.to_string(),
         headers,
-        body,
         minor_version: minor,
         keep_alive,
     })
@@ -464,59 +697,133 @@ fn find_line(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
     Some((end, nl + 1))
 }
 
-/// Validates a chunked body starting at `start` without copying it.
-fn scan_chunked(buf: &[u8], start: usize, limits: &Limits) -> Result<Chunked, HttpError> {
-    const BAD: HttpError = HttpError::bad("malformed chunked encoding");
-    let mut pos = start;
-    let mut body_len = 0usize;
-    loop {
-        let Some((line_end, next)) = find_line(buf, pos) else {
-            if buf.len() - pos > MAX_CHUNK_LINE {
-                return Err(BAD);
-            }
-            return Ok(Chunked::Partial(None));
-        };
-        if next - pos > MAX_CHUNK_LINE {
-            return Err(BAD);
+/// How far the scan of a chunked body got; offsets count from the request's first byte.
+/// The body is validated without copying it; [`copy_chunked`] decodes it once complete.
+#[derive(Debug, Clone, Copy)]
+struct ChunkScan {
+    /// Start of the current chunk-size line or trailer line.
+    pos: usize,
+    /// The current line has no line end before this offset.
+    seek: usize,
+    /// Data bytes in the chunks so far.
+    body_len: usize,
+    phase: ChunkPhase,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ChunkPhase {
+    /// At a chunk-size line.
+    Size,
+    /// In chunk data, which ends (before its CRLF) at this offset.
+    Data(usize),
+    /// In the trailer section, which started at this offset.
+    Trailer(usize),
+}
+
+impl ChunkScan {
+    fn at(start: usize) -> ChunkScan {
+        ChunkScan {
+            pos: start,
+            seek: start,
+            body_len: 0,
+            phase: ChunkPhase::Size,
         }
-        let size = parse_chunk_size(&buf[pos..line_end])?;
-        pos = next;
-        if size == 0 {
-            break;
-        }
-        body_len = body_len.checked_add(size).ok_or(BODY_TOO_LARGE)?;
-        if body_len > limits.max_body_bytes {
-            return Err(BODY_TOO_LARGE);
-        }
-        // Chunk data, then exactly CRLF.
-        let data_end = pos + size;
-        if buf.len() < data_end + 2 {
-            return Ok(Chunked::Partial(Some(data_end + 2)));
-        }
-        if &buf[data_end..data_end + 2] != b"\r\n" {
-            return Err(BAD);
-        }
-        pos = data_end + 2;
     }
-    // Trailer section: header lines until an empty line.
-    let trailer_start = pos;
-    loop {
-        let Some((line_end, next)) = find_line(buf, pos) else {
-            if buf.len() - trailer_start > limits.max_header_bytes {
-                return Err(HEADER_TOO_LARGE);
-            }
-            return Ok(Chunked::Partial(None));
+
+    /// The line starting at `pos` as (content end, next line start), searching for its end
+    /// only past what earlier calls searched. Accepts CRLF or a bare LF, like Go's chunked
+    /// reader.
+    fn next_line(&mut self, buf: &[u8], examined: &mut usize) -> Option<(usize, usize)> {
+        let from = self.seek.max(self.pos).min(buf.len());
+        let Some(i) = buf[from..].iter().position(|&b| b == b'\n') else {
+            *examined += buf.len() - from;
+            self.seek = buf.len();
+            return None;
         };
-        if next - trailer_start > limits.max_header_bytes {
-            return Err(HEADER_TOO_LARGE);
-        }
-        let line = &buf[pos..line_end];
-        pos = next;
-        if line.is_empty() {
-            return Ok(Chunked::Complete { body_len, end: pos });
-        }
-        if !valid_trailer_line(line) {
-            return Err(HttpError::bad("malformed trailer"));
+        *examined += i + 1;
+        let nl = from + i;
+        let end = if nl > self.pos && buf[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
+        Some((end, nl + 1))
+    }
+
+    /// Continues the scan over `buf` (the same request's bytes, grown since the last call).
+    fn scan(
+        &mut self,
+        buf: &[u8],
+        limit: usize,
+        limits: &Limits,
+        examined: &mut usize,
+    ) -> Result<Chunked, HttpError> {
+        const BAD: HttpError = HttpError::bad("malformed chunked encoding");
+        loop {
+            match self.phase {
+                ChunkPhase::Size => {
+                    let Some((line_end, next)) = self.next_line(buf, examined) else {
+                        if buf.len() - self.pos > MAX_CHUNK_LINE {
+                            return Err(BAD);
+                        }
+                        return Ok(Chunked::Partial(None));
+                    };
+                    if next - self.pos > MAX_CHUNK_LINE {
+                        return Err(BAD);
+                    }
+                    let size = parse_chunk_size(&buf[self.pos..line_end])?;
+                    *examined += line_end - self.pos;
+                    self.pos = next;
+                    self.seek = next;
+                    if size == 0 {
+                        self.phase = ChunkPhase::Trailer(next);
+                        continue;
+                    }
+                    self.body_len = self.body_len.checked_add(size).ok_or(BODY_TOO_LARGE)?;
+                    if self.body_len > limit {
+                        return Err(BODY_TOO_LARGE);
+                    }
+                    self.phase = ChunkPhase::Data(next + size);
+                }
+                ChunkPhase::Data(data_end) => {
+                    // Chunk data, then exactly CRLF.
+                    if buf.len() < data_end + 2 {
+                        return Ok(Chunked::Partial(Some(data_end + 2)));
+                    }
+                    *examined += 2;
+                    if &buf[data_end..data_end + 2] != b"\r\n" {
+                        return Err(BAD);
+                    }
+                    self.pos = data_end + 2;
+                    self.seek = self.pos;
+                    self.phase = ChunkPhase::Size;
+                }
+                ChunkPhase::Trailer(start) => {
+                    // Header lines until an empty line.
+                    let Some((line_end, next)) = self.next_line(buf, examined) else {
+                        if buf.len() - start > limits.max_header_bytes {
+                            return Err(HEADER_TOO_LARGE);
+                        }
+                        return Ok(Chunked::Partial(None));
+                    };
+                    if next - start > limits.max_header_bytes {
+                        return Err(HEADER_TOO_LARGE);
+                    }
+                    let line = &buf[self.pos..line_end];
+                    *examined += line.len();
+                    self.pos = next;
+                    self.seek = next;
+                    if line.is_empty() {
+                        return Ok(Chunked::Complete {
+                            body_len: self.body_len,
+                            end: next,
+                        });
+                    }
+                    if !valid_trailer_line(line) {
+                        return Err(HttpError::bad("malformed trailer"));
+                    }
+                }
+            }
         }
     }
 }
@@ -578,9 +885,10 @@ fn copy_chunked(buf: &[u8], out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
-    /// Feeds `input` to the parser in pieces of the given sizes, draining complete requests
-    /// as a connection would.
+    /// Feeds `input` to a [`RequestParser`] in pieces of the given sizes, admitting every
+    /// head and draining complete requests as a connection would.
     fn feed(input: &[u8], sizes: &[usize], limits: &Limits) -> Result<Vec<Request>, HttpError> {
+        let mut parser = RequestParser::default();
         let mut buf = Vec::new();
         let mut out = Vec::new();
         let mut pos = 0;
@@ -594,12 +902,13 @@ mod tests {
                 if buf.is_empty() {
                     break;
                 }
-                match parse_request(&buf, limits)? {
-                    Parsed::Complete(req, used) => {
+                match parser.parse(&buf, limits)? {
+                    Step::Head => parser.admit(limits.max_body_bytes),
+                    Step::Complete(req, used) => {
                         buf.drain(..used);
                         out.push(req);
                     }
-                    Parsed::Partial(p) => {
+                    Step::Partial(p) => {
                         if let Some(needed) = p.needed {
                             assert!(needed > buf.len());
                         }
@@ -944,20 +1253,140 @@ mod tests {
 
     /// Like `feed` but tolerant of trailing partial input (fuzz inputs rarely end cleanly).
     fn feed_lenient(input: &[u8], size: usize, limits: &Limits) -> Result<usize, HttpError> {
+        let mut parser = RequestParser::default();
         let mut buf = Vec::new();
         let mut n = 0;
         for piece in input.chunks(size) {
             buf.extend_from_slice(piece);
             while !buf.is_empty() {
-                match parse_request(&buf, limits)? {
-                    Parsed::Complete(_, used) => {
+                match parser.parse(&buf, limits)? {
+                    Step::Head => parser.admit(limits.max_body_bytes),
+                    Step::Complete(_, used) => {
                         buf.drain(..used);
                         n += 1;
                     }
-                    Parsed::Partial(_) => break,
+                    Step::Partial(_) => break,
                 }
             }
         }
         Ok(n)
+    }
+
+    /// A body of 200,000 one-byte chunks, fed in small pieces with a parse after each (as
+    /// reads arrive): the parser examines each byte a bounded number of times. Checked after
+    /// every piece, so a parser that re-scans from the body start fails within the first
+    /// few thousand pieces instead of running for minutes.
+    #[test]
+    fn tiny_chunks_parse_in_linear_work() {
+        let head = b"PUT /k HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut input = head.to_vec();
+        for i in 0..200_000u32 {
+            input.extend_from_slice(b"1\r\n");
+            input.push(b'a' + (i % 26) as u8);
+            input.extend_from_slice(b"\r\n");
+        }
+        input.extend_from_slice(b"0\r\nX-T: v\r\n\r\n");
+        let limits = Limits::default();
+        for piece in [1, 7, 4096] {
+            let mut parser = RequestParser::default();
+            let mut fed = 0;
+            let mut done = None;
+            while fed < input.len() {
+                fed = (fed + piece).min(input.len());
+                loop {
+                    match parser.parse(&input[..fed], &limits).expect("valid") {
+                        Step::Head => parser.admit(limits.max_body_bytes),
+                        Step::Complete(req, used) => {
+                            done = Some((req, used));
+                            break;
+                        }
+                        Step::Partial(_) => break,
+                    }
+                }
+                assert!(
+                    parser.examined <= 4 * fed + 1024,
+                    "pieces of {piece}: {} bytes examined for {fed} fed",
+                    parser.examined
+                );
+            }
+            let (req, used) = done.expect("complete");
+            assert_eq!(used, input.len());
+            assert_eq!(req.body.len(), 200_000);
+            assert_eq!(&req.body[..3], b"abc");
+        }
+    }
+
+    /// A head trickled in byte by byte is not re-parsed from its start on every byte.
+    #[test]
+    fn trickled_head_parses_in_linear_work() {
+        let mut input = b"GET /k HTTP/1.1\r\nHost: h\r\n".to_vec();
+        for i in 0..60 {
+            input.extend_from_slice(format!("X-H{i}: {}\r\n", "v".repeat(1000)).as_bytes());
+        }
+        input.extend_from_slice(b"\r\n");
+        let limits = Limits {
+            max_header_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        let mut parser = RequestParser::default();
+        for fed in 1..=input.len() {
+            match parser.parse(&input[..fed], &limits) {
+                Ok(Step::Partial(p)) => assert_eq!(p, Progress::default()),
+                Ok(Step::Head) => assert_eq!(fed, input.len()),
+                other => panic!("{other:?}"),
+            }
+            assert!(
+                parser.examined <= 4 * fed + 1024,
+                "{} for {fed}",
+                parser.examined
+            );
+        }
+    }
+
+    /// The parser stops after the head; the admitted limit, not `Limits`, bounds the body.
+    #[test]
+    fn head_is_judged_before_the_body_and_admission_sets_the_limit() {
+        let limits = Limits::default();
+        let big = b"POST /r HTTP/1.1\r\nHost: h\r\nX-Id: 7\r\nContent-Length: 1073741824\r\n\r\n";
+        let mut parser = RequestParser::default();
+        assert_eq!(parser.parse(big, &limits), Ok(Step::Head));
+        let head = parser.head().expect("head");
+        assert_eq!((head.path.as_str(), head.header("x-id")), ("/r", Some("7")));
+        assert!(!head.is_safe());
+        // Not admitted yet: the same answer, the body unexamined.
+        assert_eq!(parser.parse(big, &limits), Ok(Step::Head));
+        assert_eq!(parser.body_limit(), None);
+        parser.admit(usize::MAX);
+        assert_eq!(parser.parse(big, &limits).map(|_| ()), Ok(()));
+        // Over the admitted limit: 413 for Content-Length and for chunks.
+        let mut parser = RequestParser::default();
+        let small = b"PUT /r HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n";
+        assert_eq!(parser.parse(small, &limits), Ok(Step::Head));
+        parser.admit(10);
+        assert_eq!(
+            parser.parse(small, &limits).map_err(|e| e.status()),
+            Err(413)
+        );
+        let mut parser = RequestParser::default();
+        let chunked =
+            b"PUT /r HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n5\r\n";
+        assert_eq!(parser.parse(chunked, &limits), Ok(Step::Head));
+        parser.admit(10);
+        assert_eq!(
+            parser.parse(chunked, &limits).map_err(|e| e.status()),
+            Err(413)
+        );
+        // A GET: admitted, then complete without a body; the parser is ready for the next.
+        let mut parser = RequestParser::default();
+        let two = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+        assert_eq!(parser.parse(two, &limits), Ok(Step::Head));
+        assert!(parser.head().is_some_and(RequestHead::is_safe));
+        parser.admit(0);
+        let Ok(Step::Complete(a, used)) = parser.parse(two, &limits) else {
+            panic!("GET /a incomplete");
+        };
+        assert_eq!(a.path, "/a");
+        assert!(parser.head().is_none());
+        assert_eq!(parser.parse(&two[used..], &limits), Ok(Step::Head));
     }
 }

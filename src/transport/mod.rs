@@ -3,12 +3,14 @@
 //! Owns, on shard 0, one outbound link per peer and the peer-side HTTP endpoints
 //! ([`peer_api`]). A link is a kept-alive connection carrying `POST /raft/msgs` requests, one per
 //! batch: every message queued for the peer while the previous batch was in flight goes in the
-//! next one (batching), a link holds at most [`MAX_QUEUED`] messages (back-pressure: raft
-//! retransmits what is dropped), and a broken link reconnects with exponential backoff and tells
-//! raft the peer is unreachable. Snapshots go out on their own connection (`POST
-//! /raft/snapshot`) so a large transfer never delays heartbeats. Every request carries the
-//! cluster ID and the sender's member ID; the receiver refuses a different cluster (412) and a
-//! removed member (410). An idle link sends an empty batch every half second, which keeps
+//! next one (batching; a batch over [`BATCH_SPLIT`] bytes goes out in several requests, so the
+//! receiver can bound a request's body), a link holds at most [`MAX_QUEUED`] messages
+//! (back-pressure: raft retransmits what is dropped), and a broken link reconnects with
+//! exponential backoff and tells raft the peer is unreachable. Snapshots go out on their own
+//! connection (`POST /raft/snapshot`) so a large transfer never delays heartbeats. Every
+//! request carries the cluster ID and the sender's member ID; the receiver refuses a different
+//! cluster (412), a removed member (410) and a sender it does not know as a member (403, tried
+//! again later). An idle link sends an empty batch every half second, which keeps
 //! [`Transport::is_active`] true for every reachable peer.
 //!
 //! Wire format of a batch body: `([u32 LE length][protobuf raft Message])*`.
@@ -39,6 +41,9 @@ pub const MAX_QUEUED: usize = 8192;
 /// Header names (etcd's rafthttp uses the same).
 pub const CLUSTER_ID_HEADER: &str = "X-Etcd-Cluster-ID";
 pub const FROM_HEADER: &str = "X-Server-From";
+/// Most bytes of frames one `POST /raft/msgs` body carries; a larger batch goes out in
+/// several requests (a single larger message goes alone).
+pub const BATCH_SPLIT: usize = 64 << 20;
 /// Largest response a peer may send.
 const MAX_RESPONSE: usize = 1 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -58,6 +63,31 @@ pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) {
     }
     let len = (out.len() - start - 4) as u32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Largest `/raft/msgs` body a member takes when client requests may be `max_request_bytes`
+/// long: a split batch, or one message alone. A message carries at most 1 MiB of entries
+/// (raft's `max_size_per_msg`) or one larger entry, and an entry holds one client request,
+/// so twice that request plus a MiB bounds it generously.
+pub fn max_batch_body(max_request_bytes: usize) -> usize {
+    BATCH_SPLIT.max(max_request_bytes.saturating_mul(2).saturating_add(1 << 20))
+}
+
+/// Encodes messages from the start of `msgs` into `body` (cleared first) while it stays within
+/// `split` bytes, and at least one. Returns how many went in and how many of them are appends.
+fn encode_batch(msgs: &[Message], split: usize, body: &mut Vec<u8>) -> (usize, u64) {
+    body.clear();
+    let mut appends = 0;
+    for (i, m) in msgs.iter().enumerate() {
+        let before = body.len();
+        encode_frame(m, body);
+        if body.len() > split && i > 0 {
+            body.truncate(before);
+            return (i, appends);
+        }
+        appends += u64::from(m.get_msg_type() == MessageType::MsgAppend);
+    }
+    (msgs.len(), appends)
 }
 
 /// Splits a batch body into messages.
@@ -311,23 +341,24 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
         let mut conn = ClientConn::new(stream, MAX_RESPONSE);
         let mut body = Vec::new();
         let mut request = Vec::new();
+        // What a broken connection left unsent is dropped: raft resends what matters.
+        batch.clear();
+        // Messages of `batch` sent; a batch goes out in pieces of at most BATCH_SPLIT bytes.
+        let mut sent = 0;
         loop {
-            batch.clear();
-            // An idle link sends an empty batch now and then, so whether the peer is reachable
-            // stays known (the strict reconfiguration check asks) even when raft has nothing
-            // to say to it (a follower talks to the leader only).
-            let more = with_timeout(PROBE_INTERVAL, link.queue.recv_batch(&mut batch)).await;
-            if more == Some(false) || link.closed.get() {
-                return;
-            }
-            body.clear();
-            let mut appends = 0;
-            for m in &batch {
-                if m.get_msg_type() == MessageType::MsgAppend {
-                    appends += 1;
+            if sent >= batch.len() {
+                batch.clear();
+                sent = 0;
+                // An idle link sends an empty batch now and then, so whether the peer is
+                // reachable stays known (the strict reconfiguration check asks) even when raft
+                // has nothing to say to it (a follower talks to the leader only).
+                let more = with_timeout(PROBE_INTERVAL, link.queue.recv_batch(&mut batch)).await;
+                if more == Some(false) || link.closed.get() {
+                    return;
                 }
-                encode_frame(m, &mut body);
             }
+            let (count, appends) = encode_batch(&batch[sent..], BATCH_SPLIT, &mut body);
+            sent += count;
             request.clear();
             encode_request(
                 "POST",
@@ -347,7 +378,7 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
                         }
                         ctx.stats.sent(
                             link.peer,
-                            batch.len() as u64,
+                            count as u64,
                             appends,
                             body.len() as u64,
                             started.elapsed(),
@@ -439,6 +470,45 @@ mod tests {
         }
         assert!(decode_frames(&[1, 0, 0]).is_err());
         assert!(decode_frames(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn large_batches_split_and_every_message_goes_once() {
+        let msgs: Vec<Message> = (0..10)
+            .map(|i| {
+                let mut m = Message::default();
+                m.set_msg_type(if i % 2 == 0 {
+                    MessageType::MsgAppend
+                } else {
+                    MessageType::MsgHeartbeat
+                });
+                m.index = i;
+                m.context = vec![b'c'; 100].into();
+                m
+            })
+            .collect();
+        let mut body = Vec::new();
+        let (n, appends) = encode_batch(&msgs, usize::MAX, &mut body);
+        assert_eq!((n, appends), (10, 5));
+        assert_eq!(decode_frames(&body).unwrap(), msgs);
+        // Small pieces: each within the split, together every message in order.
+        let split = 350;
+        let mut sent = 0;
+        let mut back = Vec::new();
+        while sent < msgs.len() {
+            let (n, _) = encode_batch(&msgs[sent..], split, &mut body);
+            assert!(n > 0 && body.len() <= split, "{n} {}", body.len());
+            sent += n;
+            back.extend(decode_frames(&body).unwrap());
+        }
+        assert_eq!(back, msgs);
+        // A message larger than the split goes alone.
+        let (n, _) = encode_batch(&msgs, 10, &mut body);
+        assert_eq!(n, 1);
+        assert_eq!(decode_frames(&body).unwrap(), msgs[..1]);
+        // No messages: an empty body (the idle probe).
+        assert_eq!(encode_batch(&[], split, &mut body), (0, 0));
+        assert!(body.is_empty());
     }
 
     #[test]

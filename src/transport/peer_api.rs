@@ -5,17 +5,31 @@
 //!   member to check its configuration);
 //! - `GET /version`: the server and cluster versions.
 //!
-//! Raft requests must carry this cluster's ID (else 412, logged) and a sender that was not
-//! removed (else 410, which tells the sender to stop).
+//! Raft requests are judged by their head, before the body is read ([`Handler::admit`]): they
+//! must carry this cluster's ID (else 412, logged), a sender that was not removed (else 410,
+//! which tells the sender to stop) and a sender in the member list (else 403: a member not
+//! known yet, e.g. added by an entry this member has not applied, retries later; while the
+//! list is still empty, before the first entries are applied, any sender of this cluster
+//! is taken). A refused request is answered at once and its connection closed, its body
+//! unread. Bodies are bounded per path: `/raft/msgs` by [`PeerApi::max_batch_body`] (the
+//! sender splits larger batches), `/raft/snapshot` by [`MAX_SNAPSHOT_BODY`], anything else
+//! by [`MAX_OTHER_BODY`]. A snapshot is held in memory once admitted (not streamed to disk).
+//! Knows nothing of the raft node beyond its inbox, nor of the client API.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
 use super::{decode_frames, TransportStats, CLUSTER_ID_HEADER, FROM_HEADER};
 use crate::cluster::{id_hex, write_member_json};
-use crate::http::{Handler, Method, Request, Response};
+use crate::http::{Admit, Handler, Method, Request, RequestHead, Response};
+use crate::ratelog::RateLimited;
 use crate::shard::local::Mailbox;
 use crate::shard::{RaftInput, Shared};
+
+/// Largest `/raft/snapshot` body: a snapshot of the whole store.
+pub const MAX_SNAPSHOT_BODY: usize = 1 << 30;
+/// Largest body of any other peer request (none of them needs one).
+pub const MAX_OTHER_BODY: usize = 64 * 1024;
 
 pub struct PeerApi {
     pub cluster: u64,
@@ -24,6 +38,8 @@ pub struct PeerApi {
     pub stats: Arc<TransportStats>,
     /// `/version`'s body.
     pub version_json: String,
+    /// Largest `/raft/msgs` body (see [`super::max_batch_body`]).
+    pub max_batch_body: usize,
 }
 
 fn text(status: u16, body: &str) -> Response {
@@ -47,33 +63,41 @@ impl PeerApi {
             .with_header("X-Etcd-Cluster-ID", id_hex(self.cluster))
     }
 
-    /// Checks the sender's cluster and membership; `Err` is the answer to give.
-    fn admit(&self, req: &Request) -> Result<(), Response> {
-        let theirs = req.header(CLUSTER_ID_HEADER).unwrap_or("");
+    /// Checks the sender's cluster and membership from a raft request's `X-Etcd-Cluster-ID`
+    /// and `X-Server-From` headers; `Err` is the answer to give.
+    fn check_sender(&self, cluster: Option<&str>, from: Option<&str>) -> Result<(), Response> {
+        let theirs = cluster.unwrap_or("");
         let ours = id_hex(self.cluster);
         if !theirs.eq_ignore_ascii_case(&ours) {
-            eprintln!(
-                "tern: request cluster ID mismatch (got {theirs} want {ours}) from {}",
-                req.header(FROM_HEADER).unwrap_or("?")
+            static MISMATCH: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
+            crate::ratelog!(
+                MISMATCH,
+                "request cluster ID mismatch (got {theirs} want {ours}) from {}",
+                from.unwrap_or("?")
             );
             return Err(
                 text(412, "cluster ID mismatch\n").with_header("X-Etcd-Cluster-ID", ours.clone())
             );
         }
-        let from = req
-            .header(FROM_HEADER)
-            .and_then(|v| u64::from_str_radix(v, 16).ok());
-        if from.is_some_and(|id| self.shared.membership().is_removed(id)) {
+        let membership = self.shared.membership();
+        let from = from.and_then(|v| u64::from_str_radix(v, 16).ok());
+        if from.is_some_and(|id| membership.is_removed(id)) {
             return Err(text(
                 410,
                 "the member has been permanently removed from the cluster\n",
             ));
         }
+        let known = from.is_some_and(|id| membership.get(id).is_some());
+        if !known && !membership.is_empty() {
+            return Err(text(403, "the sender is not a member of this cluster\n"));
+        }
         Ok(())
     }
 
     fn raft(&self, req: Request) -> Response {
-        if let Err(resp) = self.admit(&req) {
+        // Judged at admission already; the membership may have changed while the body came.
+        if let Err(resp) = self.check_sender(req.header(CLUSTER_ID_HEADER), req.header(FROM_HEADER))
+        {
             return resp;
         }
         let msgs = match decode_frames(&req.body) {
@@ -94,6 +118,18 @@ impl PeerApi {
 }
 
 impl Handler for PeerApi {
+    fn admit(&self, head: &RequestHead) -> Admit {
+        let limit = match (head.path.as_str(), &head.method) {
+            ("/raft/msgs", Method::Post) => self.max_batch_body,
+            ("/raft/snapshot", Method::Post) => MAX_SNAPSHOT_BODY,
+            _ => return Admit::Body(MAX_OTHER_BODY),
+        };
+        match self.check_sender(head.header(CLUSTER_ID_HEADER), head.header(FROM_HEADER)) {
+            Ok(()) => Admit::Body(limit),
+            Err(resp) => Admit::Refuse(resp),
+        }
+    }
+
     async fn handle(&self, req: Request) -> Response {
         let get = matches!(req.method, Method::Get | Method::Head);
         match (req.path.as_str(), get) {
