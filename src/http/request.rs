@@ -447,10 +447,9 @@ impl RequestParser {
             self.examined += buf.len() - from;
             let ended = blank_line_in(&buf[from..]);
             self.head_seek = buf.len();
-            if !ended {
-                if buf.len() > limits.max_header_bytes {
-                    return Err(HEADER_TOO_LARGE);
-                }
+            // Past the limit without an end, parse once more: whether the head went wrong
+            // before or after the limit decides between 400 and 431, however it arrived.
+            if !ended && buf.len() <= limits.max_header_bytes {
                 return Ok(Step::Partial(Progress::default()));
             }
         }
@@ -461,11 +460,7 @@ impl RequestParser {
         let mut req = httparse::Request::new(&mut []);
         let status = match req.parse_with_uninit_headers(buf, &mut headers) {
             Ok(s) => s,
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(HttpError::new(431, "too many headers"))
-            }
-            Err(httparse::Error::Version) => return Err(HttpError::bad("malformed HTTP version")),
-            Err(_) => return Err(HttpError::bad("malformed request")),
+            Err(e) => return Err(head_error(e, buf, limits)),
         };
         let head_len = match status {
             httparse::Status::Partial => {
@@ -508,6 +503,29 @@ fn blank_line_in(buf: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// The answer to a head that httparse refused. Whether the head outgrew the limit before it
+/// went wrong must not depend on how much of it has arrived (a partial head longer than the
+/// limit is 431 as soon as it is seen): so when the first `max_header_bytes` bytes alone are
+/// a valid but unfinished head, the answer is 431 whatever follows them.
+fn head_error(e: httparse::Error, buf: &[u8], limits: &Limits) -> HttpError {
+    if let Some(within) = buf.get(..limits.max_header_bytes) {
+        if within.len() < buf.len() {
+            let mut headers =
+                [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+            let prefix =
+                httparse::Request::new(&mut []).parse_with_uninit_headers(within, &mut headers);
+            if let Ok(httparse::Status::Partial) = prefix {
+                return HEADER_TOO_LARGE;
+            }
+        }
+    }
+    match e {
+        httparse::Error::TooManyHeaders => HttpError::new(431, "too many headers"),
+        httparse::Error::Version => HttpError::bad("malformed HTTP version"),
+        _ => HttpError::bad("malformed request"),
+    }
 }
 
 fn inspect_head(headers: &[httparse::Header<'_>], minor: u8) -> Result<HeadInfo, HttpError> {
@@ -1183,6 +1201,29 @@ mod tests {
         }
         // HTTP/1.0 needs no Host.
         assert_eq!(parse_all_ways(b"GET / HTTP/1.0\r\n\r\n").len(), 1);
+    }
+
+    /// Found by the `http_request` fuzz target: a head that is still valid when it passes the
+    /// header limit but malformed further on was answered 431 when it arrived in small reads
+    /// and 400 when it arrived at once. The answer is now 431 either way.
+    #[test]
+    fn header_limit_status_does_not_depend_on_reads() {
+        let small = Limits {
+            max_header_bytes: 64,
+            ..Limits::default()
+        };
+        let input = format!(
+            "GET / HTTP/1.1\r\nHost: h\r\nX-Long: {}\r\nBad Header: x\r\n\r\n",
+            "a".repeat(60)
+        );
+        assert_eq!(status_all_ways(input.as_bytes(), &small), 431);
+        for split in 1..input.len() {
+            let got = feed(input.as_bytes(), &[split, input.len()], &small);
+            assert_eq!(got.map_err(|e| e.status()), Err(431), "split at {split}");
+        }
+        // Malformed within the limit: 400 however it arrives.
+        let early = b"GET / HTTP/1.1\r\nBad Header: x\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+        assert_eq!(status_all_ways(early, &small), 400);
     }
 
     /// xorshift64*: a tiny deterministic PRNG for the fuzz loop.
