@@ -413,6 +413,7 @@ async fn shard_main(
             .ok()
             .and_then(|mut s| s.take())
             .ok_or_else(|| StartError("raft settings already taken".into()))?;
+        let snap_dir = settings.snap_dir.clone();
         let inbox =
             crate::raft::start_node(settings, shard.clone(), rec, startup.api.transport.clone())
                 .map_err(StartError)?;
@@ -423,6 +424,7 @@ async fn shard_main(
             stats: startup.api.transport.clone(),
             version_json: crate::api::version_json(),
             max_batch_body: crate::transport::max_batch_body(plan.limits.max_body_bytes),
+            snap_dir,
         });
         for &addr in &plan.peer_listen {
             let listener = bind_shard_listener(addr)?;

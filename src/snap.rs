@@ -227,14 +227,15 @@ fn list(dir: &Path) -> Result<Vec<(u64, u64, PathBuf)>, SnapError> {
 
 /// Loads the newest valid snapshot in `dir` (missing dir: none). Damaged files are skipped,
 /// renamed to `*.broken` and reported; I/O errors fail. Leftover `*.snap.tmp` files from an
-/// interrupted save are removed.
+/// interrupted save, and `*.incoming` ones of a snapshot being received from a peer, are
+/// removed.
 pub fn load_newest(dir: &Path) -> Result<Loaded, SnapError> {
     let mut loaded = Loaded::default();
     if let Ok(rd) = fs::read_dir(dir) {
         for e in rd.flatten() {
             if e.file_name()
                 .to_str()
-                .is_some_and(|n| n.ends_with(".snap.tmp"))
+                .is_some_and(|n| n.ends_with(".snap.tmp") || n.ends_with(".incoming"))
             {
                 let _ = fs::remove_file(e.path());
             }

@@ -118,6 +118,79 @@ fn peer_port_refuses_a_raft_request_by_its_head_before_reading_the_body() {
     assert_eq!(read_response(&mut s).expect("answer").0, 204);
 }
 
+/// The `.incoming` files in a server's snap directory.
+fn incoming_files(tern: &Server) -> Vec<std::path::PathBuf> {
+    let dir = tern.dir.join("data/member/snap");
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with(".incoming"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_snapshot_body_streams_to_disk_and_an_abandoned_one_is_removed() {
+    let (tern, peer) = start_with_peer_port();
+    let pid = tern.child.id();
+    let r = tern.client().get("/v2/members");
+    let cluster = r
+        .header("x-etcd-cluster-id")
+        .expect("cluster ID")
+        .to_string();
+    let member = r.json()["members"][0]["id"]
+        .as_str()
+        .expect("member ID")
+        .to_string();
+    let before = rss_kib(pid);
+    let mut s = TcpStream::connect(peer).expect("connect");
+    s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "POST /raft/snapshot HTTP/1.1\r\nHost: t\r\nX-Etcd-Cluster-ID: {cluster}\r\nX-Server-From: {member}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        512u64 << 20
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    // The header frame: an empty message; then 300 MiB of snapshot data.
+    s.write_all(&0u32.to_le_bytes()).unwrap();
+    let chunk = vec![7u8; 1 << 20];
+    for _ in 0..300 {
+        s.write_all(&chunk).expect("the body is taken as it comes");
+    }
+    // Let the server take what is in flight.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = rss_kib(pid);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        after = rss_kib(pid);
+        let on_disk: u64 = incoming_files(&tern)
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .sum();
+        if on_disk >= 290 << 20 {
+            break;
+        }
+    }
+    assert!(
+        after < before + 64 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+    let files = incoming_files(&tern);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let len = std::fs::metadata(&files[0]).expect("incoming file").len();
+    assert!(len >= 290 << 20, "only {len} bytes on disk");
+    // The client goes away mid-body: the file goes too.
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !incoming_files(&tern).is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", incoming_files(&tern));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The server still serves.
+    assert_eq!(tern.client().get("/v2/members").status, 200);
+}
+
 #[test]
 fn a_pipelined_read_sees_the_write_before_it() {
     let tern = start_tern(2, &[]);

@@ -43,13 +43,48 @@ pub const MAX_IN_FLIGHT: usize = 32;
 pub const MAX_BACKLOG: usize = 1 << 20;
 
 /// What a handler decides about a request from its head, before the body is read.
-#[derive(Debug)]
 pub enum Admit {
     /// Read the body, refusing (413, then close) one larger than this many bytes or than the
     /// connection's [`Limits::max_body_bytes`], whichever is smaller.
     Body(usize),
+    /// Hand the body to this sink as it arrives instead of buffering it (limit as for
+    /// [`Admit::Body`]; the body must come with a Content-Length, else 411 and close). Once
+    /// the whole body went in and the sink closed, the handler gets the request with the
+    /// body [`BodySink::finish`] makes. A sink dropped unfinished (client gone, error,
+    /// timeout) must clean up after itself.
+    Stream(usize, Box<dyn BodySink>),
     /// Answer this at once, without reading the body, and close the connection.
     Refuse(Response),
+}
+
+impl std::fmt::Debug for Admit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Admit::Body(n) => f.debug_tuple("Body").field(n).finish(),
+            Admit::Stream(n, _) => f.debug_tuple("Stream").field(n).finish(),
+            Admit::Refuse(r) => f.debug_tuple("Refuse").field(r).finish(),
+        }
+    }
+}
+
+/// Takes a streamed request body ([`Admit::Stream`]) as it arrives.
+pub trait BodySink {
+    /// Takes some of `buf` (at least one byte when `Ready(Ok)`), or `Pending` while it cannot
+    /// take more now (it wakes the task when it can).
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+    /// The body is complete: make what was written durable.
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// The body the handler gets in place of the streamed one.
+    fn finish(self: Box<Self>) -> Vec<u8>;
+}
+
+/// A streamed body being handed to its sink.
+struct Sunk {
+    sink: Box<dyn BodySink>,
+    head: RequestHead,
+    /// Body bytes still to come.
+    remaining: usize,
+    closed: bool,
 }
 
 /// Serves requests. The returned future need not be `Send`; it may borrow `self`.
@@ -81,6 +116,8 @@ where
 const INITIAL_READ_BUF: usize = 8 * 1024;
 /// Keep at least this much room for each read.
 const MIN_READ: usize = 4 * 1024;
+/// Most unparsed input buffered while a body streams to a sink.
+const STREAM_READ: usize = 1 << 20;
 /// Buffers grown past this are given back once empty.
 const SHRINK_ABOVE: usize = 64 * 1024;
 /// Stop producing output while this much is still unwritten (slow reader backpressure).
@@ -205,6 +242,8 @@ struct Conn<'l, S, F, C, A> {
     /// Sum of [`held_bytes`] over the finished responses in `slots`.
     finished_bytes: usize,
     streaming: Option<(BodyStream, bool)>,
+    /// The request whose body streams to a sink.
+    sunk: Option<Sunk>,
 
     /// Close once everything queued is written.
     close_after: bool,
@@ -253,6 +292,7 @@ where
             running_unsafe: 0,
             finished_bytes: 0,
             streaming: None,
+            sunk: None,
             close_after: false,
             linger_after: false,
             phase: Phase::Open,
@@ -298,6 +338,9 @@ where
                 }
             }
 
+            if self.sunk.is_some() {
+                progress |= self.poll_sink(cx, now);
+            }
             progress |= self.parse_requests(cx, now);
             progress |= self.poll_handlers(cx);
             progress |= self.queue_ready_responses();
@@ -352,7 +395,10 @@ where
     }
 
     fn busy(&self) -> bool {
-        !self.slots.is_empty() || self.streaming.is_some() || self.wpos < self.wbuf.len()
+        !self.slots.is_empty()
+            || self.streaming.is_some()
+            || self.wpos < self.wbuf.len()
+            || self.sunk.as_ref().is_some_and(|s| s.remaining == 0)
     }
 
     fn unparsed(&self) -> usize {
@@ -363,6 +409,9 @@ where
     /// large as its admitted limit (none before its head is admitted, so a connection that
     /// takes no request now reads no further).
     fn read_cap(&self) -> usize {
+        if self.sunk.is_some() {
+            return STREAM_READ + MIN_READ;
+        }
         self.limits.max_header_bytes + self.parser.body_limit().unwrap_or(0) + MIN_READ
     }
 
@@ -435,7 +484,7 @@ where
         if self.stop_parsing {
             self.rstart = self.rend;
         }
-        while !self.stop_parsing {
+        while !self.stop_parsing && self.sunk.is_none() {
             let avail = self.unparsed();
             if avail == 0 || avail < self.need {
                 break;
@@ -525,6 +574,31 @@ where
                 self.partial = self.parser.progress();
                 self.body_started = Some(now);
             }
+            Admit::Stream(limit, sink) => {
+                let limit = limit.min(self.limits.max_body_bytes);
+                match self.parser.take_head() {
+                    Some((head, head_len, Some(len), expect_continue)) if len <= limit => {
+                        self.rstart += head_len;
+                        self.need = 0;
+                        self.partial = Progress {
+                            head_complete: true,
+                            expect_continue,
+                            needed: None,
+                        };
+                        self.body_started = Some(now);
+                        self.sunk = Some(Sunk {
+                            sink,
+                            head,
+                            remaining: len,
+                            closed: false,
+                        });
+                    }
+                    Some((_, _, Some(_), _)) => {
+                        self.push_error(HttpError::new(413, "request body too large"))
+                    }
+                    _ => self.push_error(HttpError::new(411, "length required")),
+                }
+            }
             Admit::Refuse(resp) => {
                 self.stop_parsing = true;
                 self.rstart = self.rend;
@@ -576,6 +650,65 @@ where
         self.slots.push_back(slot);
     }
 
+    /// Hands buffered body bytes to the sink; once all came and it closed, starts the
+    /// request when the ordering rules allow. `true` on progress.
+    fn poll_sink(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let Some(s) = &mut self.sunk else {
+            return false;
+        };
+        let mut progress = false;
+        while s.remaining > 0 && self.rstart < self.rend {
+            let n = s.remaining.min(self.rend - self.rstart);
+            match s
+                .sink
+                .poll_write(cx, &self.rbuf[self.rstart..self.rstart + n])
+            {
+                Poll::Ready(Ok(k)) if k > 0 => {
+                    let k = k.min(n);
+                    self.rstart += k;
+                    s.remaining -= k;
+                    progress = true;
+                }
+                Poll::Ready(Ok(_)) | Poll::Ready(Err(_)) => {
+                    self.sunk = None;
+                    self.push_error(HttpError::new(500, "request body not stored"));
+                    return true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if s.remaining > 0 {
+            return progress;
+        }
+        if !s.closed {
+            match s.sink.poll_close(cx) {
+                Poll::Ready(Ok(())) => {
+                    s.closed = true;
+                    progress = true;
+                }
+                Poll::Ready(Err(_)) => {
+                    self.sunk = None;
+                    self.push_error(HttpError::new(500, "request body not stored"));
+                    return true;
+                }
+                Poll::Pending => return progress,
+            }
+        }
+        let safe = s.head.is_safe();
+        if !self.may_start(safe) || self.stop_parsing {
+            return progress;
+        }
+        let Some(Sunk { sink, head, .. }) = self.sunk.take() else {
+            return progress;
+        };
+        self.partial = Progress::default();
+        self.continue_sent = false;
+        self.body_started = None;
+        self.request_started = (self.rstart < self.rend).then_some(now);
+        self.start_request(cx, Request::from_head(head, sink.finish()));
+        true
+    }
+
     fn push_error(&mut self, e: HttpError) {
         self.stop_parsing = true;
         self.rstart = self.rend;
@@ -588,6 +721,7 @@ where
     /// Queues an answer the connection gives itself, after which it closes with a linger.
     fn push_answer(&mut self, resp: Response, ctx: ResponseContext) {
         self.parser.reset();
+        self.sunk = None;
         self.body_started = None;
         self.finished_bytes += held_bytes(&resp, &ctx);
         self.slots.push_back(Slot {
@@ -705,7 +839,7 @@ where
             && !self.stop_parsing
             && self.slots.is_empty()
             && self.streaming.is_none()
-            && self.unparsed() > 0
+            && (self.unparsed() > 0 || self.sunk.is_some())
     }
 
     /// Writes what is buffered. `Ok(true)` when bytes went out.
@@ -907,6 +1041,8 @@ mod tests {
                 Admit::Refuse(Response::text(412, "refused\n"))
             } else if head.path.starts_with("/small") {
                 Admit::Body(10)
+            } else if head.path.starts_with("/sink") {
+                Admit::Stream(16, Box::new(TestSink::default()))
             } else {
                 Admit::Body(usize::MAX)
             }
@@ -951,6 +1087,68 @@ mod tests {
     }
 
     /// Starts a server on an ephemeral port serving each connection on its own task.
+    /// Takes at most 3 bytes a write, and is busy every other call.
+    #[derive(Default)]
+    struct TestSink {
+        got: Vec<u8>,
+        busy: bool,
+    }
+
+    impl BodySink for TestSink {
+        fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.busy = !self.busy;
+            if self.busy {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let n = buf.len().min(3);
+            self.got.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_close(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn finish(self: Box<Self>) -> Vec<u8> {
+            [&b"sunk:"[..], &self.got].concat()
+        }
+    }
+
+    #[test]
+    fn streamed_bodies_go_to_the_sink() {
+        run(|| async {
+            let addr = start_server(Rc::default(), Limits::default());
+            let mut c = Client::connect(addr).await;
+            c.send(
+                format!(
+                    "{}POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world{}",
+                    get("/sleep/20"),
+                    get("/after")
+                )
+                .as_bytes(),
+            )
+            .await;
+            assert_eq!(c.response().await.body, b"/sleep/20");
+            assert_eq!(c.response().await.body, b"POST /sink? sunk:hello world");
+            assert_eq!(c.response().await.body, b"GET /after? ");
+            // Over the limit: 413 before the body; chunked: 411.
+            for (req, want) in [
+                (
+                    "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 17\r\n\r\n",
+                    413,
+                ),
+                (
+                    "POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    411,
+                ),
+            ] {
+                let mut c = Client::connect(addr).await;
+                c.send(req.as_bytes()).await;
+                assert_eq!(c.response().await.status, want, "{req}");
+                assert!(c.read_eof().await);
+            }
+        });
+    }
+
     fn start_server(handler: Rc<TestHandler>, limits: Limits) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");

@@ -11,7 +11,7 @@ pub mod form;
 pub mod request;
 pub mod response;
 
-pub use conn::{serve_connection, Admit, Handler, HandlerFn, MAX_BACKLOG, MAX_IN_FLIGHT};
+pub use conn::{serve_connection, Admit, BodySink, Handler, HandlerFn, MAX_BACKLOG, MAX_IN_FLIGHT};
 pub use form::{decode_component, decode_path, Form};
 pub use request::{
     parse_request, HttpError, Limits, Method, Parsed, Progress, Request, RequestHead,

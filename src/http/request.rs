@@ -403,6 +403,21 @@ impl RequestParser {
         }
     }
 
+    /// Takes the current request's head out of the parser, to read its body by other means
+    /// (a streamed body): the head, its length in bytes, the body's length (`None` when it
+    /// comes chunked) and whether `100 Continue` is expected. The next parse starts a new
+    /// request at the buffer it is given.
+    pub fn take_head(&mut self) -> Option<(RequestHead, usize, Option<usize>, bool)> {
+        let st = self.body.take()?;
+        let len = match st.framing {
+            Framing::None => Some(0),
+            Framing::Length(n) => Some(n),
+            Framing::Chunked => None,
+        };
+        self.reset();
+        Some((st.head, st.head_len, len, st.expect_continue))
+    }
+
     /// The current request's admitted body limit (`None` before its head is admitted).
     pub fn body_limit(&self) -> Option<usize> {
         self.body.as_ref().and_then(|st| st.limit)

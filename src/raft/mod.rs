@@ -248,6 +248,12 @@ impl RaftDriver {
                     }
                     RaftInput::ReadIndex { from, id } => reads.push((from, id)),
                     RaftInput::Peer(msg) => self.step(*msg),
+                    RaftInput::PeerSnapshot { msg, path } => {
+                        match crate::transport::incoming::load_received(*msg, path).await {
+                            Ok(msg) => self.step(msg),
+                            Err(e) => eprintln!("tern: a snapshot from a peer: {e}"),
+                        }
+                    }
                     RaftInput::Unreachable(id) => self.node.report_unreachable(id),
                     RaftInput::SnapshotSent { to, ok } => {
                         let status = if ok {

@@ -72,6 +72,12 @@ pub enum RaftInput {
     },
     /// A raft message from a peer.
     Peer(Box<raft::eraftpb::Message>),
+    /// A snapshot message from a peer without its data, which waits in this file (see
+    /// [`crate::transport::incoming`]); the raft node loads it, then removes the file.
+    PeerSnapshot {
+        msg: Box<raft::eraftpb::Message>,
+        path: std::path::PathBuf,
+    },
     /// The transport lost its connection to a peer.
     Unreachable(u64),
     /// A snapshot sent to `to` arrived (or did not).

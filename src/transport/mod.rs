@@ -13,9 +13,12 @@
 //! again later). An idle link sends an empty batch every half second, which keeps
 //! [`Transport::is_active`] true for every reachable peer.
 //!
-//! Wire format of a batch body: `([u32 LE length][protobuf raft Message])*`.
+//! Wire format of a batch body: `([u32 LE length][protobuf raft Message])*`; of a snapshot
+//! body: one such frame with the snapshot's data left out, then the data
+//! ([`incoming`], which the receiver streams to a file).
 //! Knows nothing about the store; raft messages are opaque protobuf here.
 
+pub mod incoming;
 pub mod peer_api;
 pub mod stats;
 
@@ -408,8 +411,7 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
 /// Sends one snapshot message on a connection of its own and tells raft how it went.
 async fn send_snapshot(msg: Message, urls: Vec<String>, ctx: Rc<Context>) {
     let to = msg.to;
-    let mut body = Vec::new();
-    encode_frame(&msg, &mut body);
+    let body = incoming::encode_snapshot_body(&msg);
     drop(msg);
     let ok = async {
         let (stream, host) = connect(&urls, ctx.source).await?;

@@ -13,12 +13,15 @@
 //! is taken). A refused request is answered at once and its connection closed, its body
 //! unread. Bodies are bounded per path: `/raft/msgs` by [`PeerApi::max_batch_body`] (the
 //! sender splits larger batches), `/raft/snapshot` by [`MAX_SNAPSHOT_BODY`], anything else
-//! by [`MAX_OTHER_BODY`]. A snapshot is held in memory once admitted (not streamed to disk).
+//! by [`MAX_OTHER_BODY`]. A snapshot body streams to a file in the snap directory as it arrives
+//! ([`super::incoming`]); only the message without its data goes to the raft inbox.
 //! Knows nothing of the raft node beyond its inbox, nor of the client API.
 
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::incoming::{decode_received, SnapshotSink};
 use super::{decode_frames, TransportStats, CLUSTER_ID_HEADER, FROM_HEADER};
 use crate::cluster::{id_hex, write_member_json};
 use crate::http::{Admit, Handler, Method, Request, RequestHead, Response};
@@ -40,6 +43,8 @@ pub struct PeerApi {
     pub version_json: String,
     /// Largest `/raft/msgs` body (see [`super::max_batch_body`]).
     pub max_batch_body: usize,
+    /// Where snapshot bodies are received (the member's snap directory).
+    pub snap_dir: PathBuf,
 }
 
 fn text(status: u16, body: &str) -> Response {
@@ -115,6 +120,30 @@ impl PeerApi {
         }
         Response::new(204)
     }
+
+    /// A snapshot whose data a [`SnapshotSink`] wrote to a file: the body holds the message
+    /// and the file's path.
+    fn snapshot(&self, req: Request) -> Response {
+        let (msg, path) = match decode_received(&req.body) {
+            Ok(x) => x,
+            Err(e) => return text(400, &format!("bad raft snapshot: {e}\n")),
+        };
+        let checked = self.check_sender(req.header(CLUSTER_ID_HEADER), req.header(FROM_HEADER));
+        let valid = msg.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot;
+        if checked.is_err() || !valid {
+            let _ = std::fs::remove_file(&path);
+            return checked
+                .err()
+                .unwrap_or_else(|| text(400, "not a snapshot message\n"));
+        }
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        self.stats.received(1, 0, size);
+        self.inbox.push(RaftInput::PeerSnapshot {
+            msg: Box::new(msg),
+            path,
+        });
+        Response::new(204)
+    }
 }
 
 impl Handler for PeerApi {
@@ -125,6 +154,9 @@ impl Handler for PeerApi {
             _ => return Admit::Body(MAX_OTHER_BODY),
         };
         match self.check_sender(head.header(CLUSTER_ID_HEADER), head.header(FROM_HEADER)) {
+            Ok(()) if head.path == "/raft/snapshot" => {
+                Admit::Stream(limit, Box::new(SnapshotSink::new(&self.snap_dir)))
+            }
             Ok(()) => Admit::Body(limit),
             Err(resp) => Admit::Refuse(resp),
         }
@@ -136,9 +168,8 @@ impl Handler for PeerApi {
             ("/members", true) => self.members(),
             ("/version", true) => Response::full(200, self.version_json.clone().into_bytes())
                 .with_header("Content-Type", "application/json"),
-            ("/raft/msgs" | "/raft/snapshot", false) if req.method == Method::Post => {
-                self.raft(req)
-            }
+            ("/raft/msgs", false) if req.method == Method::Post => self.raft(req),
+            ("/raft/snapshot", false) if req.method == Method::Post => self.snapshot(req),
             ("/members" | "/version", false) => {
                 text(405, "Method Not Allowed\n").with_header("Allow", "GET")
             }
