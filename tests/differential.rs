@@ -121,6 +121,23 @@ const CASES: &[Case] = &[
     ("GET", "/v2/keys/a/b", &[]),
     ("PUT", "/v2/keys/sp%20ace", &[("value", "a b+c")]),
     ("GET", "/v2/keys/sp%20ace", &[]),
+    // Dot segments, literal or percent-encoded, get Go's ServeMux redirect to the clean path.
+    ("PUT", "/v2/keys/x/%2e%2e/%2e%2e/y", &[("value", "escaped")]),
+    ("PUT", "/v2/keys/x/../../y", &[("value", "escaped")]),
+    ("GET", "/v2/keys/y", &[]),
+    ("GET", "/v2/keys/x/%2E%2E/y?a=b&c=d", &[]),
+    ("DELETE", "/v2/keys/x/.%2e/y", &[]),
+    ("HEAD", "/v2/keys/x/%2e/y", &[]),
+    ("POST", "/v2/keys/q/%2E", &[("value", "j")]),
+    ("GET", "/v2/keys/x/./y", &[]),
+    ("GET", "/v2/keys/x/%2e%2e/", &[]),
+    ("GET", "/v2/keys/%2e%2e", &[]),
+    ("GET", "/v2/%2e%2e/keys/y", &[]),
+    ("GET", "/v2/keys/x%2f..%2fy", &[]),
+    ("GET", "/v2/keys/sp%20ace/%2e/%C3%A9%3F%23%25+%ff/", &[]),
+    ("GET", "/v2/keys/a!'()*$&,;=@:/./b?q=<'&'>", &[]),
+    ("PUT", "/v2/keys/x/%2e%2E%2e/y", &[("value", "three dots")]),
+    ("DELETE", "/v2/keys/x/%2e%2E%2e/y", &[]),
     // misc fields
     (
         "PUT",
@@ -193,6 +210,13 @@ const RAW_CASES: &[(&str, &str, Option<&str>, &str)] = &[
         Some("application/x-www-form-urlencoded"),
         "prevValue=nope",
     ),
+];
+
+/// Requests that make Go's server close the connection, each sent on a connection of its own.
+const CLOSING_CASES: &[(&str, &str)] = &[
+    ("GET", "/v2/keys/%zz"),
+    ("PUT", "/v2/keys/a%2"),
+    ("DELETE", "/v2/keys/x/%2e/%zz"),
 ];
 
 /// The store index a server reports, once it has stopped moving (etcd 3.4 writes membership
@@ -314,6 +338,7 @@ fn summary(r: &Resp, base: u64) -> Value {
         "x-raft-term": r.header("x-raft-term").is_some(),
         "x-etcd-cluster-id": r.header("x-etcd-cluster-id").is_some(),
         "location": r.header("location"),
+        "connection-close": r.header("connection").is_some_and(|v| v.contains("close")),
         "body": body,
     })
 }
@@ -346,6 +371,11 @@ fn run_cases(server: &Server) -> Vec<(String, Value)> {
             format!("{method} {path} {body} ({ctype:?})"),
             summary(&r, base),
         ));
+    }
+
+    for (method, path) in CLOSING_CASES {
+        let r = server.client().try_request(method, path, &[], b"").unwrap();
+        out.push((format!("{method} {path}"), summary(&r, base)));
     }
 
     // A long-poll answered by a later write, and a stream watch answered by two.

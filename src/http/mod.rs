@@ -12,6 +12,6 @@ pub mod request;
 pub mod response;
 
 pub use conn::{serve_connection, Handler, HandlerFn, MAX_IN_FLIGHT};
-pub use form::{decode_component, decode_path, Form};
+pub use form::{decode_component, decode_path, decode_path_bytes, Form};
 pub use request::{parse_request, HttpError, Limits, Method, Parsed, Progress, Request};
 pub use response::{Body, BodyStream, Response};
