@@ -138,6 +138,12 @@ const CASES: &[Case] = &[
     ("GET", "/v2/keys/a!'()*$&,;=@:/./b?q=<'&'>", &[]),
     ("PUT", "/v2/keys/x/%2e%2E%2e/y", &[("value", "three dots")]),
     ("DELETE", "/v2/keys/x/%2e%2E%2e/y", &[]),
+    // Routes match the decoded path.
+    ("GET", "/v2/%6Beys/sp%20ace", &[]),
+    ("PUT", "/v2/%6beys%2Fenc", &[("value", "e")]),
+    ("GET", "/v2/keys%2Fenc", &[]),
+    ("GET", "/v2/%6Dembers/%7a", &[]),
+    ("GET", "/v2/members%2Fz", &[]),
     // misc fields
     (
         "PUT",
@@ -217,6 +223,18 @@ const CLOSING_CASES: &[(&str, &str)] = &[
     ("GET", "/v2/keys/%zz"),
     ("PUT", "/v2/keys/a%2"),
     ("DELETE", "/v2/keys/x/%2e/%zz"),
+];
+
+/// Requests whose answers hold member IDs, URLs, times or absolute counters: only status,
+/// content type and `Allow` are compared.
+const SHAPE_CASES: &[(&str, &str)] = &[
+    ("GET", "/v2/%6Dembers"),
+    ("GET", "/v2/members%2F"),
+    ("GET", "/v2/%6Dachines"),
+    ("GET", "/v2/stats/%73elf"),
+    ("GET", "/v2/stats/%73tore"),
+    ("GET", "/v2/stats/%6Ceader"),
+    ("GET", "/%76ersion"),
 ];
 
 /// The store index a server reports, once it has stopped moving (etcd 3.4 writes membership
@@ -338,6 +356,7 @@ fn summary(r: &Resp, base: u64) -> Value {
         "x-raft-term": r.header("x-raft-term").is_some(),
         "x-etcd-cluster-id": r.header("x-etcd-cluster-id").is_some(),
         "location": r.header("location"),
+        "allow": r.header("allow"),
         "connection-close": r.header("connection").is_some_and(|v| v.contains("close")),
         "body": body,
     })
@@ -373,6 +392,15 @@ fn run_cases(server: &Server) -> Vec<(String, Value)> {
         ));
     }
 
+    for (method, path) in SHAPE_CASES {
+        let r = c.try_request(method, path, &[], b"").unwrap();
+        let shape = serde_json::json!({
+            "status": r.status,
+            "content-type": r.header("content-type"),
+            "allow": r.header("allow"),
+        });
+        out.push((format!("{method} {path} (shape)"), shape));
+    }
     for (method, path) in CLOSING_CASES {
         let r = server.client().try_request(method, path, &[], b"").unwrap();
         out.push((format!("{method} {path}"), summary(&r, base)));

@@ -237,6 +237,11 @@ fn other_endpoints() {
         .and_then(|v| v.parse().ok())
         .expect("tern_wal_fsyncs_total");
     assert!(fsyncs >= 1, "{m}");
+    // Routes match the percent-decoded path, as Go's ServeMux does.
+    assert_eq!(c.get("/v2/%6Beys/s").json()["node"]["value"], "1");
+    assert_eq!(c.get("/v2/keys%2Fs").json()["node"]["value"], "1");
+    assert_eq!(c.get("/v2/stats/%73elf").json()["name"], "t1");
+    assert_eq!(c.get("/v2/%6Dembers").json()["members"][0]["name"], "t1");
     assert_eq!(c.get("/v2/nothing").status, 404);
     assert_eq!(c.request("PATCH", "/v2/keys/x", &[]).status, 405);
     assert_eq!(c.request("POST", "/version", &[]).status, 405);

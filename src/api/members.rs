@@ -8,13 +8,9 @@ use crate::cluster::membership::{MemberChange, MemberError};
 use crate::cluster::{id_hex, member_id, write_member_json, Member};
 use crate::http::{Method, Request, Response};
 
-pub async fn handle(api: &Api, req: &Request) -> Response {
+/// `sub` is what follows `/v2/members/` in the percent-decoded path (empty for the list).
+pub async fn handle(api: &Api, req: &Request, sub: &str) -> Response {
     let method = &req.method;
-    let sub = req
-        .path
-        .strip_prefix("/v2/members")
-        .unwrap_or("")
-        .trim_start_matches('/');
     let body = &req.body;
     let content_type = req.header("content-type");
     {

@@ -135,11 +135,17 @@ impl Api {
         if let Some(clean) = go_mux_clean_path(&decoded) {
             return moved_permanently(&req, &clean);
         }
-        let path = req.path.clone();
+        let path = String::from_utf8_lossy(&decoded);
         if path == "/v2/keys" || path.starts_with("/v2/keys/") {
-            return keys::handle(self, req).await;
+            let key = path["/v2/keys".len()..].to_string();
+            return keys::handle(self, req, key).await;
         }
-        match path.as_str() {
+        if let Some(sub) = path.strip_prefix("/v2/members") {
+            if sub.is_empty() || sub.starts_with('/') {
+                return members::handle(self, &req, &sub[sub.len().min(1)..]).await;
+            }
+        }
+        match &*path {
             "/version" => only_get(&req, version),
             "/health" => {
                 if !is_get(&req) {
@@ -148,12 +154,10 @@ impl Api {
                 self.health().await
             }
             "/v2/machines" => only_get(&req, || members::machines(self)),
-            "/v2/members" | "/v2/members/" => members::handle(self, &req).await,
             "/v2/stats/self" => only_get(&req, || stats::self_stats(self)),
             "/v2/stats/leader" => only_get(&req, || stats::leader_stats(self)),
             "/v2/stats/store" => only_get(&req, || stats::store_stats(self)),
             "/metrics" => only_get(&req, || stats::metrics(self)),
-            _ if path.starts_with("/v2/members/") => members::handle(self, &req).await,
             _ => not_found(),
         }
     }
