@@ -173,6 +173,17 @@ const CASES: &[Case] = &[
     ),
     // methods
     ("PATCH", "/v2/keys/message", &[]),
+    ("HEAD", "/health", &[]),
+    ("POST", "/health", &[]),
+    ("HEAD", "/v2/stats/self", &[]),
+    ("HEAD", "/v2/stats/%73elf", &[]),
+    ("HEAD", "/v2/stats/store", &[]),
+    ("HEAD", "/v2/stats/leader", &[]),
+    ("PUT", "/v2/stats/store", &[]),
+    ("HEAD", "/version", &[]),
+    ("POST", "/v2/machines", &[]),
+    ("DELETE", "/v2/machines", &[]),
+    ("HEAD", "/v2/members", &[]),
 ];
 
 /// Requests with a raw body: method, path, content type, body.
@@ -220,6 +231,8 @@ const RAW_CASES: &[(&str, &str, Option<&str>, &str)] = &[
 
 /// Requests that make Go's server close the connection, each sent on a connection of its own.
 const CLOSING_CASES: &[(&str, &str)] = &[
+    ("GET", "*"),
+    ("PUT", "*"),
     ("GET", "/v2/keys/%zz"),
     ("PUT", "/v2/keys/a%2"),
     ("DELETE", "/v2/keys/x/%2e/%zz"),
@@ -235,6 +248,10 @@ const SHAPE_CASES: &[(&str, &str)] = &[
     ("GET", "/v2/stats/%73tore"),
     ("GET", "/v2/stats/%6Ceader"),
     ("GET", "/%76ersion"),
+    // etcd 3.4 writes {"health":"true"}, etcd 2.3 (and tern) {"health": "true"}.
+    ("GET", "/health"),
+    ("GET", "/%68ealth"),
+    ("HEAD", "/v2/machines"),
 ];
 
 /// The store index a server reports, once it has stopped moving (etcd 3.4 writes membership

@@ -237,6 +237,17 @@ fn other_endpoints() {
         .and_then(|v| v.parse().ok())
         .expect("tern_wal_fsyncs_total");
     assert!(fsyncs >= 1, "{m}");
+    // As etcd's: the Prometheus handler takes any method; `/health` is typed as text.
+    assert_eq!(c.request("POST", "/metrics", &[]).status, 200);
+    assert_eq!(
+        c.get("/health").header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    let r = c.request("HEAD", "/health", &[]);
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET")));
+    let r = c.request("POST", "/v2/machines", &[]);
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET,HEAD")));
+    assert_eq!(c.request("OPTIONS", "*", &[]).status, 200);
     // Routes match the percent-decoded path, as Go's ServeMux does.
     assert_eq!(c.get("/v2/%6Beys/s").json()["node"]["value"], "1");
     assert_eq!(c.get("/v2/keys%2Fs").json()["node"]["value"], "1");

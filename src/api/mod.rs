@@ -124,6 +124,15 @@ impl Api {
     }
 
     async fn route(&self, req: Request) -> Response {
+        if req.path == "*" {
+            // Go's server answers `OPTIONS *` itself; its ServeMux refuses `*` for the rest.
+            if req.method == Method::Options {
+                return Response::new(200);
+            }
+            let mut r = Response::new(400);
+            r.headers.push(("Connection", "close".into()));
+            return r;
+        }
         // Go's ServeMux routes on the percent-decoded path (`r.URL.Path`); a path Go's URL parser
         // refuses never reaches it.
         let Ok(decoded) = crate::http::decode_path_bytes(&req.path) else {
@@ -148,26 +157,33 @@ impl Api {
         match &*path {
             "/version" => only_get(&req, version),
             "/health" => {
-                if !is_get(&req) {
+                if req.method != Method::Get {
                     return method_not_allowed("GET");
                 }
                 self.health().await
             }
-            "/v2/machines" => only_get(&req, || members::machines(self)),
+            "/v2/machines" => {
+                if !is_get(&req) {
+                    return method_not_allowed("GET,HEAD");
+                }
+                members::machines(self)
+            }
             "/v2/stats/self" => only_get(&req, || stats::self_stats(self)),
             "/v2/stats/leader" => only_get(&req, || stats::leader_stats(self)),
             "/v2/stats/store" => only_get(&req, || stats::store_stats(self)),
-            "/metrics" => only_get(&req, || stats::metrics(self)),
+            // The Prometheus handler answers every method.
+            "/metrics" => stats::metrics(self),
             _ => not_found(),
         }
     }
 
-    /// `/health`: healthy when a leader is known and a quorum read goes through (etcd 2.3).
+    /// `/health`: healthy when a leader is known and a quorum read goes through (etcd 2.3). The
+    /// body is JSON but etcd sets no type, so Go sniffs it as text.
     async fn health(&self) -> Response {
         let leader = self.shard.shared.raft.leader.load(Ordering::Acquire);
         let healthy = leader != 0 && self.shard.read_barrier().await.is_ok();
         if healthy {
-            json_response(200, b"{\"health\": \"true\"}".to_vec())
+            text_response(200, "{\"health\": \"true\"}")
         } else {
             text_response(503, "{\"health\": \"false\"}\n")
         }
@@ -288,8 +304,9 @@ fn is_get(req: &Request) -> bool {
     matches!(req.method, Method::Get | Method::Head)
 }
 
+/// GET only: etcd's `/version` and stats handlers refuse HEAD too.
 fn only_get(req: &Request, f: impl FnOnce() -> Response) -> Response {
-    if is_get(req) {
+    if req.method == Method::Get {
         f()
     } else {
         method_not_allowed("GET")
