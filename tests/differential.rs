@@ -227,6 +227,33 @@ const RAW_CASES: &[(&str, &str, Option<&str>, &str)] = &[
         Some("application/x-www-form-urlencoded"),
         "prevValue=nope",
     ),
+    // The members API names only the media type of a refused Content-Type. (Bad peer URLs,
+    // so that a wrongly accepted type cannot add a member and stall the cluster.)
+    (
+        "POST",
+        "/v2/members",
+        Some("text/plain; charset=utf-8"),
+        "{\"peerURLs\":[\"ftp://x\"]}",
+    ),
+    (
+        "POST",
+        "/v2/members",
+        Some("TEXT/Plain ; x"),
+        "{\"peerURLs\":[\"ftp://x\"]}",
+    ),
+    (
+        "POST",
+        "/v2/members",
+        Some("Application/JSON"),
+        "{\"peerURLs\":[\"ftp://x\"]}",
+    ),
+    (
+        "POST",
+        "/v2/members",
+        Some("Application/JSON; charset=utf-8"),
+        "{\"peerURLs\":[\"ftp://x\"]}",
+    ),
+    ("POST", "/v2/members", Some(";"), ""),
 ];
 
 /// Requests that make Go's server close the connection, each sent on a connection of its own.
