@@ -106,6 +106,8 @@ const CASES: &[Case] = &[
     // root
     ("PUT", "/v2/keys/", &[("value", "x")]),
     ("DELETE", "/v2/keys/?recursive=true", &[]),
+    ("DELETE", "/v2/keys/?prevValue=x", &[]),
+    ("DELETE", "/v2/keys?prevIndex=1", &[]),
     ("GET", "/v2/keys/", &[]),
     ("GET", "/v2/keys", &[]),
     // in-order keys
