@@ -106,6 +106,8 @@ const CASES: &[Case] = &[
     // root
     ("PUT", "/v2/keys/", &[("value", "x")]),
     ("DELETE", "/v2/keys/?recursive=true", &[]),
+    ("DELETE", "/v2/keys/?prevValue=x", &[]),
+    ("DELETE", "/v2/keys?prevIndex=1", &[]),
     ("GET", "/v2/keys/", &[]),
     ("GET", "/v2/keys", &[]),
     // in-order keys
@@ -121,6 +123,29 @@ const CASES: &[Case] = &[
     ("GET", "/v2/keys/a/b", &[]),
     ("PUT", "/v2/keys/sp%20ace", &[("value", "a b+c")]),
     ("GET", "/v2/keys/sp%20ace", &[]),
+    // Dot segments, literal or percent-encoded, get Go's ServeMux redirect to the clean path.
+    ("PUT", "/v2/keys/x/%2e%2e/%2e%2e/y", &[("value", "escaped")]),
+    ("PUT", "/v2/keys/x/../../y", &[("value", "escaped")]),
+    ("GET", "/v2/keys/y", &[]),
+    ("GET", "/v2/keys/x/%2E%2E/y?a=b&c=d", &[]),
+    ("DELETE", "/v2/keys/x/.%2e/y", &[]),
+    ("HEAD", "/v2/keys/x/%2e/y", &[]),
+    ("POST", "/v2/keys/q/%2E", &[("value", "j")]),
+    ("GET", "/v2/keys/x/./y", &[]),
+    ("GET", "/v2/keys/x/%2e%2e/", &[]),
+    ("GET", "/v2/keys/%2e%2e", &[]),
+    ("GET", "/v2/%2e%2e/keys/y", &[]),
+    ("GET", "/v2/keys/x%2f..%2fy", &[]),
+    ("GET", "/v2/keys/sp%20ace/%2e/%C3%A9%3F%23%25+%ff/", &[]),
+    ("GET", "/v2/keys/a!'()*$&,;=@:/./b?q=<'&'>", &[]),
+    ("PUT", "/v2/keys/x/%2e%2E%2e/y", &[("value", "three dots")]),
+    ("DELETE", "/v2/keys/x/%2e%2E%2e/y", &[]),
+    // Routes match the decoded path.
+    ("GET", "/v2/%6Beys/sp%20ace", &[]),
+    ("PUT", "/v2/%6beys%2Fenc", &[("value", "e")]),
+    ("GET", "/v2/keys%2Fenc", &[]),
+    ("GET", "/v2/%6Dembers/%7a", &[]),
+    ("GET", "/v2/members%2Fz", &[]),
     // misc fields
     (
         "PUT",
@@ -150,6 +175,17 @@ const CASES: &[Case] = &[
     ),
     // methods
     ("PATCH", "/v2/keys/message", &[]),
+    ("HEAD", "/health", &[]),
+    ("POST", "/health", &[]),
+    ("HEAD", "/v2/stats/self", &[]),
+    ("HEAD", "/v2/stats/%73elf", &[]),
+    ("HEAD", "/v2/stats/store", &[]),
+    ("HEAD", "/v2/stats/leader", &[]),
+    ("PUT", "/v2/stats/store", &[]),
+    ("HEAD", "/version", &[]),
+    ("POST", "/v2/machines", &[]),
+    ("DELETE", "/v2/machines", &[]),
+    ("HEAD", "/v2/members", &[]),
 ];
 
 /// Requests with a raw body: method, path, content type, body.
@@ -193,6 +229,58 @@ const RAW_CASES: &[(&str, &str, Option<&str>, &str)] = &[
         Some("application/x-www-form-urlencoded"),
         "prevValue=nope",
     ),
+    // The members API names only the media type of a refused Content-Type. (Bad peer URLs,
+    // so that a wrongly accepted type cannot add a member and stall the cluster.)
+    (
+        "POST",
+        "/v2/members",
+        Some("text/plain; charset=utf-8"),
+        "{\"peerURLs\":[\"ftp://x\"]}",
+    ),
+    (
+        "POST",
+        "/v2/members",
+        Some("TEXT/Plain ; x"),
+        "{\"peerURLs\":[\"ftp://x\"]}",
+    ),
+    (
+        "POST",
+        "/v2/members",
+        Some("Application/JSON"),
+        "{\"peerURLs\":[\"ftp://x\"]}",
+    ),
+    (
+        "POST",
+        "/v2/members",
+        Some("Application/JSON; charset=utf-8"),
+        "{\"peerURLs\":[\"ftp://x\"]}",
+    ),
+    ("POST", "/v2/members", Some(";"), ""),
+];
+
+/// Requests that make Go's server close the connection, each sent on a connection of its own.
+const CLOSING_CASES: &[(&str, &str)] = &[
+    ("GET", "*"),
+    ("PUT", "*"),
+    ("GET", "/v2/keys/%zz"),
+    ("PUT", "/v2/keys/a%2"),
+    ("DELETE", "/v2/keys/x/%2e/%zz"),
+];
+
+/// Requests whose answers hold member IDs, URLs, times or absolute counters: only status,
+/// content type and `Allow` are compared.
+const SHAPE_CASES: &[(&str, &str)] = &[
+    ("GET", "/v2/%6Dembers"),
+    ("GET", "/v2/members%2F"),
+    ("GET", "/v2/%6Dachines"),
+    ("GET", "/v2/stats/%73elf"),
+    ("GET", "/v2/stats/%73tore"),
+    ("GET", "/v2/stats/%6Ceader"),
+    ("GET", "/%76ersion"),
+    // etcd 3.4 writes {"health":"true"}, etcd 2.3 (and tern) {"health": "true"}.
+    ("GET", "/health"),
+    ("GET", "/%68ealth"),
+    ("HEAD", "/v2/machines"),
 ];
 
 /// The store index a server reports, once it has stopped moving (etcd 3.4 writes membership
@@ -314,6 +402,8 @@ fn summary(r: &Resp, base: u64) -> Value {
         "x-raft-term": r.header("x-raft-term").is_some(),
         "x-etcd-cluster-id": r.header("x-etcd-cluster-id").is_some(),
         "location": r.header("location"),
+        "allow": r.header("allow"),
+        "connection-close": r.header("connection").is_some_and(|v| v.contains("close")),
         "body": body,
     })
 }
@@ -346,6 +436,20 @@ fn run_cases(server: &Server) -> Vec<(String, Value)> {
             format!("{method} {path} {body} ({ctype:?})"),
             summary(&r, base),
         ));
+    }
+
+    for (method, path) in SHAPE_CASES {
+        let r = c.try_request(method, path, &[], b"").unwrap();
+        let shape = serde_json::json!({
+            "status": r.status,
+            "content-type": r.header("content-type"),
+            "allow": r.header("allow"),
+        });
+        out.push((format!("{method} {path} (shape)"), shape));
+    }
+    for (method, path) in CLOSING_CASES {
+        let r = server.client().try_request(method, path, &[], b"").unwrap();
+        out.push((format!("{method} {path}"), summary(&r, base)));
     }
 
     // A long-poll answered by a later write, and a stream watch answered by two.

@@ -245,10 +245,11 @@ pub fn to_command(method: &Method, r: &KeyRequest, now: i64) -> Command {
     }
 }
 
-pub async fn handle(api: &Api, req: Request) -> Response {
+/// `key` is what follows `/v2/keys` in the percent-decoded path.
+pub async fn handle(api: &Api, req: Request, key: String) -> Response {
     let mut resp = match req.method {
         Method::Get | Method::Head | Method::Put | Method::Post | Method::Delete => {
-            serve(api, &req).await
+            serve(api, &req, key).await
         }
         _ => return method_not_allowed("HEAD,GET,PUT,POST,DELETE"),
     };
@@ -256,12 +257,7 @@ pub async fn handle(api: &Api, req: Request) -> Response {
     resp
 }
 
-async fn serve(api: &Api, req: &Request) -> Response {
-    let raw = &req.path["/v2/keys".len()..];
-    let key = match crate::http::decode_path(raw) {
-        Ok(k) => k,
-        Err(e) => return error_response(&invalid(Code::InvalidForm, &e)),
-    };
+async fn serve(api: &Api, req: &Request, key: String) -> Response {
     if let Err(e) = check_key_shape(&key) {
         return error_response(&e);
     }

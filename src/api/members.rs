@@ -8,13 +8,9 @@ use crate::cluster::membership::{MemberChange, MemberError};
 use crate::cluster::{id_hex, member_id, write_member_json, Member};
 use crate::http::{Method, Request, Response};
 
-pub async fn handle(api: &Api, req: &Request) -> Response {
+/// `sub` is what follows `/v2/members/` in the percent-decoded path (empty for the list).
+pub async fn handle(api: &Api, req: &Request, sub: &str) -> Response {
     let method = &req.method;
-    let sub = req
-        .path
-        .strip_prefix("/v2/members")
-        .unwrap_or("")
-        .trim_start_matches('/');
     let body = &req.body;
     let content_type = req.header("content-type");
     {
@@ -84,15 +80,24 @@ fn leader(api: &Api) -> Response {
     }
 }
 
+/// The media type etcd's members API checks: with parameters, the part before `;` trimmed and
+/// lower-cased; without, the header value as it came (so `Application/JSON` is refused).
+fn members_media_type(content_type: Option<&str>) -> String {
+    let ct = content_type.unwrap_or("").trim_matches([' ', '\t']);
+    match ct.split_once(';') {
+        Some((media, _)) => media.trim().to_lowercase(),
+        None => ct.to_string(),
+    }
+}
+
 /// `{"peerURLs": [...]}` from a request with a JSON content type, validated as etcd's
 /// `types.NewURLs` does.
 fn peer_urls_from(content_type: Option<&str>, body: &[u8]) -> Result<Vec<String>, Response> {
-    let ct = content_type.unwrap_or("");
-    let media = ct.split(';').next().unwrap_or("").trim();
-    if !media.eq_ignore_ascii_case("application/json") {
+    let media = members_media_type(content_type);
+    if media != "application/json" {
         return Err(message(
             415,
-            &format!("Bad Content-Type {ct}, accept application/json"),
+            &format!("Bad Content-Type {media}, accept application/json"),
         ));
     }
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
@@ -265,6 +270,35 @@ mod tests {
             .unwrap_err()
             .contains("host:port"));
         assert!(check_peer_url("http://h:1/x").unwrap_err().contains("path"));
+    }
+
+    #[test]
+    fn content_type_errors_name_the_media_type_as_etcd() {
+        let refused = |ct: Option<&str>| {
+            let r = peer_urls_from(ct, b"{\"peerURLs\":[\"http://a:1\"]}").err()?;
+            let crate::http::Body::Full(body) = &r.body else {
+                panic!("streamed error")
+            };
+            Some((r.status, String::from_utf8_lossy(body).into_owned()))
+        };
+        let bad = |media: &str| {
+            Some((
+                415,
+                format!("{{\"message\":\"Bad Content-Type {media}, accept application/json\"}}"),
+            ))
+        };
+        assert_eq!(
+            refused(Some("text/plain; charset=utf-8")),
+            bad("text/plain")
+        );
+        assert_eq!(refused(Some("TEXT/Plain ; x")), bad("text/plain"));
+        assert_eq!(refused(Some("text/plain")), bad("text/plain"));
+        assert_eq!(refused(Some("Application/JSON")), bad("Application/JSON"));
+        assert_eq!(refused(Some(";")), bad(""));
+        assert_eq!(refused(None), bad(""));
+        assert_eq!(refused(Some("Application/JSON; charset=utf-8")), None);
+        assert_eq!(refused(Some("application/json;")), None);
+        assert_eq!(refused(Some("application/json")), None);
     }
 
     #[test]

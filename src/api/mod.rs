@@ -124,37 +124,62 @@ impl Api {
     }
 
     async fn route(&self, req: Request) -> Response {
+        if req.path == "*" {
+            // Go's server answers `OPTIONS *` itself; its ServeMux refuses `*` for the rest.
+            if req.method == Method::Options {
+                return Response::new(200);
+            }
+            let mut r = Response::new(400);
+            r.headers.push(("Connection", "close".into()));
+            return r;
+        }
+        // Go's ServeMux routes on the percent-decoded path (`r.URL.Path`); a path Go's URL parser
+        // refuses never reaches it.
+        let Ok(decoded) = crate::http::decode_path_bytes(&req.path) else {
+            return go_bad_request();
+        };
         if !self.shared.cors.is_empty() && req.method == Method::Options {
             return Response::new(200);
         }
-        let path = req.path.clone();
-        if let Some(clean) = go_mux_clean_path(&path) {
-            return moved_permanently(&req, clean);
+        if let Some(clean) = go_mux_clean_path(&decoded) {
+            return moved_permanently(&req, &clean);
         }
+        let path = String::from_utf8_lossy(&decoded);
         if path == "/v2/keys" || path.starts_with("/v2/keys/") {
-            return keys::handle(self, req).await;
+            let key = path["/v2/keys".len()..].to_string();
+            return keys::handle(self, req, key).await;
         }
-        match path.as_str() {
+        if let Some(sub) = path.strip_prefix("/v2/members") {
+            if sub.is_empty() || sub.starts_with('/') {
+                return members::handle(self, &req, &sub[sub.len().min(1)..]).await;
+            }
+        }
+        match &*path {
             "/version" => only_get(&req, version),
             "/health" => {
-                if !is_get(&req) {
+                if req.method != Method::Get {
                     return method_not_allowed("GET");
                 }
                 self.health().await
             }
-            "/v2/machines" => only_get(&req, || members::machines(self)),
-            "/v2/members" | "/v2/members/" => members::handle(self, &req).await,
+            "/v2/machines" => {
+                if !is_get(&req) {
+                    return method_not_allowed("GET,HEAD");
+                }
+                members::machines(self)
+            }
             "/v2/stats/self" => only_get(&req, || stats::self_stats(self)),
             "/v2/stats/leader" => only_get(&req, || stats::leader_stats(self)),
             "/v2/stats/store" => only_get(&req, || stats::store_stats(self)),
-            "/metrics" => only_get(&req, || stats::metrics(self)),
-            _ if path.starts_with("/v2/members/") => members::handle(self, &req).await,
+            // The Prometheus handler answers every method.
+            "/metrics" => stats::metrics(self),
             _ => not_found(),
         }
     }
 
     /// `/health`: healthy when a leader is known and a quorum read goes through (etcd 2.3),
-    /// and the WAL has room for writes (etcd 3 reports its NOSPACE alarm the same way).
+    /// and the WAL has room for writes (etcd 3 reports its NOSPACE alarm the same way). The
+    /// body is JSON but etcd sets no type, so Go sniffs it as text.
     async fn health(&self) -> Response {
         let raft = &self.shard.shared.raft;
         let leader = raft.leader.load(Ordering::Acquire);
@@ -162,7 +187,7 @@ impl Api {
             && !raft.wal_full.load(Ordering::Relaxed)
             && self.shard.read_barrier().await.is_ok();
         if healthy {
-            json_response(200, b"{\"health\": \"true\"}".to_vec())
+            text_response(200, "{\"health\": \"true\"}")
         } else {
             text_response(503, "{\"health\": \"false\"}\n")
         }
@@ -181,32 +206,101 @@ impl Handler for Api {
     }
 }
 
-/// Go's `http.ServeMux` answers a path that is not clean (`//`, `.`, `..`) with a redirect to the
-/// cleaned path, keeping a trailing slash. Returns the cleaned path when it differs.
-fn go_mux_clean_path(path: &str) -> Option<String> {
-    if path.is_empty() || !path.starts_with('/') {
+/// Go's `http.ServeMux` answers a path that is not clean (`//`, `.`, `..`, also when
+/// percent-encoded, since it looks at the decoded path) with a redirect to the cleaned path,
+/// keeping a trailing slash. Returns the cleaned path when it differs. `*` is not a path.
+fn go_mux_clean_path(path: &[u8]) -> Option<Vec<u8>> {
+    if path == b"*" {
         return None;
     }
-    let mut clean = crate::store::path::clean(path);
-    if path.ends_with('/') && clean != "/" {
-        clean.push('/');
+    let mut names: Vec<&[u8]> = Vec::new();
+    for name in path.split(|&b| b == b'/') {
+        match name {
+            b"" | b"." => {}
+            b".." => {
+                names.pop();
+            }
+            name => names.push(name),
+        }
+    }
+    let mut clean = Vec::with_capacity(path.len() + 1);
+    for name in &names {
+        clean.push(b'/');
+        clean.extend_from_slice(name);
+    }
+    if clean.is_empty() || path.ends_with(b"/") {
+        clean.push(b'/');
     }
     (clean != path).then_some(clean)
 }
 
-fn moved_permanently(req: &Request, mut location: String) -> Response {
+/// Go's `url.PathEscape`-like escaping of a path as `url.URL.String` writes it: unreserved
+/// characters, `/` and `$&+,:;=@` stay, every other byte becomes `%XX`.
+fn escape_path(path: &[u8]) -> String {
+    let mut out = String::with_capacity(path.len());
+    for &b in path {
+        if b.is_ascii_alphanumeric() || b"-_.~/$&+,:;=@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Go's `http.Redirect` with 301, as `ServeMux` sends it: `Location` is the escaped clean path
+/// and the raw query (bytes beyond ASCII as lowercase `%xx`); a GET gets a small HTML body.
+fn moved_permanently(req: &Request, clean_path: &[u8]) -> Response {
+    let mut url = escape_path(clean_path);
     if !req.query.is_empty() {
-        location.push('?');
-        location.push_str(&req.query);
+        url.push('?');
+        url.push_str(&req.query);
     }
     let mut r = Response::new(301);
     if is_get(req) {
         r.headers
             .push(("Content-Type", "text/html; charset=utf-8".into()));
-        r.body =
-            Body::Full(format!("<a href=\"{location}\">Moved Permanently</a>.\n\n").into_bytes());
+        r.body = Body::Full(
+            format!(
+                "<a href=\"{}\">Moved Permanently</a>.\n\n",
+                html_escape(&url)
+            )
+            .into_bytes(),
+        );
+    }
+    let mut location = String::with_capacity(url.len());
+    for b in url.bytes() {
+        if b.is_ascii() {
+            location.push(b as char);
+        } else {
+            location.push_str(&format!("%{b:02x}"));
+        }
     }
     r.headers.push(("Location", location));
+    r
+}
+
+/// Go's `html.EscapeString`.
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&#39;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&#34;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What Go's server answers a request whose target it cannot parse (`%zz` in the path): 400,
+/// a fixed text, and the connection closed.
+fn go_bad_request() -> Response {
+    let mut r = text_response(400, "400 Bad Request");
+    r.headers.push(("Connection", "close".into()));
     r
 }
 
@@ -214,8 +308,9 @@ fn is_get(req: &Request) -> bool {
     matches!(req.method, Method::Get | Method::Head)
 }
 
+/// GET only: etcd's `/version` and stats handlers refuse HEAD too.
 fn only_get(req: &Request, f: impl FnOnce() -> Response) -> Response {
-    if is_get(req) {
+    if req.method == Method::Get {
         f()
     } else {
         method_not_allowed("GET")
@@ -266,4 +361,85 @@ pub(crate) fn error_response(err: &Error) -> Response {
     let mut r = json_response(err.http_status(), err.to_json());
     r.headers.push(("X-Etcd-Index", err.index.to_string()));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: Method, path: &str, query: &str) -> Request {
+        Request {
+            method,
+            path: path.to_string(),
+            query: query.to_string(),
+            headers: vec![("Host".to_string(), "h".to_string())],
+            body: Vec::new(),
+            minor_version: 1,
+            keep_alive: true,
+        }
+    }
+
+    fn clean(raw: &str) -> Option<String> {
+        let decoded = crate::http::decode_path_bytes(raw).unwrap();
+        go_mux_clean_path(&decoded).map(|c| escape_path(&c))
+    }
+
+    #[test]
+    fn dot_segments_are_cleaned_after_percent_decoding() {
+        let cases = [
+            ("/v2/keys/x/../../y", Some("/v2/y")),
+            ("/v2/keys/x/%2e%2e/%2e%2e/y", Some("/v2/y")),
+            ("/v2/keys/x/%2E%2E/y", Some("/v2/keys/y")),
+            ("/v2/keys/x/.%2e/y", Some("/v2/keys/y")),
+            ("/v2/keys/x/%2e/y", Some("/v2/keys/x/y")),
+            ("/v2/keys//x//y", Some("/v2/keys/x/y")),
+            ("/v2/keys/x/%2e%2e/", Some("/v2/keys/")),
+            ("/v2/keys/%2e%2e", Some("/v2")),
+            ("/v2/keys/x%2f..%2fy", Some("/v2/keys/y")),
+            ("/v2/keys/x/%2e%2E%2e/y", None),
+            ("/v2/keys/a%2Fb", None),
+            ("/v2/keys/", None),
+            ("/", None),
+            ("*", None),
+            ("", Some("/")),
+            // The clean path is written as Go's url.URL writes a path.
+            (
+                "/v2/keys/sp%20ace/%2e/%C3%A9%3F%23%25+%ff/",
+                Some("/v2/keys/sp%20ace/%C3%A9%3F%23%25+%FF/"),
+            ),
+            (
+                "/v2/keys/a!'()*[]{}|^`\"<>@:;=,&$+~%7F%01/./b",
+                Some("/v2/keys/a%21%27%28%29%2A%5B%5D%7B%7D%7C%5E%60%22%3C%3E@:;=,&$+~%7F%01/b"),
+            ),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(clean(raw).as_deref(), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn redirects_are_go_http_redirects() {
+        let get = request(Method::Get, "/v2/keys/x/%2e/y", "a=b&c='<é>'");
+        let r = moved_permanently(&get, b"/v2/keys/x/y");
+        assert_eq!(r.status, 301);
+        let header = |name: &str| {
+            r.headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("Location"), Some("/v2/keys/x/y?a=b&c='<%c3%a9>'"));
+        assert_eq!(header("Content-Type"), Some("text/html; charset=utf-8"));
+        let Body::Full(body) = &r.body else {
+            panic!("streamed redirect body")
+        };
+        assert_eq!(
+            String::from_utf8_lossy(body),
+            "<a href=\"/v2/keys/x/y?a=b&amp;c=&#39;&lt;é&gt;&#39;\">Moved Permanently</a>.\n\n"
+        );
+        let put = request(Method::Put, "/v2/keys/x/%2e%2e/%2e%2e/y", "");
+        let r = moved_permanently(&put, b"/v2/y");
+        assert_eq!(r.headers, vec![("Location", "/v2/y".to_string())]);
+        assert!(matches!(&r.body, Body::Full(b) if b.is_empty()));
+    }
 }

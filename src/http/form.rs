@@ -71,6 +71,16 @@ fn unescape(s: &str, mode: Mode) -> Result<String, String> {
     {
         return Ok(s.to_string());
     }
+    let out = unescape_bytes(s, mode)?;
+    Ok(match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+/// The bytes `s` stands for; Go's `unescape` (which keeps bytes that are not UTF-8).
+fn unescape_bytes(s: &str, mode: Mode) -> Result<Vec<u8>, String> {
+    let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -94,10 +104,7 @@ fn unescape(s: &str, mode: Mode) -> Result<String, String> {
             }
         }
     }
-    Ok(match String::from_utf8(out) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    })
+    Ok(out)
 }
 
 /// Decodes one query/form component: `+` → space, `%XX` → byte (Go's `url.QueryUnescape`).
@@ -109,6 +116,11 @@ pub fn decode_component(s: &str) -> Result<String, String> {
 /// Percent-decodes a raw request path (`+` stays `+`), as Go derives `r.URL.Path`.
 pub fn decode_path(path: &str) -> Result<String, String> {
     unescape(path, Mode::Path)
+}
+
+/// [`decode_path`] without the lossy step: `%ff` stays the byte 0xff, as in Go's `r.URL.Path`.
+pub fn decode_path_bytes(path: &str) -> Result<Vec<u8>, String> {
+    unescape_bytes(path, Mode::Path)
 }
 
 /// Decodes `a=1&b=2` into `out` in order, with Go's `url.ParseQuery` rules: `&` separates
@@ -391,6 +403,8 @@ mod tests {
             Ok("/v2/keys/a/b+c d".to_string())
         );
         assert_eq!(decode_component("a+b%2B"), Ok("a b+".to_string()));
+        assert_eq!(decode_path_bytes("/a%ff%2e+"), Ok(b"/a\xff.+".to_vec()));
+        assert!(decode_path_bytes("/a%f").is_err());
         assert_eq!(
             decode_component("%ff%fe"),
             Ok("\u{fffd}\u{fffd}".to_string())

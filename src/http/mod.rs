@@ -12,7 +12,7 @@ pub mod request;
 pub mod response;
 
 pub use conn::{serve_connection, Admit, BodySink, Handler, HandlerFn, MAX_BACKLOG, MAX_IN_FLIGHT};
-pub use form::{decode_component, decode_path, Form};
+pub use form::{decode_component, decode_path, decode_path_bytes, Form};
 pub use request::{
     parse_request, HttpError, Limits, Method, Parsed, Progress, Request, RequestHead,
     RequestParser, Step,

@@ -328,7 +328,9 @@ impl Store {
         let current_index = self.index;
         let node = self.tree.get(&path, current_index)?;
         if node.is_dir() {
-            return Err(Error::new(Code::NotFile, path, current_index));
+            // etcd names the directory, except the root, whose refusal has no cause.
+            let cause = if path == "/" { String::new() } else { path };
+            return Err(Error::new(Code::NotFile, cause, current_index));
         }
         if let Some(cause) = condition.failure(node) {
             return Err(Error::new(Code::TestFailed, cause, current_index));
