@@ -540,3 +540,150 @@ fn tern_answers_like_etcd() {
         failures.join("\n")
     );
 }
+
+/// TTLs too big for Go's `time.Duration`: what etcd answers and stores, then (after its
+/// expiry sweep has run) which keys are left and how many expired.
+const TTL_OVERFLOW_CASES: &[Case] = &[
+    (
+        "PUT",
+        "/v2/keys/max",
+        &[("value", "v"), ("ttl", "9223372036854775807")],
+    ),
+    (
+        "PUT",
+        "/v2/keys/pow63",
+        &[("value", "v"), ("ttl", "9223372036854775808")],
+    ),
+    (
+        "PUT",
+        "/v2/keys/secs",
+        &[("value", "v"), ("ttl", "9223372036")],
+    ),
+    (
+        "PUT",
+        "/v2/keys/u64max",
+        &[("value", "v"), ("ttl", "18446744073709551615")],
+    ),
+    (
+        "PUT",
+        "/v2/keys/u64over",
+        &[("value", "v"), ("ttl", "18446744073709551616")],
+    ),
+    (
+        "PUT",
+        "/v2/keys/big",
+        &[("value", "v"), ("ttl", "100000000000")],
+    ),
+    (
+        "PUT",
+        "/v2/keys/created?prevExist=false",
+        &[("value", "v"), ("ttl", "9223372036")],
+    ),
+    (
+        "POST",
+        "/v2/keys/queue",
+        &[("value", "v"), ("ttl", "9223372036")],
+    ),
+    (
+        "PUT",
+        "/v2/keys/dir",
+        &[("dir", "true"), ("ttl", "9223372036")],
+    ),
+    // An update or compare-and-swap keeps the wrapped (1734) expiration.
+    (
+        "PUT",
+        "/v2/keys/secs?prevExist=true",
+        &[("value", "u"), ("ttl", "9223372036")],
+    ),
+    (
+        "PUT",
+        "/v2/keys/created?prevValue=v",
+        &[("value", "c"), ("ttl", "9223372036")],
+    ),
+    (
+        "PUT",
+        "/v2/keys/dir?prevExist=true",
+        &[("dir", "true"), ("ttl", "9223372036")],
+    ),
+    // Refreshes: with prevExist an update, without it a set.
+    ("PUT", "/v2/keys/r1", &[("value", "v"), ("ttl", "100")]),
+    (
+        "PUT",
+        "/v2/keys/r1",
+        &[
+            ("refresh", "true"),
+            ("prevExist", "true"),
+            ("ttl", "9223372036"),
+        ],
+    ),
+    ("PUT", "/v2/keys/r2", &[("value", "v"), ("ttl", "100")]),
+    (
+        "PUT",
+        "/v2/keys/r2",
+        &[("refresh", "true"), ("ttl", "9223372036")],
+    ),
+    ("PUT", "/v2/keys/r3", &[("value", "v")]),
+    (
+        "PUT",
+        "/v2/keys/r3",
+        &[
+            ("refresh", "true"),
+            ("prevExist", "true"),
+            ("ttl", "9223372036854775808"),
+        ],
+    ),
+];
+
+fn run_ttl_overflow_cases(server: &Server) -> Vec<(String, Value)> {
+    let mut c = server.client();
+    let base = settled_base(&mut c);
+    let stats_before = c.get("/v2/stats/store").json();
+    let mut out = Vec::new();
+    for (method, path, form) in TTL_OVERFLOW_CASES {
+        let body = encode_form(form);
+        let r = c
+            .try_request(
+                method,
+                path,
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+                body.as_bytes(),
+            )
+            .unwrap();
+        out.push((format!("{method} {path} {body}"), summary(&r, base)));
+    }
+    // etcd sweeps expired keys every 500ms.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let r = c.get("/v2/keys/?recursive=true&sorted=true");
+    out.push(("what is left".into(), summary(&r, base)));
+    let after = c.get("/v2/stats/store").json();
+    out.push((
+        "expired".into(),
+        Value::from(
+            after["expireCount"].as_i64().unwrap() - stats_before["expireCount"].as_i64().unwrap(),
+        ),
+    ));
+    out
+}
+
+#[test]
+fn ttls_beyond_a_go_duration_behave_as_in_etcd() {
+    let Some(etcd) = start_etcd(&[]) else {
+        println!("SKIP differential test: etcd is not installed (apt-get install etcd-server)");
+        return;
+    };
+    let tern = start_tern(2, &[]);
+    let want = run_ttl_overflow_cases(&etcd);
+    let got = run_ttl_overflow_cases(&tern);
+    let failures: Vec<String> = want
+        .iter()
+        .zip(&got)
+        .filter(|((_, w), (_, g))| w != g)
+        .map(|((label, w), (_, g))| format!("{label}:\n  etcd: {w}\n  tern: {g}"))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

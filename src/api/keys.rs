@@ -170,11 +170,22 @@ pub fn parse_key_request(req: &Request, key: String) -> Result<KeyRequest, Error
     })
 }
 
+/// The expiration etcd derives from `ttl` seconds at `now` (unix nanoseconds): Go's
+/// `now.Add(time.Duration(ttl) * time.Second).UnixNano()`, where the conversion, the product and
+/// the nanosecond count all wrap around in 64 bits. `None` for 0, which etcd takes as "no TTL".
+///
+/// So TTLs too big for a `time.Duration` land anywhere: `ttl=9223372036854775807` one second in
+/// the past (the key expires at once), `ttl=9223372036854775808` at `now`, `ttl=9223372036`
+/// before 1970 (a set or create makes such a key permanent; an update or compare-and-swap
+/// keeps the expiration, so the key expires at once).
+pub fn ttl_expiration(now: i64, ttl: u64) -> Option<i64> {
+    let at = now.wrapping_add((ttl as i64).wrapping_mul(1_000_000_000));
+    (at != 0).then_some(at)
+}
+
 /// etcd 2.3's `applyRequest` for PUT, POST and DELETE. `now` is the proposer's clock.
 pub fn to_command(method: &Method, r: &KeyRequest, now: i64) -> Command {
-    let expire_at = r
-        .ttl
-        .map(|ttl| now.saturating_add((ttl as i64).saturating_mul(1_000_000_000)));
+    let expire_at = r.ttl.and_then(|ttl| ttl_expiration(now, ttl));
     let refresh = r.refresh == Some(true);
     let key = r.key.clone();
     let value = r.value.clone();
@@ -434,6 +445,28 @@ mod tests {
         assert!(del.starts_with("Delete"));
         let post = to_command(&Method::Post, &req(None, None, 0), 0);
         assert!(matches!(post, Command::Create { unique: true, .. }));
+    }
+
+    #[test]
+    fn ttls_beyond_a_go_duration_wrap_as_in_etcd() {
+        const SECOND: i64 = 1_000_000_000;
+        // 2026-12-03T06:48:00Z
+        let now = 1_796_280_480 * SECOND;
+        assert_eq!(ttl_expiration(now, 100), Some(now + 100 * SECOND));
+        // (2^63 - 1) s is -1 s once multiplied in 64 bits; 2^64 - 1 is -1 to begin with.
+        assert_eq!(ttl_expiration(now, i64::MAX as u64), Some(now - SECOND));
+        assert_eq!(ttl_expiration(now, u64::MAX), Some(now - SECOND));
+        // 2^63 s wraps to 0 s: the key expires at once, and shows no ttl.
+        assert_eq!(ttl_expiration(now, 1 << 63), Some(now));
+        // 9223372036 s fits a Duration, but the nanoseconds since 1970 overflow: 1734.
+        let at = ttl_expiration(now, 9_223_372_036).unwrap();
+        assert_eq!(
+            crate::timefmt::rfc3339_nanos(at),
+            "1734-08-24T07:00:42.290448384Z"
+        );
+        // Only an exact zero counts as no TTL at all.
+        assert_eq!(ttl_expiration(0, 0), None);
+        assert_eq!(ttl_expiration(-5 * SECOND, 5), None);
     }
 
     #[test]
