@@ -13,6 +13,16 @@ use std::time::{Duration, Instant};
 use common::cluster::Cluster;
 use raft::eraftpb::{Message, MessageType};
 
+/// The names of the files in `dir`, sorted.
+fn file_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Waits up to `timeout` for member `i` to exit; its status.
 fn wait_status(c: &mut Cluster, i: usize, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
@@ -170,12 +180,8 @@ fn a_missing_snapshot_after_a_purge_is_refused_by_name() {
     }
     let wal = c.nodes[0].dir.join("data/member/wal");
     let first_segment = || {
-        let mut names: Vec<String> = std::fs::read_dir(&wal)
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".wal"))
-            .collect();
-        names.sort();
+        let mut names = file_names(&wal);
+        names.retain(|n| n.ends_with(".wal"));
         names[0].clone()
     };
     // Wait for a purge (it follows a snapshot).
@@ -260,9 +266,8 @@ fn running_out_of_file_descriptors_refuses_clients_never_the_log() {
         "{refusals} refusal lines:\n{log}"
     );
     let wal = c.nodes[0].dir.join("data/member/wal");
-    let segments = std::fs::read_dir(&wal)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+    let segments = file_names(&wal)
+        .iter()
         .filter(|n| n.ends_with(".wal"))
         .count();
     assert!(segments >= 2, "no WAL rotation happened");
@@ -384,9 +389,8 @@ fn a_full_disk_fails_writes_not_the_member() {
     c.wait_serving(0, Duration::from_secs(30));
     check_serving_reads(&c);
     assert!(
-        !std::fs::read_dir(data.join("member/wal"))
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        !file_names(&data.join("member/wal"))
+            .iter()
             .any(|n| n.ends_with(".tmp")),
         "a .tmp file was left in the WAL directory"
     );

@@ -53,10 +53,8 @@ fn read_response(s: &mut TcpStream) -> std::io::Result<(u16, String, Vec<u8>)> {
     Ok((status, head, body))
 }
 
-#[test]
-fn peer_port_refuses_a_raft_request_by_its_head_before_reading_the_body() {
-    let (tern, peer) = start_with_peer_port();
-    let pid = tern.child.id();
+/// The cluster ID and the (only) member's ID, as a peer of this server would send them.
+fn cluster_and_member(tern: &Server) -> (String, String) {
     let r = tern.client().get("/v2/members");
     let cluster = r
         .header("x-etcd-cluster-id")
@@ -66,6 +64,14 @@ fn peer_port_refuses_a_raft_request_by_its_head_before_reading_the_body() {
         .as_str()
         .expect("member ID")
         .to_string();
+    (cluster, member)
+}
+
+#[test]
+fn peer_port_refuses_a_raft_request_by_its_head_before_reading_the_body() {
+    let (tern, peer) = start_with_peer_port();
+    let pid = tern.child.id();
+    let (cluster, member) = cluster_and_member(&tern);
     let before = rss_kib(pid);
     let cases = [
         (Some("0123456789abcdef"), Some(member.as_str()), 412),
@@ -135,15 +141,7 @@ fn incoming_files(tern: &Server) -> Vec<std::path::PathBuf> {
 fn a_snapshot_body_streams_to_disk_and_an_abandoned_one_is_removed() {
     let (tern, peer) = start_with_peer_port();
     let pid = tern.child.id();
-    let r = tern.client().get("/v2/members");
-    let cluster = r
-        .header("x-etcd-cluster-id")
-        .expect("cluster ID")
-        .to_string();
-    let member = r.json()["members"][0]["id"]
-        .as_str()
-        .expect("member ID")
-        .to_string();
+    let (cluster, member) = cluster_and_member(&tern);
     let before = rss_kib(pid);
     let mut s = TcpStream::connect(peer).expect("connect");
     s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();

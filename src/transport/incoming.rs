@@ -51,7 +51,6 @@ pub struct SnapshotSink {
     path: PathBuf,
     /// The length-prefixed header message, while it is incomplete.
     header: Vec<u8>,
-    header_done: bool,
     file: Option<File>,
     buf: Vec<u8>,
     /// The buffer of the last finished write, for the next one.
@@ -74,7 +73,6 @@ impl SnapshotSink {
             dir: dir.to_path_buf(),
             path: dir.join(name),
             header: Vec::new(),
-            header_done: false,
             file: None,
             buf: Vec::new(),
             spare: Vec::new(),
@@ -121,43 +119,39 @@ impl SnapshotSink {
         Ok(())
     }
 
+    /// The header message's length, once its 4-byte prefix has arrived.
+    fn header_len(&self) -> Option<usize> {
+        let prefix: [u8; 4] = self.header.get(..4)?.try_into().ok()?;
+        Some(u32::from_le_bytes(prefix) as usize)
+    }
+
+    /// Whether the whole header message has arrived.
+    fn header_done(&self) -> bool {
+        self.header_len()
+            .is_some_and(|len| self.header.len() == 4 + len)
+    }
+
     /// Takes header bytes from `buf`; how many.
     fn take_header(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let want = if self.header.len() < 4 {
-            4 - self.header.len()
-        } else {
-            let len = u32::from_le_bytes([
-                self.header[0],
-                self.header[1],
-                self.header[2],
-                self.header[3],
-            ]) as usize;
-            if len > MAX_HEADER {
+        let want = match self.header_len() {
+            None => 4 - self.header.len(),
+            Some(len) if len > MAX_HEADER => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "snapshot header too large",
-                ));
+                ))
             }
-            4 + len - self.header.len()
+            Some(len) => 4 + len - self.header.len(),
         };
         let n = want.min(buf.len());
         self.header.extend_from_slice(&buf[..n]);
-        if self.header.len() >= 4 && n == want {
-            let len = u32::from_le_bytes([
-                self.header[0],
-                self.header[1],
-                self.header[2],
-                self.header[3],
-            ]) as usize;
-            self.header_done = self.header.len() == 4 + len;
-        }
         Ok(n)
     }
 }
 
 impl BodySink for SnapshotSink {
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if !self.header_done {
+        if !self.header_done() {
             return Poll::Ready(self.take_header(buf));
         }
         loop {
@@ -192,7 +186,7 @@ impl BodySink for SnapshotSink {
             if self.synced {
                 return Poll::Ready(Ok(()));
             }
-            if !self.header_done {
+            if !self.header_done() {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "snapshot body ends inside its header",

@@ -808,12 +808,12 @@ impl<F: WalFs + Clone + 'static> Wal<F> {
     /// (the raft node does, every tick), so that writes resume by themselves once space is
     /// freed.
     pub async fn maintain(&mut self) {
-        self.note_spare_done(true).await;
+        self.note_spare_done().await;
         self.start_spare();
     }
 
     /// If the spare's preparation has finished, records how (removing a failed one's file).
-    async fn note_spare_done(&mut self, log: bool) {
+    async fn note_spare_done(&mut self) {
         let Spare::Preparing(task) = &mut self.spare else {
             return;
         };
@@ -822,13 +822,11 @@ impl<F: WalFs + Clone + 'static> Wal<F> {
             Some(Ok(())) => self.spare = Spare::Ready,
             Some(Err(e)) => {
                 static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
-                if log {
-                    crate::ratelog!(
-                        FAILED,
-                        "wal: preparing the next segment in {} failed: {e}",
-                        self.dir.display()
-                    );
-                }
+                crate::ratelog!(
+                    FAILED,
+                    "wal: preparing the next segment in {} failed: {e}",
+                    self.dir.display()
+                );
                 let _ = self.fs.remove(&self.dir.join(SPARE_SEGMENT));
                 self.spare = Spare::Failed(Instant::now() + SPARE_RETRY);
             }
@@ -852,7 +850,7 @@ impl<F: WalFs + Clone + 'static> Wal<F> {
     /// otherwise a freshly preallocated file (whose first writes cost a journal commit each),
     /// removed again if it cannot be preallocated.
     async fn new_segment_file(&mut self, path: &Path) -> Result<F::File, WalError> {
-        self.note_spare_done(true).await;
+        self.note_spare_done().await;
         let file = if matches!(self.spare, Spare::Ready) {
             self.spare = Spare::Idle;
             let spare = self.dir.join(SPARE_SEGMENT);
