@@ -1197,12 +1197,18 @@ fn member_from_json(v: &Value) -> Member {
 
 /// A peer's `GET /members` (what a member joining a running cluster checks its configuration
 /// against): the cluster ID from `X-Etcd-Cluster-ID` and the member list.
-pub fn peer_members(peer_url: &str, timeout: Duration) -> Result<(u64, Vec<Member>), String> {
+/// `https://` peers are dialled with `tls`.
+pub fn peer_members(
+    peer_url: &str,
+    timeout: Duration,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> Result<(u64, Vec<Member>), String> {
     let mut url = Url::parse(peer_url)?;
     url.path = "/members".into();
     url.query = String::new();
     let mut transport = Transport {
         dial_timeout: Some(timeout),
+        tls: Some(tls),
         ..Transport::default()
     };
     let deadline = Instant::now() + timeout;

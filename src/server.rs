@@ -22,6 +22,7 @@ use crate::raft::RaftSettings;
 use crate::ratelog::RateLimited;
 use crate::shard::{Shard, ShardMsg, Shared};
 use crate::store::Store;
+use crate::tls::server::ServerTls;
 use crate::transport::peer_api::PeerApi;
 use crate::transport::TransportStats;
 
@@ -52,7 +53,7 @@ impl std::fmt::Display for StartError {
 #[derive(Clone)]
 struct ShardPlan {
     shared: Arc<Shared>,
-    listen: Vec<SocketAddr>,
+    listen: Vec<Listen>,
     limits: Limits,
     history: usize,
     /// What shard 0 learns from the data dir; the other shards wait for it.
@@ -66,9 +67,16 @@ struct ShardPlan {
     /// `None` when the member has a WAL already.
     first_start: Option<FirstStartPlan>,
     force_new_cluster: bool,
-    peer_listen: Vec<SocketAddr>,
+    peer_listen: Vec<Listen>,
     cors: Vec<String>,
     nshards: usize,
+}
+
+/// One address to listen on, with TLS when its URL is `https://`.
+#[derive(Clone)]
+struct Listen {
+    addr: SocketAddr,
+    tls: Option<Arc<ServerTls>>,
 }
 
 #[derive(Clone, Copy)]
@@ -102,7 +110,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let (fd_limit, connections) = crate::process::raise_fd_limit(nshards);
     eprintln!("tern: open-files limit {fd_limit}: at most {connections} client and peer connections at once");
 
-    let listen = probed_addresses(&config.listen_client_urls)?;
+    let tls = crate::tls::setup(&config).map_err(StartError)?;
+    let listen = probed_addresses(&config.listen_client_urls, &tls.client)?;
 
     let shared = Arc::new(Shared::new(nshards, Duration::from_secs(5)));
     let paths = Paths::new(&config.data_dir, config.wal_dir.as_deref());
@@ -111,10 +120,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
     } else if config.initial_cluster_state == crate::config::ClusterState::New {
         Some(FirstStartPlan::NewCluster)
     } else {
-        join_cluster(&mut cluster)?;
+        join_cluster(&mut cluster, &tls.peer_client.get())?;
         Some(FirstStartPlan::Join)
     };
-    let peer_listen = probed_addresses(&config.listen_peer_urls)?;
+    let peer_listen = probed_addresses(&config.listen_peer_urls, &tls.peer)?;
     let plan = ShardPlan {
         shared: shared.clone(),
         listen: listen.clone(),
@@ -137,8 +146,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
             strict_reconfig_check: config.strict_reconfig_check,
             peer_source: peer_listen
                 .first()
-                .map(|a| a.ip())
+                .map(|l| l.addr.ip())
                 .filter(|ip| !ip.is_unspecified()),
+            peer_tls: tls.peer_client.clone(),
             join_peers: match first_start {
                 Some(FirstStartPlan::Join) => cluster.initial.clone(),
                 _ => Vec::new(),
@@ -267,7 +277,7 @@ fn plan_cluster(config: &Config) -> Result<ClusterPlan, StartError> {
 /// `--initial-cluster-state existing`: asks the running members for their list, checks that
 /// `--initial-cluster` describes the same members (etcd's `ValidateClusterAndAssignIDs`) and
 /// takes their IDs and the cluster's.
-fn join_cluster(plan: &mut ClusterPlan) -> Result<(), StartError> {
+fn join_cluster(plan: &mut ClusterPlan, tls: &Arc<rustls::ClientConfig>) -> Result<(), StartError> {
     let peers: Vec<String> = plan
         .initial
         .iter()
@@ -277,7 +287,7 @@ fn join_cluster(plan: &mut ClusterPlan) -> Result<(), StartError> {
     let mut last_error = String::from("no peer URLs of other members");
     let mut remote = None;
     for url in &peers {
-        match crate::client::peer_members(url, Duration::from_secs(2)) {
+        match crate::client::peer_members(url, Duration::from_secs(2), tls.clone()) {
             Ok(found) => {
                 remote = Some(found);
                 break;
@@ -324,13 +334,23 @@ fn join_cluster(plan: &mut ClusterPlan) -> Result<(), StartError> {
     Ok(())
 }
 
-/// The socket addresses of listen URLs, each checked to be free.
-fn probed_addresses(urls: &[crate::config::ListenUrl]) -> Result<Vec<SocketAddr>, StartError> {
-    let addrs: Vec<SocketAddr> = urls.iter().map(|u| u.socket_addr()).collect();
-    for addr in &addrs {
-        probe_listen_address(addr)?;
+/// The socket addresses of listen URLs, each checked to be free, with `tls` for the
+/// `https://` ones.
+fn probed_addresses(
+    urls: &[crate::config::ListenUrl],
+    tls: &Option<Arc<ServerTls>>,
+) -> Result<Vec<Listen>, StartError> {
+    let mut listens = Vec::with_capacity(urls.len());
+    for u in urls {
+        let addr = u.socket_addr();
+        probe_listen_address(&addr)?;
+        let tls = match u.url().scheme {
+            crate::config::Scheme::Https => tls.clone(),
+            crate::config::Scheme::Http => None,
+        };
+        listens.push(Listen { addr, tls });
     }
-    Ok(addrs)
+    Ok(listens)
 }
 
 /// Every shard binds each client address with SO_REUSEPORT, which would let a second tern on
@@ -426,16 +446,21 @@ async fn shard_main(
             max_batch_body: crate::transport::max_batch_body(plan.limits.max_body_bytes),
             snap_dir,
         });
-        for &addr in &plan.peer_listen {
-            let listener = bind_shard_listener(addr)?;
+        for listen in &plan.peer_listen {
+            let listener = bind_shard_listener(listen.addr)?;
             // The peer port takes bodies as large as a snapshot of the whole store.
             let limits = Limits {
                 max_body_bytes: PEER_MAX_BODY,
                 body_timeout: Some(PEER_BODY_TIMEOUT),
                 ..Limits::default()
             };
-            glommio::spawn_local(accept_connections(listener, addr, peer_api.clone(), limits))
-                .detach();
+            glommio::spawn_local(accept_connections(
+                listener,
+                listen.clone(),
+                peer_api.clone(),
+                limits,
+            ))
+            .detach();
         }
     }
     // Serve nothing older than what was committed before this start, and (as etcd) only once
@@ -460,11 +485,11 @@ async fn shard_main(
     }
     let api = Rc::new(Api::new(shard, startup.api.clone()));
     let mut accept_loops = Vec::new();
-    for &addr in &plan.listen {
-        let listener = bind_shard_listener(addr)?;
+    for listen in &plan.listen {
+        let listener = bind_shard_listener(listen.addr)?;
         accept_loops.push(glommio::spawn_local(accept_connections(
             listener,
-            addr,
+            listen.clone(),
             api.clone(),
             plan.limits,
         )));
@@ -477,7 +502,10 @@ async fn shard_main(
             crate::cluster::id_hex(startup.api.cluster_id),
             plan.listen
                 .iter()
-                .map(|a| a.to_string())
+                .map(|l| match l.tls {
+                    Some(_) => format!("{} (TLS)", l.addr),
+                    None => l.addr.to_string(),
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             plan.nshards
@@ -506,13 +534,15 @@ fn panic_if_asked(shard: usize) {
 /// Accepts connections on one listener and serves each with `handler` under `limits`. A
 /// connection beyond the descriptor budget ([`ConnectionPermit`]) is closed at once; a failing
 /// accept (descriptors exhausted all the same) backs off up to a second. Both are logged at
-/// most once per interval.
+/// most once per interval. On a TLS listener each connection's handshake runs in its own
+/// task, so a slow or failing one delays nobody.
 async fn accept_connections<H: Handler + 'static>(
     listener: TcpListener,
-    addr: SocketAddr,
+    listen: Listen,
     handler: Rc<H>,
     limits: Limits,
 ) {
+    let addr = listen.addr;
     static REFUSED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
     static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
     let mut backoff = ACCEPT_BACKOFF_MIN;
@@ -533,8 +563,19 @@ async fn accept_connections<H: Handler + 'static>(
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
+                let tls = listen.tls.clone();
                 glommio::spawn_local(async move {
-                    let _ = serve_connection(stream, &*handler, &limits).await;
+                    match tls {
+                        None => {
+                            let _ = serve_connection(stream, &*handler, &limits).await;
+                        }
+                        Some(tls) => {
+                            let from = stream.peer_addr().ok();
+                            if let Some(stream) = tls.accept(stream, from, addr).await {
+                                let _ = serve_connection(stream, &*handler, &limits).await;
+                            }
+                        }
+                    }
                     drop(permit);
                 })
                 .detach();

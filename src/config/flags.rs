@@ -152,6 +152,15 @@ pub(super) struct Flags {
     /// Path to the peer server TLS trusted CA file.
     #[arg(long, default_value = "", help_heading = "Security")]
     pub peer_trusted_ca_file: String,
+    /// Client TLS using generated certificates (etcd 3; in <data-dir>/fixtures/client).
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool, help_heading = "Security")]
+    pub auto_tls: bool,
+    /// Peer TLS using generated certificates (etcd 3; in <data-dir>/fixtures/peer).
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool, help_heading = "Security")]
+    pub peer_auto_tls: bool,
+    /// Comma-separated list of supported TLS 1.2 cipher suites (Go names; etcd 3). TLS 1.3 suites are always enabled.
+    #[arg(long, default_value = "", help_heading = "Security")]
+    pub cipher_suites: String,
 
     // ---- logging ----
     /// Enable debug-level logging.
@@ -259,6 +268,8 @@ impl Flags {
             "peer-ca-file" => peer_ca_file, "peer-cert-file" => peer_cert_file,
             "peer-key-file" => peer_key_file, "peer-client-cert-auth" => peer_client_cert_auth,
             "peer-trusted-ca-file" => peer_trusted_ca_file,
+            "auto-tls" => auto_tls, "peer-auto-tls" => peer_auto_tls,
+            "cipher-suites" => cipher_suites,
             "debug" => debug, "log-package-levels" => log_package_levels,
             "force-new-cluster" => force_new_cluster, "version" => version,
             "experimental-v3demo" => experimental_v3demo,

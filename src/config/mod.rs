@@ -58,6 +58,19 @@ pub const SUPPORTED_NOW: &[&str] = &[
     "watch-history",
     "max-request-bytes",
     "pin-shards",
+    "ca-file",
+    "cert-file",
+    "key-file",
+    "client-cert-auth",
+    "trusted-ca-file",
+    "peer-ca-file",
+    "peer-cert-file",
+    "peer-key-file",
+    "peer-client-cert-auth",
+    "peer-trusted-ca-file",
+    "auto-tls",
+    "peer-auto-tls",
+    "cipher-suites",
 ];
 
 /// tern's own flags: read from `TERN_*` variables instead of `ETCD_*`.
@@ -252,6 +265,12 @@ pub struct Config {
     // security
     pub client_tls: TlsInfo,
     pub peer_tls: TlsInfo,
+    /// `--auto-tls`: self-signed client certificates when none are given.
+    pub auto_tls: bool,
+    /// `--peer-auto-tls`.
+    pub peer_auto_tls: bool,
+    /// `--cipher-suites` (Go names), in order; empty means rustls's defaults.
+    pub cipher_suites: Vec<String>,
     // logging
     pub debug: bool,
     pub log_package_levels: Option<String>,
@@ -784,6 +803,33 @@ fn build(
     };
     let ms = Duration::from_millis;
 
+    // etcd 3's check: an https listener needs a certificate (given, or generated).
+    for (urls, tls, auto, side, flags) in [
+        (
+            &listen_client_urls,
+            &client_tls,
+            f.auto_tls,
+            "client",
+            "--cert-file, --key-file",
+        ),
+        (
+            &listen_peer_urls,
+            &peer_tls,
+            f.peer_auto_tls,
+            "peer",
+            "--peer-cert-file, --peer-key-file",
+        ),
+    ] {
+        if let Some(u) = urls.iter().find(|u| u.scheme == Scheme::Https) {
+            if tls.cert_file.is_none() && tls.key_file.is_none() && !auto {
+                return Err(invalid(format!(
+                    "TLS key/cert ({flags}) must be provided for {side} url {} with HTTPS scheme",
+                    u
+                )));
+            }
+        }
+    }
+
     Ok(Config {
         name: f.name.clone(),
         data_dir,
@@ -814,6 +860,14 @@ fn build(
         proxy_read_timeout: ms(f.proxy_read_timeout),
         client_tls,
         peer_tls,
+        auto_tls: f.auto_tls,
+        peer_auto_tls: f.peer_auto_tls,
+        cipher_suites: f
+            .cipher_suites
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
         debug: f.debug,
         log_package_levels: opt_string(&f.log_package_levels),
         force_new_cluster: f.force_new_cluster,

@@ -262,6 +262,8 @@ fn values() {
         (&["-experimental-auto-compaction-retention=-2"], |c| c.experimental_auto_compaction_retention.to_string(), "-2"),
         (&["-cert-file=c.pem", "-ca-file=ca.pem"], |c| format!("{}", c.client_tls.is_empty()), "false"),
         (&["-peer-client-cert-auth"], |c| format!("{}", c.peer_tls.client_cert_auth), "true"),
+        (&["-cipher-suites= A, B,,"], |c| c.cipher_suites.join("|"), "A|B"),
+        (&["-auto-tls", "-listen-client-urls=https://127.0.0.1:2379", "-advertise-client-urls=https://a:1"], |c| format!("{}", c.auto_tls), "true"),
         (
             &["-listen-client-urls=http://127.0.0.1:4001,http://[::1]:2379", "-advertise-client-urls=http://a:1"],
             |c| format!("{:?}", c.listen_client_addrs()),
@@ -323,6 +325,16 @@ fn initial_cluster() {
 fn errors() {
     let table: &[(Args, Env, &str)] = &[
         (&["-foo"], &[], "flag provided but not defined: -foo"),
+        (
+            &["-listen-client-urls=https://127.0.0.1:2379", "-advertise-client-urls=https://127.0.0.1:2379"],
+            &[],
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:2379 with HTTPS scheme",
+        ),
+        (
+            &["-listen-peer-urls=http://127.0.0.1:2380,https://127.0.0.1:7001"],
+            &[],
+            "TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url https://127.0.0.1:7001 with HTTPS scheme",
+        ),
         (&["--foo=1"], &[], "flag provided but not defined: -foo"),
         (&["-heartbeat-interval=abc"], &[], "invalid value \"abc\" for flag -heartbeat-interval: parse error"),
         (&["--snapshot-count", "-1"], &[], "invalid value \"-1\" for flag -snapshot-count: parse error"),
@@ -525,11 +537,8 @@ fn check_supported() {
             &[],
             Err("flag --proxy is not supported yet"),
         ),
-        (
-            &["-cert-file=c"],
-            &[],
-            Err("flag --cert-file is not supported yet"),
-        ),
+        (&["-cert-file=c"], &[], Ok(())),
+        (&["-peer-auto-tls", "-cipher-suites=X"], &[], Ok(())),
         (
             &["-discovery=http://d:1/t"],
             &[],

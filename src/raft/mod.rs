@@ -62,6 +62,8 @@ pub struct RaftSettings {
     pub join_peers: Vec<crate::cluster::Member>,
     /// Where peer connections are made from (the peer listen address, when it is specific).
     pub peer_source: Option<std::net::IpAddr>,
+    /// What `https://` peers are dialled with.
+    pub peer_tls: std::sync::Arc<crate::tls::reload::Reloading<rustls::ClientConfig>>,
 }
 
 pub struct RaftDriver {
@@ -149,6 +151,7 @@ pub fn start_node(
         bootstrap.member_id,
         bootstrap.cluster_id,
         settings.peer_source,
+        settings.peer_tls.clone(),
         inbox.clone(),
         stats,
     );

@@ -35,8 +35,14 @@ use raft::eraftpb::{Message, MessageType};
 
 use crate::cluster::id_hex;
 use crate::http::client::{encode_request, ClientConn, ClientResponse};
+use crate::ratelog::RateLimited;
 use crate::shard::local::Mailbox;
 use crate::shard::RaftInput;
+use crate::tls::reload::Reloading;
+use crate::tls::stream::MaybeTls;
+
+/// A connection to a peer, TLS for an `https://` URL.
+type PeerStream = MaybeTls<glommio::net::TcpStream>;
 pub use stats::TransportStats;
 
 /// Messages a link may hold for a peer that is slow or away; more are dropped.
@@ -50,6 +56,7 @@ pub const BATCH_SPLIT: usize = 64 << 20;
 /// Largest response a peer may send.
 const MAX_RESPONSE: usize = 1 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
@@ -135,6 +142,8 @@ struct Context {
     local: u64,
     /// The address outgoing peer connections are made from (`None`: the kernel's choice).
     source: Option<IpAddr>,
+    /// What `https://` peers are dialled with (re-read when its files change).
+    tls: Arc<Reloading<rustls::ClientConfig>>,
     cluster: u64,
     inbox: Rc<Mailbox<RaftInput>>,
     stats: Arc<TransportStats>,
@@ -151,6 +160,7 @@ impl Transport {
         local: u64,
         cluster: u64,
         source: Option<IpAddr>,
+        tls: Arc<Reloading<rustls::ClientConfig>>,
         inbox: Rc<Mailbox<RaftInput>>,
         stats: Arc<TransportStats>,
     ) -> Transport {
@@ -158,6 +168,7 @@ impl Transport {
             ctx: Rc::new(Context {
                 local,
                 source,
+                tls,
                 cluster,
                 inbox,
                 stats,
@@ -236,10 +247,10 @@ fn request_headers(ctx: &Context) -> [(&'static str, String); 3] {
     ]
 }
 
-async fn connect(
-    urls: &[String],
-    source: Option<IpAddr>,
-) -> Option<(glommio::net::TcpStream, String)> {
+/// A connection to the first of `urls` that answers (TLS for `https://` ones), and the
+/// authority to name in requests.
+async fn connect(urls: &[String], ctx: &Context) -> Option<(PeerStream, String)> {
+    static HANDSHAKE: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
     for url in urls {
         let Some(authority) = url_authority(url) else {
             continue;
@@ -248,19 +259,51 @@ async fn connect(
             continue;
         };
         for addr in addrs {
-            let connected = match source {
+            let connected = match ctx.source {
                 Some(ip) if ip.is_ipv4() == addr.is_ipv4() => connect_from(ip, addr).await,
                 _ => glommio::net::TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)
                     .await
                     .map_err(io::Error::from),
             };
-            if let Ok(stream) = connected {
-                let _ = stream.set_nodelay(true);
-                return Some((stream, authority.to_string()));
+            let Ok(stream) = connected else { continue };
+            let _ = stream.set_nodelay(true);
+            if !url.starts_with("https://") {
+                return Some((MaybeTls::Plain(stream), authority.to_string()));
+            }
+            match tls_handshake(stream, authority, ctx).await {
+                Ok(tls) => return Some((MaybeTls::Tls(Box::new(tls)), authority.to_string())),
+                Err(e) => {
+                    crate::ratelog!(HANDSHAKE, "peer TLS handshake with {url} failed: {e}");
+                }
             }
         }
     }
     None
+}
+
+/// The client side of a peer TLS handshake: the peer's certificate must name the host of its
+/// URL (as Go's TLS client checks).
+async fn tls_handshake(
+    stream: glommio::net::TcpStream,
+    authority: &str,
+    ctx: &Context,
+) -> io::Result<futures_rustls::client::TlsStream<glommio::net::TcpStream>> {
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("bad host {host:?}")))?;
+    let connector = futures_rustls::TlsConnector::from(ctx.tls.get());
+    with_timeout(HANDSHAKE_TIMEOUT, connector.connect(name, stream))
+        .await
+        .unwrap_or_else(|| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "handshake timed out",
+            ))
+        })
 }
 
 /// Connects from `source` (the address this member listens on for peers), so traffic between
@@ -327,7 +370,7 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
     let mut batch = Vec::new();
     while !link.closed.get() {
         let urls = link.urls.borrow().clone();
-        let Some((stream, host)) = connect(&urls, ctx.source).await else {
+        let Some((stream, host)) = connect(&urls, &ctx).await else {
             // Nobody to give them to: raft resends what matters once the peer is back.
             let mut dropped = Vec::new();
             if !link.queue.is_empty() {
@@ -414,7 +457,7 @@ async fn send_snapshot(msg: Message, urls: Vec<String>, ctx: Rc<Context>) {
     let body = incoming::encode_snapshot_body(&msg);
     drop(msg);
     let ok = async {
-        let (stream, host) = connect(&urls, ctx.source).await?;
+        let (stream, host) = connect(&urls, &ctx).await?;
         let mut request = Vec::with_capacity(body.len() + 256);
         encode_request(
             "POST",
