@@ -98,6 +98,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .check_supported(crate::config::SUPPORTED_NOW)
         .map_err(|e| StartError(e.to_string()))?;
     let mut cluster = plan_cluster(&config)?;
+    // Every certificate and key is checked before anything else is done or printed.
+    let tls = crate::tls::setup(&config).map_err(StartError)?;
 
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         StartError(format!(
@@ -110,7 +112,6 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let (fd_limit, connections) = crate::process::raise_fd_limit(nshards);
     eprintln!("tern: open-files limit {fd_limit}: at most {connections} client and peer connections at once");
 
-    let tls = crate::tls::setup(&config).map_err(StartError)?;
     let listen = probed_addresses(&config.listen_client_urls, &tls.client)?;
 
     let shared = Arc::new(Shared::new(nshards, Duration::from_secs(5)));

@@ -334,6 +334,7 @@ fn snapshot_view(c: &Cluster) -> Cluster {
             peer_port: n.peer_port,
             dir: n.dir.clone(),
             child: None,
+            tls: n.tls.clone(),
         });
     }
     v

@@ -23,14 +23,30 @@ pub struct Node {
     pub peer_port: u16,
     pub dir: PathBuf,
     pub child: Option<Child>,
+    pub tls: NodeTls,
+}
+
+/// A member's TLS, if any: `https://` client URLs (reached with `client`), `https://` peer
+/// URLs, and the flags (certificate files) its command line gets.
+#[derive(Clone, Default)]
+pub struct NodeTls {
+    pub client: Option<std::sync::Arc<rustls::ClientConfig>>,
+    pub peer: bool,
+    pub args: Vec<String>,
 }
 
 impl Node {
     pub fn client_url(&self) -> String {
-        format!("http://{}:{}", self.ip, self.client_port)
+        let scheme = if self.tls.client.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}:{}", self.ip, self.client_port)
     }
     pub fn peer_url(&self) -> String {
-        format!("http://{}:{}", self.ip, self.peer_port)
+        let scheme = if self.tls.peer { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.ip, self.peer_port)
     }
     pub fn addr(&self) -> SocketAddr {
         format!("{}:{}", self.ip, self.client_port).parse().unwrap()
@@ -156,6 +172,7 @@ impl Cluster {
             ip,
             dir,
             child: None,
+            tls: NodeTls::default(),
         });
         i
     }
@@ -211,6 +228,7 @@ impl Cluster {
             .arg("--shards")
             .arg("2")
             .args(&self.extra)
+            .args(&n.tls.args)
             .args(extra)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null());
@@ -255,11 +273,15 @@ impl Cluster {
     }
 
     pub fn client(&self, i: usize) -> Client {
-        Client::connect(self.nodes[i].addr())
+        self.try_client(i).expect("connect")
     }
 
     pub fn try_client(&self, i: usize) -> Option<Client> {
-        Client::try_connect(self.nodes[i].addr()).ok()
+        let n = &self.nodes[i];
+        match &n.tls.client {
+            Some(config) => Client::try_connect_tls(n.addr(), config.clone()).ok(),
+            None => Client::try_connect(n.addr()).ok(),
+        }
     }
 
     /// Waits until member `i` accepts client connections and answers `/v2/stats/self`.

@@ -2,6 +2,7 @@
 //! loopback, and talk HTTP/1.1 to them with a small blocking client.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod cluster;
 
 use std::collections::BTreeMap;
@@ -200,10 +201,48 @@ impl Resp {
     }
 }
 
-/// A keep-alive HTTP/1.1 client over one connection.
+/// A client connection: plain TCP, or TLS over it.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => &t.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(t) => t.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(t) => t.flush(),
+        }
+    }
+}
+
+/// A keep-alive HTTP/1.1 client over one connection (plain or TLS).
 pub struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<Stream>,
     addr: SocketAddr,
 }
 
@@ -217,14 +256,51 @@ impl Client {
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
         s.set_nodelay(true)?;
         Ok(Client {
-            reader: BufReader::new(s.try_clone()?),
-            writer: s,
+            reader: BufReader::new(Stream::Plain(s)),
             addr,
         })
     }
 
+    /// Connects with TLS and completes the handshake (its failure is the error).
+    pub fn try_connect_tls(
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> std::io::Result<Client> {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        s.set_nodelay(true)?;
+        let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        let conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+        let mut tls = rustls::StreamOwned::new(conn, s);
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock)?;
+        }
+        // TLS 1.3: a refused client certificate shows only on the first read; a request
+        // answered proves the server took it.
+        Ok(Client {
+            reader: BufReader::new(Stream::Tls(Box::new(tls))),
+            addr,
+        })
+    }
+
+    /// The server's certificate chain (TLS connections only).
+    pub fn peer_certificates(&self) -> Vec<Vec<u8>> {
+        match self.reader.get_ref() {
+            Stream::Tls(t) => t
+                .conn
+                .peer_certificates()
+                .map(|c| c.iter().map(|c| c.to_vec()).collect())
+                .unwrap_or_default(),
+            Stream::Plain(_) => Vec::new(),
+        }
+    }
+
     pub fn set_read_timeout(&self, d: Duration) {
-        self.writer.set_read_timeout(Some(d)).unwrap();
+        self.reader
+            .get_ref()
+            .tcp()
+            .set_read_timeout(Some(d))
+            .unwrap();
     }
 
     /// Sends a request; `form` pairs become an urlencoded body (PUT/POST) or are ignored.
@@ -247,7 +323,9 @@ impl Client {
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).unwrap();
+        let w = self.reader.get_mut();
+        w.write_all(bytes).unwrap();
+        w.flush().unwrap();
     }
 
     pub fn try_request(
@@ -267,7 +345,9 @@ impl Client {
         req.push_str("\r\n");
         let mut bytes = req.into_bytes();
         bytes.extend_from_slice(body);
-        self.writer.write_all(&bytes)?;
+        let w = self.reader.get_mut();
+        w.write_all(&bytes)?;
+        w.flush()?;
         self.read_response(method == "HEAD")
     }
 
