@@ -637,6 +637,31 @@ fn certificates_are_reloaded_when_their_files_change() {
     );
 }
 
+/// Runs `cmd` until it exits (killed after 20 s: a tern that starts is a failure here); its
+/// exit code (`None` when killed) and stderr.
+fn run_to_exit(cmd: &mut Command) -> (Option<i32>, String) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    (code, stderr)
+}
+
 #[test]
 fn bad_tls_settings_stop_tern_with_one_line_naming_the_flag() {
     let dir = temp_dir("tls-errors");
@@ -725,12 +750,8 @@ fn bad_tls_settings_stop_tern_with_one_line_naming_the_flag() {
         let data = dir.join(format!("case{i}"));
         let mut args = member_args(&data, std::slice::from_ref(&https));
         args.extend(flags.iter().cloned());
-        let out = Command::new(env!("CARGO_BIN_EXE_tern"))
-            .args(&args)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{flags:?}: {stderr}");
+        let (code, stderr) = run_to_exit(Command::new(env!("CARGO_BIN_EXE_tern")).args(&args));
+        assert_eq!(code, Some(1), "{flags:?}: {stderr}");
         let lines: Vec<&str> = stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{flags:?}: one line, not {stderr}");
         assert!(lines[0].starts_with("tern: "), "{stderr}");
