@@ -512,6 +512,28 @@ fn a_cluster_with_peer_tls_survives_a_restart_and_a_leader_kill() {
     );
     c.restart(leader);
     c.wait_value(leader, "/k", "3", Duration::from_secs(20));
+
+    // A fourth member joins: announced with an https peer URL, it checks its configuration
+    // against the running members' list over peer TLS (--initial-cluster-state existing).
+    let added = c.plan_node();
+    let ip = c.nodes[added].ip.clone();
+    let cert = pki.issue("m4", &[&ip]);
+    c.nodes[added].tls = member_tls(&pki, &cert, &client);
+    let body = format!(r#"{{"peerURLs":["{}"]}}"#, c.nodes[added].peer_url());
+    let r = c
+        .client(new_leader)
+        .try_request(
+            "POST",
+            "/v2/members",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let ic = c.initial_cluster(&[0, 1, 2, added]);
+    c.spawn(added, &ic, "existing", &[]);
+    c.wait_serving(added, Duration::from_secs(30));
+    c.wait_value(added, "/k", "3", Duration::from_secs(20));
 }
 
 #[test]
