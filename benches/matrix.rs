@@ -26,7 +26,7 @@
 //!    the load generator's (`getrusage` of this process) beside it. On a machine whose cores
 //!    the client shares, CPU per request is the figure that carries over to larger hosts.
 //!
-//! Quick by default (0.5 s per cell, N = 100,000; about two minutes). `TERN_BENCH_FULL=1`
+//! Quick by default (0.5 s per cell, N = 100,000; about a minute and a half). `TERN_BENCH_FULL=1`
 //! runs 5 s per cell and N = 1,000,000. `TERN_BENCH_CELL_SECS` and `TERN_BENCH_LOAD_KEYS`
 //! override either; `TERN_BENCH_THREADS` sets the client threads (default 1);
 //! `TERN_BENCH_TLS_ONLY=1` runs the TLS section alone.
