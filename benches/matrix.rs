@@ -17,10 +17,19 @@
 //!    fourth) beside the 3-member rows.
 //! 4. Prints single-client PUT p90 / floor, and the RSS (`VmRSS`) of the 1-member tern and etcd
 //!    before and after loading N keys of 64 bytes with 256 clients.
+//! 5. TLS: generates a CA and a server certificate (rcgen, ECDSA P-256, IP SANs 127.0.0.1–3)
+//!    and starts a 1-member tern and a 1-member etcd that each listen on a plain and an
+//!    `https://` client URL with those same files. Runs {GET, PUT} × 64 B × 64 clients × {http,
+//!    https} (keep-alive; the handshakes happen before the clock starts), tern then etcd per
+//!    cell, and prints them with the server CPU per request: user + system time of the server
+//!    process (all its threads, `/proc/<pid>/stat`) over the run divided by the requests, and
+//!    the load generator's (`getrusage` of this process) beside it. On a machine whose cores
+//!    the client shares, CPU per request is the figure that carries over to larger hosts.
 //!
 //! Quick by default (0.5 s per cell, N = 100,000; about a minute and a half). `TERN_BENCH_FULL=1`
 //! runs 5 s per cell and N = 1,000,000. `TERN_BENCH_CELL_SECS` and `TERN_BENCH_LOAD_KEYS`
-//! override either; `TERN_BENCH_THREADS` sets the client threads (default 1).
+//! override either; `TERN_BENCH_THREADS` sets the client threads (default 1);
+//! `TERN_BENCH_TLS_ONLY=1` runs the TLS section alone.
 //! Everything runs on one machine: the client shares the cores with the servers, so figures
 //! are relative (tern/etcd) more than absolute.
 
@@ -28,9 +37,10 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tern::loadgen::{self, Op, Report, Spec, Stop};
+use tern::loadgen::{self, Endpoint, Op, Report, Spec, Stop};
 
 const ETCD: &str = "/usr/bin/etcd";
 
@@ -43,7 +53,25 @@ fn main() {
         println!("etcd columns empty: {ETCD} is missing (apt-get install etcd-server)\n");
     }
 
-    let mut floor = measure_floor(&root);
+    let mut notes = Vec::new();
+    if !mode.tls_only {
+        plain_sections(&root, etcd_bin.as_ref(), &mode, &mut notes);
+    }
+    tls_section(&root, etcd_bin.as_ref(), &mode, &mut notes);
+    if !notes.is_empty() {
+        println!("## Errors\n");
+        for n in &notes {
+            println!("- {n}");
+        }
+        println!();
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The floor, the matrix of the 1- and 3-member clusters over plain HTTP, single-client PUT
+/// against the floor and the RSS after a load.
+fn plain_sections(root: &Path, etcd_bin: Option<&PathBuf>, mode: &Mode, notes: &mut Vec<String>) {
+    let mut floor = measure_floor(root);
     println!("## Floor\n");
     println!(
         "4 KiB O_DIRECT write + fdatasync in {}: p50 {:.3} ms, p99 {:.3} ms (over a written \
@@ -60,12 +88,9 @@ fn main() {
     );
 
     let mut single_put = Vec::new();
-    let mut notes = Vec::new();
     for members in [1usize, 3] {
-        let tern = Cluster::start(Kind::Tern, members, &root);
-        let etcd = etcd_bin
-            .as_ref()
-            .map(|b| Cluster::start(Kind::Etcd(b.clone()), members, &root));
+        let tern = Cluster::start(Kind::Tern, members, root, None);
+        let etcd = etcd_bin.map(|b| Cluster::start(Kind::Etcd(b.clone()), members, root, None));
         println!("## {members}-member cluster\n");
         println!(
             "tern leader {} (members {}); etcd leader {}\n",
@@ -80,22 +105,11 @@ fn main() {
         );
         println!("|---|---:|---:|---:|---|---|---:|---:|");
         for cell in cells(members) {
-            let t = run_cell(&tern, &cell, &mode);
-            let e = etcd.as_ref().map(|e| run_cell(e, &cell, &mode));
-            for (who, r) in [("tern", Some(&t)), ("etcd", e.as_ref())] {
-                match r {
-                    Some(Err(err)) => {
-                        notes.push(format!("{members}m {}: {who}: {err}", cell.name()))
-                    }
-                    Some(Ok(r)) if r.errors > 0 => notes.push(format!(
-                        "{members}m {}: {who}: {} errors, first: {}",
-                        cell.name(),
-                        r.errors,
-                        r.first_error.as_deref().unwrap_or("?")
-                    )),
-                    _ => {}
-                }
-            }
+            let t = run_cell(&tern, &cell, mode);
+            let e = etcd.as_ref().map(|e| run_cell(e, &cell, mode));
+            let label = format!("{members}m {}", cell.name());
+            note_errors(notes, &label, "tern", Some(&t));
+            note_errors(notes, &label, "etcd", e.as_ref());
             let reference = (members == 3).then(|| manual_reference(&cell)).flatten();
             println!("{}", table_row(&cell, &t, e.as_ref(), reference));
             if members == 1 && cell.op == Op::Put && cell.value_size == 64 && cell.clients == 1 {
@@ -110,7 +124,7 @@ fn main() {
         if members == 1 {
             // The shared machine's noise only ever adds latency: measure the floor again and
             // keep the lower figure of each part, so the comparison below is not flattered.
-            floor = floor.lower(&measure_floor(&root));
+            floor = floor.lower(&measure_floor(root));
             println!("## Single-client PUT (64 B, 1 member) against the floor\n");
             println!(
                 "floor measured again after the 1-member cells; the lower of the two of each \
@@ -139,19 +153,24 @@ fn main() {
             println!("| server | RSS before MiB | RSS after MiB | load req/s | load errors |");
             println!("|---|---:|---:|---:|---:|");
             for c in std::iter::once(&tern).chain(etcd.as_ref()) {
-                println!("{}", rss_row(c, &mode));
+                println!("{}", rss_row(c, mode));
             }
             println!();
         }
     }
-    if !notes.is_empty() {
-        println!("## Errors\n");
-        for n in &notes {
-            println!("- {n}");
-        }
-        println!();
+}
+
+/// A failed cell, or one with failed requests, as a line for the "Errors" section.
+fn note_errors(notes: &mut Vec<String>, label: &str, who: &str, r: Option<&CellResult>) {
+    match r {
+        Some(Err(err)) => notes.push(format!("{label}: {who}: {err}")),
+        Some(Ok(r)) if r.errors > 0 => notes.push(format!(
+            "{label}: {who}: {} errors, first: {}",
+            r.errors,
+            r.first_error.as_deref().unwrap_or("?")
+        )),
+        _ => {}
     }
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,6 +181,8 @@ struct Mode {
     cell: Duration,
     load_keys: u64,
     threads: usize,
+    /// Only the TLS section.
+    tls_only: bool,
 }
 
 impl Mode {
@@ -179,6 +200,7 @@ impl Mode {
                 .map(|v| v as u64)
                 .unwrap_or(if full { 1_000_000 } else { 100_000 }),
             threads: var("TERN_BENCH_THREADS").map_or(1, |v| v.max(1.0) as usize),
+            tls_only: std::env::var("TERN_BENCH_TLS_ONLY").as_deref() == Ok("1"),
         }
     }
 }
@@ -189,6 +211,7 @@ fn print_header(mode: &Mode) {
         "TERN_BENCH_CELL_SECS",
         "TERN_BENCH_LOAD_KEYS",
         "TERN_BENCH_THREADS",
+        "TERN_BENCH_TLS_ONLY",
     ]
     .iter()
     .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v} ")))
@@ -357,6 +380,21 @@ fn table_row(
     etcd: Option<&CellResult>,
     reference: Option<(f64, f64)>,
 ) -> String {
+    let (ref_rps, ref_p90) = match reference {
+        Some((r, p)) => (format!("{r:.0}"), format!("{p:.1}")),
+        None => ("—".to_string(), "—".to_string()),
+    };
+    format!(
+        "| {} | {} | {} | {} |",
+        cell.name(),
+        result_columns(tern, etcd).join(" | "),
+        ref_rps,
+        ref_p90
+    )
+}
+
+/// tern req/s, etcd req/s, tern/etcd, tern p50 / p90 / p99, etcd p50 / p90 / p99.
+fn result_columns(tern: &CellResult, etcd: Option<&CellResult>) -> [String; 5] {
     let rps = |r: Option<&CellResult>| match r {
         Some(Ok(r)) if r.errors > 0 => format!("{:.0} ({} err)", r.rps, r.errors),
         Some(Ok(r)) => format!("{:.0}", r.rps),
@@ -371,21 +409,13 @@ fn table_row(
         (Ok(t), Some(Ok(e))) if e.rps > 0.0 => format!("{:.2}", t.rps / e.rps),
         _ => "—".to_string(),
     };
-    let (ref_rps, ref_p90) = match reference {
-        Some((r, p)) => (format!("{r:.0}"), format!("{p:.1}")),
-        None => ("—".to_string(), "—".to_string()),
-    };
-    format!(
-        "| {} | {} | {} | {} | {} | {} | {} | {} |",
-        cell.name(),
+    [
         rps(Some(tern)),
         rps(etcd),
         ratio,
         lat(Some(tern)),
         lat(etcd),
-        ref_rps,
-        ref_p90
-    )
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -425,6 +455,267 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+
+/// The certificate files of the TLS section, the same for tern and etcd, and the client
+/// configuration that trusts their CA.
+struct BenchTls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    client: Arc<rustls::ClientConfig>,
+}
+
+impl BenchTls {
+    /// A CA and a server certificate signed by it for 127.0.0.1–3 and `localhost`, both
+    /// ECDSA P-256, as PEM files in `dir`.
+    fn generate(dir: &Path) -> BenchTls {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+        };
+        std::fs::create_dir_all(dir).expect("TLS dir");
+        let now = time::OffsetDateTime::now_utc();
+        let key = || KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("ECDSA P-256 key");
+        let ca_key = key();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.distinguished_name
+            .push(DnType::CommonName, "tern bench CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca.not_before = now - time::Duration::hours(1);
+        ca.not_after = now + time::Duration::days(2);
+        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+        let issuer = Issuer::new(ca, ca_key);
+        let server_key = key();
+        let mut server = CertificateParams::new(
+            ["127.0.0.1", "127.0.0.2", "127.0.0.3", "localhost"].map(String::from),
+        )
+        .expect("server params");
+        server
+            .distinguished_name
+            .push(DnType::CommonName, "tern bench server");
+        server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        server.not_before = now - time::Duration::hours(1);
+        server.not_after = now + time::Duration::days(2);
+        let server_cert = server
+            .signed_by(&server_key, &issuer)
+            .expect("server certificate");
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            path
+        };
+        let ca = write("ca.pem", ca_cert.pem());
+        let cert = write("server.pem", server_cert.pem());
+        let key = write("server-key.pem", server_key.serialize_pem());
+        let client = tern::tls::client_config(&tern::tls::ClientFiles {
+            ca_file: Some(ca.display().to_string()),
+            ..Default::default()
+        })
+        .expect("TLS client configuration");
+        BenchTls {
+            ca,
+            cert,
+            key,
+            client,
+        }
+    }
+}
+
+/// CPU time per request of one cell, in µs: the server process's user and system time, and
+/// the load generator's (this process) user + system time.
+#[derive(Clone, Copy)]
+struct CpuPerRequest {
+    user: f64,
+    sys: f64,
+    client: f64,
+}
+
+impl CpuPerRequest {
+    fn server(&self) -> f64 {
+        self.user + self.sys
+    }
+}
+
+type MeasuredCell = (CellResult, Option<CpuPerRequest>);
+
+/// User and system CPU seconds of process `pid`, all its threads (`/proc/<pid>/stat` fields
+/// 14 and 15, in clock ticks).
+fn process_cpu(pid: u32) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it start at field 3.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let tick = if tick > 0 { tick as f64 } else { 100.0 };
+    Some((utime as f64 / tick, stime as f64 / tick))
+}
+
+/// User + system CPU seconds of this process (the load generator's threads, also exited ones).
+fn own_cpu() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return f64::NAN;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
+/// Runs `spec` against the server process `pid`, reading its CPU time and this process's as
+/// the clock starts (every client connected, handshakes done) and when the run has ended.
+fn run_measured(spec: &Spec, pid: u32) -> MeasuredCell {
+    let mut before = None;
+    let report = loadgen::run_with(spec, || before = Some((process_cpu(pid), own_cpu())));
+    let after = (process_cpu(pid), own_cpu());
+    let report = report.map_err(|e| e.to_string());
+    let cpu = match (&report, before, after) {
+        (Ok(r), Some((Some((u0, s0)), c0)), (Some((u1, s1)), c1)) if r.requests > 0 => {
+            let per = |secs: f64| secs * 1e6 / r.requests as f64;
+            Some(CpuPerRequest {
+                user: per(u1 - u0),
+                sys: per(s1 - s0),
+                client: per(c1 - c0),
+            })
+        }
+        _ => None,
+    };
+    (report, cpu)
+}
+
+/// GET and PUT of 64 B from 64 kept-alive clients to a 1-member tern and etcd, each over the
+/// plain and the `https://` client URL of the same process, with the server CPU per request.
+fn tls_section(root: &Path, etcd_bin: Option<&PathBuf>, mode: &Mode, notes: &mut Vec<String>) {
+    let tls = BenchTls::generate(&root.join("tls"));
+    let tern = Cluster::start(Kind::Tern, 1, root, Some(&tls));
+    let etcd = etcd_bin.map(|b| Cluster::start(Kind::Etcd(b.clone()), 1, root, Some(&tls)));
+    let negotiated = |c: Option<&Cluster>| {
+        c.and_then(|c| c.tls_leader.as_ref())
+            .map_or("—".to_string(), |(a, n)| format!("{n} at {a}"))
+    };
+    println!("## TLS (1 member, 64 B, 64 clients, keep-alive)\n");
+    println!(
+        "Each server listens on a plain and an https client URL at once (one process, one data \
+         dir); the https one serves {} (ECDSA P-256, signed by {}, both made with rcgen in this \
+         run; the same files for tern and etcd), which the load generator verifies (rustls). \
+         Negotiated: tern {}; etcd {}. The handshakes happen before the clock starts. CPU µs/req: \
+         user + system time of the server process over the run (/proc/<pid>/stat, all threads, \
+         clock ticks) / requests; the client's is the load generator's (getrusage) over the \
+         same run.\n",
+        tls.cert.file_name().unwrap_or_default().to_string_lossy(),
+        tls.ca.file_name().unwrap_or_default().to_string_lossy(),
+        negotiated(Some(&tern)),
+        negotiated(etcd.as_ref()),
+    );
+    println!(
+        "| cell | tern req/s | etcd req/s | tern/etcd | tern p50 / p90 / p99 ms | \
+         etcd p50 / p90 / p99 ms | tern CPU µs/req (user / sys) | etcd CPU µs/req (user / sys) \
+         | client CPU µs/req (tern / etcd run) |"
+    );
+    println!("|---|---:|---:|---:|---|---|---:|---:|---:|");
+    // (op, https, tern, etcd)
+    let mut measured: Vec<(Op, bool, MeasuredCell, Option<MeasuredCell>)> = Vec::new();
+    for op in [Op::Get, Op::Put] {
+        for https in [false, true] {
+            let cell = Cell {
+                op,
+                value_size: 64,
+                clients: 64,
+                target: Target::Leader,
+            };
+            let label = format!(
+                "TLS section {}, {}",
+                cell.name(),
+                if https { "https" } else { "http" }
+            );
+            let run = |c: &Cluster| {
+                let endpoint = match (https, &c.tls_leader) {
+                    (true, Some((addr, _))) => Endpoint::https(*addr),
+                    _ => Endpoint::plain(c.leader),
+                };
+                let mut spec = Spec::new([endpoint], op);
+                spec.tls = Some(Arc::clone(&tls.client));
+                spec.value_size = cell.value_size;
+                spec.clients = cell.clients;
+                spec.threads = mode.threads.min(cell.clients);
+                spec.stop = Stop::Duration(mode.cell);
+                run_measured(&spec, c.members[0].child.id())
+            };
+            let t = run(&tern);
+            let e = etcd.as_ref().map(run);
+            note_errors(notes, &label, "tern", Some(&t.0));
+            note_errors(notes, &label, "etcd", e.as_ref().map(|e| &e.0));
+            println!("{}", tls_row(&cell, https, &t, e.as_ref()));
+            measured.push((op, https, t, e));
+        }
+    }
+    println!();
+    println!("What TLS costs (https against http, same process, same run):\n");
+    for op in [Op::Get, Op::Put] {
+        let find = |https: bool| measured.iter().find(|m| m.0 == op && m.1 == https);
+        let (Some(plain), Some(tls)) = (find(false), find(true)) else {
+            continue;
+        };
+        let pairs = [
+            ("tern", Some(&plain.2), Some(&tls.2)),
+            ("etcd", plain.3.as_ref(), tls.3.as_ref()),
+        ];
+        for (who, p, t) in pairs {
+            let (Some((Ok(p), pc)), Some((Ok(t), tc))) = (p, t) else {
+                println!("- {who} {op}: no figure");
+                continue;
+            };
+            let cpu = match (pc, tc) {
+                (Some(pc), Some(tc)) => format!(
+                    "; server CPU {:.1} → {:.1} µs/req ({:+.1}), client CPU {:.1} → {:.1} µs/req",
+                    pc.server(),
+                    tc.server(),
+                    tc.server() - pc.server(),
+                    pc.client,
+                    tc.client
+                ),
+                _ => String::new(),
+            };
+            println!(
+                "- {who} {op}: {:.0} → {:.0} req/s (× {:.2}), p99 {:.2} → {:.2} ms{cpu}",
+                p.rps,
+                t.rps,
+                if p.rps > 0.0 { t.rps / p.rps } else { 0.0 },
+                p.p99,
+                t.p99
+            );
+        }
+    }
+    println!();
+}
+
+fn tls_row(cell: &Cell, https: bool, tern: &MeasuredCell, etcd: Option<&MeasuredCell>) -> String {
+    let cpu = |m: Option<&MeasuredCell>| match m.and_then(|m| m.1) {
+        Some(c) => format!("{:.1} ({:.1} / {:.1})", c.server(), c.user, c.sys),
+        None => "—".to_string(),
+    };
+    let client = |m: Option<&MeasuredCell>| {
+        m.and_then(|m| m.1)
+            .map_or("—".to_string(), |c| format!("{:.1}", c.client))
+    };
+    format!(
+        "| {}, {} | {} | {} | {} | {} / {} |",
+        cell.name(),
+        if https { "https" } else { "http" },
+        result_columns(&tern.0, etcd.map(|e| &e.0)).join(" | "),
+        cpu(Some(tern)),
+        cpu(etcd),
+        client(Some(tern)),
+        client(etcd)
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -539,6 +830,8 @@ impl Kind {
 struct Member {
     child: Child,
     client: SocketAddr,
+    /// The `https://` client URL's address (a cluster started with TLS).
+    tls_client: Option<SocketAddr>,
     log: PathBuf,
 }
 
@@ -549,24 +842,37 @@ struct Cluster {
     members: Vec<Member>,
     clients: Vec<SocketAddr>,
     leader: SocketAddr,
+    /// Started with TLS: the leader's `https://` client address, and the protocol version and
+    /// cipher suite the load generator's TLS client negotiated with it.
+    tls_leader: Option<(SocketAddr, String)>,
     dir: PathBuf,
 }
 
 impl Cluster {
-    fn start(kind: Kind, size: usize, root: &Path) -> Cluster {
-        let dir = root.join(format!("{}-{size}", kind.name()));
+    /// Starts `size` members on plain client URLs; with `tls`, each also listens on an
+    /// `https://` client URL with its certificate and key.
+    fn start(kind: Kind, size: usize, root: &Path, tls: Option<&BenchTls>) -> Cluster {
+        let dir = root.join(format!(
+            "{}-{size}{}",
+            kind.name(),
+            if tls.is_some() { "-tls" } else { "" }
+        ));
         std::fs::create_dir_all(&dir).expect("cluster dir");
         let ips: Vec<Ipv4Addr> = (1..=size as u8)
             .map(|i| Ipv4Addr::new(127, 0, 0, i))
             .collect();
         // Hold every listener until all ports are chosen, so no two are the same.
-        let held: Vec<TcpListener> = ips.iter().chain(&ips).map(|ip| bind_free(*ip)).collect();
+        let rounds = if tls.is_some() { 3 } else { 2 };
+        let held: Vec<TcpListener> = (0..rounds)
+            .flat_map(|_| ips.iter().map(|ip| bind_free(*ip)))
+            .collect();
         let addrs: Vec<SocketAddr> = held
             .iter()
             .map(|l| l.local_addr().expect("local addr"))
             .collect();
         drop(held);
-        let (clients, peers) = (addrs[..size].to_vec(), addrs[size..].to_vec());
+        let (clients, peers) = (addrs[..size].to_vec(), addrs[size..2 * size].to_vec());
+        let tls_clients = addrs[2 * size..].to_vec();
         let initial: Vec<String> = peers
             .iter()
             .enumerate()
@@ -576,7 +882,10 @@ impl Cluster {
         let token = format!("bench-{}-{}-{size}", kind.name(), std::process::id());
         let mut members = Vec::new();
         for i in 0..size {
-            let client_url = format!("http://{}", clients[i]);
+            let mut client_url = format!("http://{}", clients[i]);
+            if tls.is_some() {
+                client_url.push_str(&format!(",https://{}", tls_clients[i]));
+            }
             let peer_url = format!("http://{}", peers[i]);
             let log = dir.join(format!("m{i}.log"));
             let log_file = std::fs::File::create(&log).expect("create log");
@@ -595,12 +904,19 @@ impl Cluster {
                 .args(["--initial-cluster-token", &token])
                 .stdout(Stdio::null())
                 .stderr(log_file);
+            if let Some(tls) = tls {
+                cmd.arg("--cert-file")
+                    .arg(&tls.cert)
+                    .arg("--key-file")
+                    .arg(&tls.key);
+            }
             let child = cmd
                 .spawn()
                 .unwrap_or_else(|e| panic!("start {}: {e}", kind.binary().display()));
             members.push(Member {
                 child,
                 client: clients[i],
+                tls_client: tls.map(|_| tls_clients[i]),
                 log,
             });
         }
@@ -609,10 +925,41 @@ impl Cluster {
             members,
             clients,
             leader: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls_leader: None,
             dir,
         };
         cluster.leader = cluster.wait_ready(Duration::from_secs(30));
+        if let Some(tls) = tls {
+            cluster.tls_leader = Some(cluster.wait_tls(tls, Duration::from_secs(10)));
+        }
         cluster
+    }
+
+    /// Waits until the leader answers `/health` with 200 on its `https://` client URL, its
+    /// certificate verified by the load generator's TLS client; returns that address and what
+    /// was negotiated.
+    fn wait_tls(&self, tls: &BenchTls, timeout: Duration) -> (SocketAddr, String) {
+        let addr = self
+            .members
+            .iter()
+            .find(|m| m.client == self.leader)
+            .and_then(|m| m.tls_client)
+            .expect("the leader has an https client URL");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = match https_get(addr, "/health", &tls.client) {
+                Ok((200, _, negotiated)) => return (addr, negotiated),
+                Ok((status, body, _)) => format!("status {status}: {body}"),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() > deadline {
+                panic!(
+                    "{} does not answer GET https://{addr}/health within {timeout:?}: {last}",
+                    self.kind.name()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn client_list(&self) -> String {
@@ -679,13 +1026,55 @@ impl Drop for Cluster {
 fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    write!(s, "{}", get_request(addr, path))?;
+    parse_response(&read_all(&mut s)?)
+}
+
+/// [`http_get`] over TLS, the server's certificate checked for `addr`'s IP address: (status,
+/// body, the protocol version and cipher suite negotiated).
+fn https_get(
+    addr: SocketAddr,
+    path: &str,
+    config: &Arc<rustls::ClientConfig>,
+) -> std::io::Result<(u16, String, String)> {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let conn =
+        rustls::ClientConnection::new(Arc::clone(config), name).map_err(std::io::Error::other)?;
+    let mut tls = rustls::StreamOwned::new(conn, s);
+    write!(tls, "{}", get_request(addr, path))?;
+    let raw = read_all(&mut tls)?;
+    let negotiated = format!(
+        "{} {}",
+        tls.conn
+            .protocol_version()
+            .map_or("?".to_string(), |v| format!("{v:?}")),
+        tls.conn
+            .negotiated_cipher_suite()
+            .map_or("?".to_string(), |c| format!("{:?}", c.suite()))
+    );
+    let (status, body) = parse_response(&raw)?;
+    Ok((status, body, negotiated))
+}
+
+fn get_request(addr: SocketAddr, path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+}
+
+/// Everything until the server closes; a TLS server that closes without close_notify ends the
+/// read with an error that is taken as the end.
+fn read_all(r: &mut impl Read) -> std::io::Result<Vec<u8>> {
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
+    match r.read_to_end(&mut raw) {
+        Ok(_) => Ok(raw),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => Ok(raw),
+        Err(e) => Err(e),
+    }
+}
+
+fn parse_response(raw: &[u8]) -> std::io::Result<(u16, String)> {
+    let text = String::from_utf8_lossy(raw);
     let status = text
         .split_whitespace()
         .nth(1)

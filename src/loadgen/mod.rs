@@ -2,9 +2,10 @@
 //! `cargo bench --bench matrix`.
 //!
 //! Owns what one load run is ([`Spec`]: endpoints, GET or PUT, value size, concurrent clients,
-//! a duration or a request count, client threads), driving it ([`run`]: one glommio executor per
-//! thread, each client one kept-alive HTTP/1.1 connection issuing sequential requests through
-//! [`crate::http::client::ClientConn`]) and what it measured ([`Report`]: requests/s, latency
+//! a duration or a request count, client threads, the TLS client configuration for `https://`
+//! endpoints), driving it ([`run`]: one glommio executor per thread, each client one kept-alive
+//! HTTP/1.1 connection, plain or TLS ([`crate::tls::stream::MaybeTls`]), issuing sequential
+//! requests through [`crate::http::client::ClientConn`]) and what it measured ([`Report`]: requests/s, latency
 //! percentiles from an HDR histogram, errors; as a text table row or JSON). It is the load of
 //! the etcd manual's §8 benchmark: `GET`/`PUT /v2/keys/foo` with a `value=<n bytes>` form body.
 //!
@@ -16,9 +17,12 @@ mod report;
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use driver::{run, RunError};
+use rustls::pki_types::ServerName;
+
+pub use driver::{run, run_with, RunError};
 pub use report::{percentiles, Percentiles, Report};
 
 /// Largest value a spec may ask for (tern's and etcd's default request limit is 1.5 MiB).
@@ -60,12 +64,52 @@ pub enum Stop {
     Requests(u64),
 }
 
-/// One load run.
+/// One server address the clients talk to, plain or TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    /// `https://`: the name the server's certificate must carry (the URL's host); `None` for
+    /// plain HTTP.
+    pub tls: Option<ServerName<'static>>,
+}
+
+impl Endpoint {
+    /// `http://addr`.
+    pub fn plain(addr: SocketAddr) -> Endpoint {
+        Endpoint { addr, tls: None }
+    }
+
+    /// `https://addr`, the server's certificate naming the IP address.
+    pub fn https(addr: SocketAddr) -> Endpoint {
+        Endpoint {
+            addr,
+            tls: Some(ServerName::IpAddress(addr.ip().into())),
+        }
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(addr: SocketAddr) -> Endpoint {
+        Endpoint::plain(addr)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.addr)
+    }
+}
+
+/// One load run.
+#[derive(Debug, Clone)]
 pub struct Spec {
     /// Client `i` talks to `endpoints[i % len]`: one endpoint is "leader only", all members
     /// spread the clients round-robin.
-    pub endpoints: Vec<SocketAddr>,
+    pub endpoints: Vec<Endpoint>,
+    /// What `https://` endpoints are dialed with (required when there is one; see
+    /// [`crate::tls::client_config`]).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub op: Op,
     /// Bytes of the value written (PUT) or written once and then read (GET).
     pub value_size: usize,
@@ -86,9 +130,10 @@ pub struct Spec {
 
 impl Spec {
     /// One client on one thread for one second, `GET /v2/keys/foo` with a 64-byte value.
-    pub fn new(endpoints: Vec<SocketAddr>, op: Op) -> Spec {
+    pub fn new<E: Into<Endpoint>>(endpoints: impl IntoIterator<Item = E>, op: Op) -> Spec {
         Spec {
-            endpoints,
+            endpoints: endpoints.into_iter().map(Into::into).collect(),
+            tls: None,
             op,
             value_size: 64,
             clients: 1,
@@ -105,6 +150,13 @@ impl Spec {
         let bad = |msg: String| Err(SpecError(msg));
         if self.endpoints.is_empty() {
             return bad("no endpoints".into());
+        }
+        if let Some(ep) = self.endpoints.iter().find(|e| e.tls.is_some()) {
+            if self.tls.is_none() {
+                return bad(format!(
+                    "{ep}: an https endpoint needs a TLS client configuration"
+                ));
+            }
         }
         if self.clients == 0 {
             return bad("--clients must be at least 1".into());
@@ -167,16 +219,23 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
-/// Parses a comma-separated endpoint list: `http://host:port`, `host:port`, with or without a
-/// trailing `/`. Each is resolved to its first socket address.
-pub fn parse_endpoints(list: &str) -> Result<Vec<SocketAddr>, SpecError> {
+/// Parses a comma-separated endpoint list: `http://host:port`, `https://host:port` or
+/// `host:port` (plain), with or without a trailing `/`. Each is resolved to its first socket
+/// address; an `https://` endpoint's certificate must name its host.
+pub fn parse_endpoints(list: &str) -> Result<Vec<Endpoint>, SpecError> {
     let mut out = Vec::new();
     for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        if raw.starts_with("https://") {
-            return Err(SpecError(format!("{raw}: TLS is not supported")));
-        }
-        let hostport = raw.strip_prefix("http://").unwrap_or(raw);
-        let hostport = hostport.trim_end_matches('/');
+        let (tls, rest) = match raw.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (false, rest),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (true, rest),
+            Some((scheme, _)) => {
+                return Err(SpecError(format!(
+                    "{raw}: scheme {scheme:?} is neither http nor https"
+                )))
+            }
+            None => (false, raw),
+        };
+        let hostport = rest.trim_end_matches('/');
         if hostport.contains('/') {
             return Err(SpecError(format!(
                 "{raw}: an endpoint is a scheme, host and port, without a path"
@@ -187,12 +246,26 @@ pub fn parse_endpoints(list: &str) -> Result<Vec<SocketAddr>, SpecError> {
             .map_err(|e| SpecError(format!("{raw}: {e}")))?
             .next()
             .ok_or_else(|| SpecError(format!("{raw}: resolves to no address")))?;
-        out.push(addr);
+        let tls = if tls {
+            let host = host_of(hostport);
+            let name = ServerName::try_from(host.to_string())
+                .map_err(|_| SpecError(format!("{raw}: {host:?} is not a TLS server name")))?;
+            Some(name)
+        } else {
+            None
+        };
+        out.push(Endpoint { addr, tls });
     }
     if out.is_empty() {
         return Err(SpecError("no endpoints".into()));
     }
     Ok(out)
+}
+
+/// The host of `host:port` or `[v6]:port`, without brackets.
+fn host_of(hostport: &str) -> &str {
+    let host = hostport.rsplit_once(':').map_or(hostport, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// The value written: `n` bytes of lowercase letters (no form escaping needed).
@@ -205,7 +278,7 @@ mod tests {
     use super::*;
 
     fn spec() -> Spec {
-        Spec::new(vec!["127.0.0.1:2379".parse().unwrap()], Op::Put)
+        Spec::new(["127.0.0.1:2379".parse::<SocketAddr>().unwrap()], Op::Put)
     }
 
     #[test]
@@ -260,15 +333,52 @@ mod tests {
     fn endpoints_parse_with_and_without_scheme() {
         let got =
             parse_endpoints("http://127.0.0.1:2379, 127.0.0.2:4001/,http://127.0.0.3:1/").unwrap();
-        let want: Vec<SocketAddr> = ["127.0.0.1:2379", "127.0.0.2:4001", "127.0.0.3:1"]
+        let want: Vec<Endpoint> = ["127.0.0.1:2379", "127.0.0.2:4001", "127.0.0.3:1"]
             .iter()
-            .map(|s| s.parse().unwrap())
+            .map(|s| Endpoint::plain(s.parse().unwrap()))
             .collect();
         assert_eq!(got, want);
         assert!(parse_endpoints("").is_err());
-        assert!(parse_endpoints("https://127.0.0.1:2379").is_err());
         assert!(parse_endpoints("http://127.0.0.1:2379/v2").is_err());
+        assert!(parse_endpoints("https://127.0.0.1:2379/v2").is_err());
         assert!(parse_endpoints("127.0.0.1").is_err());
+        let e = parse_endpoints("ftp://127.0.0.1:21").unwrap_err();
+        assert!(e.0.contains("neither http nor https"), "{e}");
+    }
+
+    #[test]
+    fn https_endpoints_name_their_host() {
+        let got = parse_endpoints("https://127.0.0.1:2379/,HTTPS://[::1]:4001,http://127.0.0.2:1")
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Endpoint::https("127.0.0.1:2379".parse().unwrap()),
+                Endpoint::https("[::1]:4001".parse().unwrap()),
+                Endpoint::plain("127.0.0.2:1".parse().unwrap()),
+            ]
+        );
+        assert_eq!(got[0].to_string(), "https://127.0.0.1:2379");
+        assert_eq!(got[2].to_string(), "http://127.0.0.2:1");
+        // A DNS name stays the name the certificate is checked against.
+        let got = parse_endpoints("https://localhost:2379").unwrap();
+        assert_eq!(
+            got[0].tls,
+            Some(ServerName::try_from("localhost".to_string()).unwrap())
+        );
+        assert!(got[0].addr.ip().is_loopback());
+    }
+
+    #[test]
+    fn https_endpoints_need_a_tls_configuration() {
+        let mut s = Spec::new(
+            [Endpoint::https("127.0.0.1:2379".parse().unwrap())],
+            Op::Get,
+        );
+        let e = s.validate().unwrap_err();
+        assert!(e.0.contains("TLS client configuration"), "{e}");
+        s.tls = Some(crate::tls::client_config(&Default::default()).unwrap());
+        assert!(s.validate().is_ok());
     }
 
     #[test]

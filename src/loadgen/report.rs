@@ -184,8 +184,8 @@ mod tests {
 
     fn report() -> Report {
         let mut spec = Spec::new(
-            vec![
-                "127.0.0.1:2379".parse().unwrap(),
+            [
+                "127.0.0.1:2379".parse::<std::net::SocketAddr>().unwrap(),
                 "127.0.0.2:2379".parse().unwrap(),
             ],
             Op::Put,
