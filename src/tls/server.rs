@@ -79,6 +79,8 @@ pub fn server_config(
         ),
     })?;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+    // The server's suite order decides, as in Go's TLS server.
+    config.ignore_client_order = true;
     Ok(config)
 }
 

@@ -1,6 +1,7 @@
 //! `--cipher-suites`: Go's cipher-suite names (as etcd takes them) mapped onto the suites rustls
 //! implements, and the crypto provider both sides use. TLS 1.3 suites are always enabled (Go
 //! does not let them be configured either); the flag restricts and orders the TLS 1.2 ones.
+//! Without the flag the order is Go's: AES-128-GCM first.
 
 use std::sync::Arc;
 
@@ -66,6 +67,11 @@ const GO_ONLY: &[&str] = &[
 /// The crypto provider for `--cipher-suites` (empty: every suite rustls has, its order).
 pub fn provider(names: &[String]) -> Result<Arc<CryptoProvider>, String> {
     let mut provider = ring::default_provider();
+    // Go's order: AES-128-GCM before AES-256-GCM (as fast to break, cheaper to run), and the
+    // server picks by its own order (see `server_config`), so tern and etcd agree on a suite.
+    provider
+        .cipher_suites
+        .sort_by_key(|s| !format!("{:?}", s.suite()).contains("AES_128"));
     if names.is_empty() {
         return Ok(Arc::new(provider));
     }
@@ -122,7 +128,9 @@ mod tests {
         );
         assert!(got.contains(&"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384".to_string()));
         assert!(!got.contains(&"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_string()));
-        assert_eq!(names(&provider(&[]).unwrap()).len(), 9);
+        let default = names(&provider(&[]).unwrap());
+        assert_eq!(default.len(), 9);
+        assert_eq!(default[0], "TLS13_AES_128_GCM_SHA256", "{default:?}");
     }
 
     #[test]
