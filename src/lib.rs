@@ -18,6 +18,7 @@
 //! (panic policy, descriptor budget), `ratelog` (rate-limited error logs), `server` (wiring).
 
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod cluster;
 pub mod codec;

@@ -5,6 +5,7 @@
 //! into a clean command) nor about how a command is applied (that is the store's). Times are
 //! absolute unix nanoseconds chosen by the proposer, so applying is deterministic.
 
+use crate::auth::state::AuthChange;
 use crate::codec::{self, DecodeError, Reader};
 
 /// One mutation of the v2 key space.
@@ -61,6 +62,9 @@ pub enum Command {
     },
     /// Expire every key whose expiration <= now (each expiry is an "expire" event at its own index).
     Sync { now: i64 },
+    /// A change to the users, roles or auth switch (etcd's writes under `/2`): takes an index
+    /// like any write, fires no watcher.
+    Auth(AuthChange),
 }
 
 /// The first byte of every encoded command.
@@ -73,6 +77,7 @@ const TAG_COMPARE_AND_SWAP: u8 = 4;
 const TAG_DELETE: u8 = 5;
 const TAG_COMPARE_AND_DELETE: u8 = 6;
 const TAG_SYNC: u8 = 7;
+const TAG_AUTH: u8 = 8;
 
 // Format: [u8 version = 1][u8 tag][fields of the variant, in declaration order]
 //   integers are little-endian (u64, i64); str = u32 byte length + UTF-8 bytes;
@@ -85,8 +90,10 @@ const TAG_SYNC: u8 = 7;
 //   tag 5 Delete           str key, bool dir, bool recursive
 //   tag 6 CompareAndDelete str key, opt str prev_value, opt u64 prev_index
 //   tag 7 Sync             i64 now
+//   tag 8 Auth             an `auth::state::AuthChange` encoding
 // Decoding rejects unknown versions and tags, flags other than 0/1, invalid UTF-8, truncation
-// and trailing bytes. A new field or variant means a new version; old versions stay readable.
+// and trailing bytes. A new field means a new version (a new variant a new tag); old versions
+// stay readable.
 impl Command {
     /// Appends the encoding of this command to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -174,6 +181,10 @@ impl Command {
                 codec::put_u8(out, TAG_SYNC);
                 codec::put_i64(out, *now);
             }
+            Command::Auth(change) => {
+                codec::put_u8(out, TAG_AUTH);
+                change.encode(out);
+            }
         }
     }
 
@@ -233,6 +244,7 @@ impl Command {
                 prev_index: r.opt_u64()?,
             },
             TAG_SYNC => Command::Sync { now: r.i64()? },
+            TAG_AUTH => Command::Auth(AuthChange::decode(r)?),
             other => return Err(DecodeError::UnknownTag(other)),
         };
         reader.finish()?;

@@ -34,6 +34,7 @@ mod tests;
 
 use std::rc::Rc;
 
+use crate::auth::state::{AuthChange, AuthState, ChangeError};
 use crate::error::{Code, Error};
 
 pub use crate::codec::DecodeError;
@@ -57,6 +58,8 @@ pub struct Store {
     history: EventHistory,
     watchers: WatcherHub,
     stats: StoreStats,
+    /// Users, roles and the auth switch (etcd's `/2` keys), outside the key space.
+    auth: AuthState,
 }
 
 /// How a watch starts.
@@ -89,6 +92,7 @@ impl Store {
             history: EventHistory::new(history_capacity),
             watchers: WatcherHub::default(),
             stats: StoreStats::default(),
+            auth: AuthState::default(),
         }
     }
 
@@ -211,8 +215,46 @@ impl Store {
                 self.expire(*now, &mut fired);
                 None
             }
+            Command::Auth(change) => Some(self.apply_auth(change)),
         };
         Applied { result, fired }
+    }
+
+    /// The replicated auth state.
+    pub fn auth(&self) -> &AuthState {
+        &self.auth
+    }
+
+    /// An auth change takes an index, as etcd's write under `/2` does; its event (for the
+    /// proposer only: it enters no history and fires no watcher) names that path.
+    fn apply_auth(&mut self, change: &AuthChange) -> Result<Rc<Event>, Error> {
+        let path = AuthState::path_of(change);
+        match self.auth.apply(change) {
+            Ok(()) => {
+                self.index += 1;
+                let deleted = matches!(
+                    change,
+                    AuthChange::DeleteUser(_) | AuthChange::DeleteRole(_)
+                );
+                Ok(Rc::new(Event {
+                    action: if deleted { Action::Delete } else { Action::Set },
+                    node: NodeView {
+                        key: path,
+                        value: None,
+                        dir: false,
+                        expire_at: None,
+                        nodes: None,
+                        modified_index: self.index,
+                        created_index: self.index,
+                    },
+                    prev_node: None,
+                    etcd_index: self.index,
+                    refresh: false,
+                }))
+            }
+            Err(ChangeError::Exists) => Err(Error::new(Code::NodeExist, path, self.index)),
+            Err(ChangeError::Missing) => Err(Error::new(Code::KeyNotFound, path, self.index)),
+        }
     }
 
     /// GET: clones out the node (recursive/sorted as etcd). Counts getsSuccess/getsFail.

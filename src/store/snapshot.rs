@@ -16,10 +16,13 @@ use super::stats::StoreStats;
 use super::ttl::TtlIndex;
 use super::watch::WatcherHub;
 use super::Store;
+use crate::auth::state::AuthState;
 use crate::codec::{self, DecodeError, Reader};
 
-/// The first byte of every snapshot.
+/// The first byte of every snapshot: 1 without auth state, 2 with it (written only once users,
+/// roles or the auth switch exist, so a store that never used auth snapshots as before).
 pub const SNAPSHOT_VERSION: u8 = 1;
+const SNAPSHOT_VERSION_AUTH: u8 = 2;
 
 const KIND_FILE: u8 = 0;
 const KIND_DIR: u8 = 1;
@@ -29,9 +32,10 @@ const MIN_NODE_LEN: usize = 1 + 4 + 8 + 8 + 1 + 4;
 const MIN_EVENT_LEN: usize = 1 + 1 + 8 + MIN_VIEW_LEN + 1;
 const MIN_VIEW_LEN: usize = 4 + 1 + 1 + 1 + 8 + 8;
 
-// Format: [u8 version = 1][body][u32 checksum of version + body, little-endian]
+// Format: [u8 version = 1 or 2][body][u32 checksum of version + body, little-endian]
 //   integers little-endian; str = u32 length + UTF-8; bool = 0/1; Option<T> = 0, or 1 then T.
-//   body  = u64 current_index, u32 root child count, nodes…, u32 event count, events… (oldest first)
+//   body  = u64 current_index, u32 root child count, nodes…, u32 event count, events… (oldest
+//           first), and in version 2 the auth state (`auth::state::AuthState::encode`)
 //   node  = u8 kind (0 file, 1 dir), str name, u64 created_index, u64 modified_index,
 //           opt i64 expire_at, then (file) str value | (dir) u32 child count, children…
 //           — depth first, children in name order (a dir's children follow it directly)
@@ -43,7 +47,15 @@ impl Store {
     /// The replica's state: versioned and checksummed. Equal replicas give equal bytes.
     pub fn snapshot(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(4096);
-        codec::put_u8(&mut out, SNAPSHOT_VERSION);
+        let with_auth = self.auth != AuthState::default();
+        codec::put_u8(
+            &mut out,
+            if with_auth {
+                SNAPSHOT_VERSION_AUTH
+            } else {
+                SNAPSHOT_VERSION
+            },
+        );
         codec::put_u64(&mut out, self.index);
         let no_children = BTreeMap::new();
         encode_tree(&mut out, self.tree.root.children().unwrap_or(&no_children));
@@ -51,6 +63,9 @@ impl Store {
         codec::put_len(&mut out, events.len());
         for event in events {
             encode_event(&mut out, event);
+        }
+        if with_auth {
+            self.auth.encode(&mut out);
         }
         let sum = codec::checksum(&out);
         codec::put_u32(&mut out, sum);
@@ -72,7 +87,7 @@ impl Store {
         }
         let mut reader = Reader::new(body);
         let version = reader.u8()?;
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_AUTH {
             return Err(DecodeError::UnsupportedVersion(version));
         }
         let index = reader.u64()?;
@@ -82,6 +97,11 @@ impl Store {
         for _ in 0..reader.count(MIN_EVENT_LEN)? {
             history.add(Rc::new(decode_event(&mut reader)?));
         }
+        let auth = if version == SNAPSHOT_VERSION_AUTH {
+            AuthState::decode(&mut reader)?
+        } else {
+            AuthState::default()
+        };
         reader.finish()?;
         Ok(Store {
             tree,
@@ -90,6 +110,7 @@ impl Store {
             history,
             watchers: WatcherHub::default(),
             stats: StoreStats::default(),
+            auth,
         })
     }
 }

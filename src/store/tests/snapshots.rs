@@ -168,3 +168,49 @@ fn deep_keys_never_overflow_the_stack() {
         });
     worker.expect("spawn").join().expect("no stack overflow");
 }
+
+#[test]
+fn auth_state_rides_in_the_snapshot_and_takes_indexes() {
+    use crate::auth::state::{AuthChange, KvPermissions, Role, User};
+    let mut store = populated();
+    assert_eq!(store.snapshot()[0], 1, "no auth state: the old format");
+    let before = store.index();
+    let user = User {
+        name: "alice".into(),
+        password_hash: "$2a$10$hash".into(),
+        roles: vec!["r".into()],
+    };
+    ok(
+        &mut store,
+        Command::Auth(AuthChange::CreateUser(user.clone())),
+    );
+    ok(
+        &mut store,
+        Command::Auth(AuthChange::CreateRole(Role {
+            name: "r".into(),
+            kv: KvPermissions {
+                read: vec!["/a/*".into()],
+                write: vec![],
+            },
+        })),
+    );
+    ok(&mut store, Command::Auth(AuthChange::SetEnabled(true)));
+    assert_eq!(store.index(), before + 3, "each auth change takes an index");
+    let failed = store.apply(&Command::Auth(AuthChange::CreateUser(user)));
+    let err = failed.result.unwrap().unwrap_err();
+    assert_eq!(
+        (err.code as u32, err.cause.as_str()),
+        (105, "/2/users/alice")
+    );
+    assert_eq!(store.index(), before + 3, "a failed change takes none");
+    assert!(
+        store.get("/2", true, false).is_err(),
+        "auth records are not keys"
+    );
+
+    let bytes = store.snapshot();
+    assert_eq!(bytes[0], 2);
+    let restored = Store::restore(&bytes, 4).unwrap();
+    assert_eq!(restored.auth(), store.auth());
+    assert_eq!(restored.snapshot(), bytes);
+}
