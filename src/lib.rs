@@ -34,6 +34,7 @@ pub mod raft;
 pub mod ratelog;
 pub mod server;
 pub mod shard;
+pub mod shutdown;
 pub mod snap;
 pub mod store;
 pub mod timefmt;

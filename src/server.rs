@@ -115,6 +115,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let listen = probed_addresses(&config.listen_client_urls, &tls.client)?;
 
     let shared = Arc::new(Shared::new(nshards, Duration::from_secs(5)));
+    crate::shutdown::install(shared.clone()).map_err(StartError)?;
     let paths = Paths::new(&config.data_dir, config.wal_dir.as_deref());
     let first_start = if crate::wal::Wal::exists(&paths.wal) {
         None
@@ -460,6 +461,7 @@ async fn shard_main(
                 listen.clone(),
                 peer_api.clone(),
                 limits,
+                plan.shared.clone(),
             ))
             .detach();
         }
@@ -493,6 +495,7 @@ async fn shard_main(
             listen.clone(),
             api.clone(),
             plan.limits,
+            plan.shared.clone(),
         )));
     }
     if id == 0 {
@@ -512,11 +515,24 @@ async fn shard_main(
             plan.nshards
         );
     }
+    if plan.shared.serving.fetch_add(1, Ordering::SeqCst) + 1 == plan.nshards {
+        crate::shutdown::notify("READY=1");
+    }
     panic_if_asked(id);
     for task in accept_loops {
         task.await;
     }
+    // Stopping: nothing new is accepted; open connections and shard 0's raft node go on until
+    // the signal thread ends the process (crate::shutdown).
+    std::future::pending::<()>().await;
     Ok(())
+}
+
+/// Resolves once the process is stopping (checked every 50 ms).
+async fn stopping(shared: &Shared) {
+    while !shared.stopping.load(Ordering::Relaxed) {
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Test hook: `TERN_TEST_PANIC_SHARD=<n>` makes shard n panic once it serves clients, so a
@@ -536,19 +552,29 @@ fn panic_if_asked(shard: usize) {
 /// connection beyond the descriptor budget ([`ConnectionPermit`]) is closed at once; a failing
 /// accept (descriptors exhausted all the same) backs off up to a second. Both are logged at
 /// most once per interval. On a TLS listener each connection's handshake runs in its own
-/// task, so a slow or failing one delays nobody.
+/// task, so a slow or failing one delays nobody. Ends (closing the listener) once the process
+/// is stopping.
 async fn accept_connections<H: Handler + 'static>(
     listener: TcpListener,
     listen: Listen,
     handler: Rc<H>,
     limits: Limits,
+    shared: Arc<Shared>,
 ) {
     let addr = listen.addr;
     static REFUSED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
     static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
-        match listener.accept().await {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            stopping(&shared).await;
+            None
+        })
+        .await;
+        let Some(accepted) = accepted else {
+            return;
+        };
+        match accepted {
             Ok(stream) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 let Some(permit) = ConnectionPermit::try_acquire() else {

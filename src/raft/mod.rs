@@ -89,8 +89,12 @@ pub struct RaftDriver {
     wal_room: u64,
     shard: Rc<Shard>,
     inbox: Rc<Mailbox<RaftInput>>,
-    /// Proposals that arrived while no leader was known; proposed once one is.
+    /// Proposals that arrived while no leader was known, or while this leader hands its
+    /// leadership over (raft-rs drops those); proposed once a leader can take them.
     waiting_for_leader: Vec<Vec<u8>>,
+    /// Proposals forwarded by followers during a leadership handoff (raft-rs would drop them
+    /// silently); stepped again once it is over, when raft forwards them to the new leader.
+    held_peer_proposals: Vec<Message>,
     /// Member changes that arrived while no leader was known.
     member_changes_waiting: Vec<(Origin, crate::cluster::membership::MemberChange)>,
     /// Read-index batches in flight: context -> the (shard, id) pairs that asked.
@@ -171,6 +175,7 @@ pub fn start_node(
         shard,
         inbox: inbox.clone(),
         waiting_for_leader: Vec::new(),
+        held_peer_proposals: Vec::new(),
         member_changes_waiting: Vec::new(),
         reads_in_flight: HashMap::new(),
         next_read_ctx: 1,
@@ -242,6 +247,7 @@ impl RaftDriver {
                         ticked = true;
                         self.node.tick();
                         self.propose_sync_if_due();
+                        self.hand_over_if_stopping();
                         self.publish_countdown = self.publish_countdown.saturating_sub(1);
                         self.retry_stale_reads();
                     }
@@ -309,8 +315,19 @@ impl RaftDriver {
         self.node.raft.leader_id != raft::INVALID_ID
     }
 
+    /// A proposal made now reaches a leader that takes it: one is known and it is not handing
+    /// over its leadership.
+    fn may_propose(&self) -> bool {
+        self.leader_known() && self.node.raft.lead_transferee.is_none()
+    }
+
     fn step(&mut self, msg: Message) {
         if self.members.is_removed(msg.from) {
+            return;
+        }
+        if msg.get_msg_type() == MessageType::MsgPropose && self.node.raft.lead_transferee.is_some()
+        {
+            self.held_peer_proposals.push(msg);
             return;
         }
         if let Err(why) = self
@@ -406,7 +423,7 @@ impl RaftDriver {
     }
 
     fn propose(&mut self, data: Vec<u8>) {
-        if !self.leader_known() {
+        if !self.may_propose() {
             self.waiting_for_leader.push(data);
             return;
         }
@@ -442,6 +459,33 @@ impl RaftDriver {
                     error,
                 },
             );
+        }
+    }
+
+    /// A leader of a stopping process hands leadership to the voter whose log matches most of
+    /// its own (raft-rs catches it up first, then tells it to campaign at once). A transfer
+    /// that does not finish within an election timeout is given up by raft-rs and retried here.
+    fn hand_over_if_stopping(&mut self) {
+        let raft = &self.node.raft;
+        if !self.shard.shared.stopping.load(Ordering::Relaxed)
+            || raft.state != StateRole::Leader
+            || raft.lead_transferee.is_some()
+        {
+            return;
+        }
+        let voters = raft.prs().conf().voters().ids();
+        let best = raft
+            .prs()
+            .iter()
+            .filter(|(id, _)| **id != self.member_id && voters.contains(**id))
+            .max_by_key(|(_, p)| p.matched)
+            .map(|(id, p)| (*id, p.matched));
+        if let Some((to, matched)) = best {
+            eprintln!(
+                "tern: stopping: handing leadership to {} (log matched to {matched})",
+                crate::cluster::id_hex(to)
+            );
+            self.node.transfer_leader(to);
         }
     }
 
@@ -516,9 +560,14 @@ impl RaftDriver {
     async fn handle_ready(&mut self) -> Result<(), String> {
         while self.node.has_ready() {
             self.handle_one_ready().await?;
-            if self.leader_known() && !self.waiting_for_leader.is_empty() {
+            if self.may_propose() && !self.waiting_for_leader.is_empty() {
                 for data in std::mem::take(&mut self.waiting_for_leader) {
                     self.propose(data);
+                }
+            }
+            if self.may_propose() && !self.held_peer_proposals.is_empty() {
+                for msg in std::mem::take(&mut self.held_peer_proposals) {
+                    self.step(msg);
                 }
             }
             if self.leader_known() && !self.member_changes_waiting.is_empty() {

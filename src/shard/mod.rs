@@ -164,6 +164,11 @@ pub struct Shared {
     membership: std::sync::RwLock<Arc<Membership>>,
     /// How long a write or a quorum read may wait for raft before it fails.
     pub request_timeout: Duration,
+    /// The process is stopping (see [`crate::shutdown`]): accept nothing new, hand over
+    /// leadership.
+    pub stopping: AtomicBool,
+    /// Shards serving clients; the last to start tells systemd the process is ready.
+    pub serving: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -176,6 +181,8 @@ impl Shared {
             member_id: AtomicU64::new(0),
             membership: Default::default(),
             request_timeout,
+            stopping: AtomicBool::new(false),
+            serving: Default::default(),
         }
     }
 

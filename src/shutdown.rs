@@ -1,0 +1,144 @@
+//! How a tern process ends on request, and what it tells systemd.
+//!
+//! SIGTERM or SIGINT (caught on a thread of their own) start an orderly stop: systemd hears
+//! `STOPPING=1`; every shard stops accepting connections; the raft node, if it leads a cluster
+//! of more than one voter, hands leadership to the most up-to-date follower (as etcd 3 does),
+//! so the others need no election timeout; connections already open get a short grace to have
+//! their in-flight requests answered (a write acknowledged is in the WAL already: each is
+//! synced before it is answered); then the process exits 0. A second signal exits at once.
+//! `READY=1` goes to systemd once every shard serves clients.
+//!
+//! Owns the signal thread, the process-wide "stopping" flag and the notify protocol (a
+//! datagram to `$NOTIFY_SOCKET`). Knows nothing about requests or raft beyond two flags it
+//! reads: [`crate::shard::Shared::stopping`] and whether this member still leads.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::shard::Shared;
+
+/// Longest wait for another member to take over leadership.
+pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long open connections get to be answered after the handoff.
+pub const GRACE: Duration = Duration::from_millis(500);
+
+/// Sends `state` (e.g. `READY=1`) to systemd when `$NOTIFY_SOCKET` is set; errors are logged,
+/// never fatal (etcd's `daemon.SdNotify` does the same).
+pub fn notify(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    if let Err(e) = send_notify(&path, state) {
+        eprintln!(
+            "tern: warning: cannot notify systemd at {}: {e}",
+            path.to_string_lossy()
+        );
+    }
+}
+
+fn send_notify(path: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let bytes = path.as_bytes();
+    let addr = match bytes.strip_prefix(b"@") {
+        // An abstract socket (systemd's usual choice for containers).
+        Some(name) => SocketAddr::from_abstract_name(name)?,
+        None => SocketAddr::from_pathname(std::path::Path::new(path))?,
+    };
+    let socket = UnixDatagram::unbound()?;
+    socket.send_to_addr(state.as_bytes(), &addr)?;
+    Ok(())
+}
+
+/// Starts the thread that turns SIGTERM/SIGINT into an orderly stop.
+pub fn install(shared: Arc<Shared>) -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    std::thread::Builder::new()
+        .name("tern-signals".into())
+        .spawn(move || {
+            let Some(first) = signals.forever().next() else {
+                return;
+            };
+            // A second signal while stopping: stop now.
+            std::thread::spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    eprintln!("tern: received {} again; exiting now", name(sig));
+                    std::process::exit(1);
+                }
+            });
+            stop(&shared, first)
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    Ok(())
+}
+
+fn name(sig: i32) -> &'static str {
+    match sig {
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        signal_hook::consts::SIGINT => "SIGINT",
+        _ => "a signal",
+    }
+}
+
+/// The orderly stop (see the module documentation); never returns.
+fn stop(shared: &Shared, sig: i32) -> ! {
+    let started = Instant::now();
+    eprintln!("tern: received {}; stopping", name(sig));
+    notify("STOPPING=1");
+    shared.stopping.store(true, Ordering::SeqCst);
+    let voters = shared.membership().len();
+    if shared.raft.is_leader.load(Ordering::SeqCst) && voters > 1 {
+        let deadline = Instant::now() + HANDOFF_TIMEOUT;
+        while shared.raft.is_leader.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if shared.raft.is_leader.load(Ordering::SeqCst) {
+            eprintln!(
+                "tern: no member took over leadership within {}s; stopping as leader",
+                HANDOFF_TIMEOUT.as_secs()
+            );
+        } else {
+            eprintln!(
+                "tern: handed leadership to {} in {} ms",
+                crate::cluster::id_hex(shared.raft.leader.load(Ordering::SeqCst)),
+                started.elapsed().as_millis()
+            );
+        }
+    }
+    std::thread::sleep(GRACE);
+    eprintln!("tern: stopped in {} ms", started.elapsed().as_millis());
+    std::process::exit(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_reaches_a_path_and_an_abstract_socket() {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{SocketAddr, UnixDatagram};
+        let dir = std::env::temp_dir().join(format!("tern-notify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixDatagram::bind(&path).unwrap();
+        send_notify(path.as_os_str(), "READY=1").unwrap();
+        let mut buf = [0u8; 64];
+        let n = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1");
+
+        let name = format!("tern-notify-test-{}", std::process::id());
+        let abstract_listener =
+            UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap())
+                .unwrap();
+        send_notify(std::ffi::OsStr::new(&format!("@{name}")), "STOPPING=1").unwrap();
+        let n = abstract_listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"STOPPING=1");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

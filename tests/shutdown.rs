@@ -1,0 +1,169 @@
+//! Ending a tern process: systemd's notify protocol (`READY=1` once it serves, `STOPPING=1`
+//! on SIGTERM), exit 0 after SIGTERM with the listeners closed, and a leader's SIGTERM in a
+//! 3-member cluster handing leadership over so that no client write fails beyond one retry.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::{free_port, start_tern_on, temp_dir, Client};
+
+fn sigterm(pid: u32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+}
+
+fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn systemd_hears_ready_then_stopping_and_sigterm_exits_0() {
+    let dir = temp_dir("notify");
+    let socket_path = dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&socket_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    std::env::set_var("NOTIFY_SOCKET", &socket_path);
+    let port = free_port();
+    let mut server = start_tern_on(&dir, port, free_port(), 2, &[]);
+    std::env::remove_var("NOTIFY_SOCKET");
+    server.owns_dir = true;
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY=1 from tern");
+    assert_eq!(&buf[..n], b"READY=1");
+    // Ready means serving.
+    assert_eq!(server.client().get("/health").status, 200);
+
+    let mut kept = server.client();
+    sigterm(server.child.id());
+    let n = notify.recv(&mut buf).expect("STOPPING=1 from tern");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    // New connections are refused once stopping; the open one may still be answered.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Client::try_connect(server.addr).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = kept.try_request("GET", "/version", &[], b"");
+    assert_eq!(
+        wait_exit(&mut server.child, Duration::from_secs(10)),
+        Some(0)
+    );
+}
+
+/// Writes `key-<n>` through member `first`, once more through `fallback` when that fails;
+/// counts writes that failed both times.
+fn writer(
+    c: &Cluster,
+    first: usize,
+    fallback: usize,
+    tag: &'static str,
+    stop: Arc<AtomicBool>,
+    acked: Arc<std::sync::Mutex<Vec<String>>>,
+) -> std::thread::JoinHandle<(u64, u64)> {
+    let addrs = [c.nodes[first].addr(), c.nodes[fallback].addr()];
+    std::thread::spawn(move || {
+        let retried = AtomicU64::new(0);
+        let mut failed = 0;
+        let mut conns: [Option<Client>; 2] = [None, None];
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let key = format!("/v2/keys/{tag}-{n}");
+            let mut ok = false;
+            for (attempt, addr) in addrs.iter().enumerate() {
+                if attempt == 1 {
+                    retried.fetch_add(1, Ordering::Relaxed);
+                }
+                let conn = &mut conns[attempt];
+                if conn.is_none() {
+                    *conn = Client::try_connect(*addr).ok();
+                }
+                let Some(cl) = conn.as_mut() else { continue };
+                cl.set_read_timeout(Duration::from_secs(10));
+                let body = format!("value={n}");
+                match cl.try_request(
+                    "PUT",
+                    &key,
+                    &[("Content-Type", "application/x-www-form-urlencoded")],
+                    body.as_bytes(),
+                ) {
+                    Ok(r) if r.status / 100 == 2 => {
+                        ok = true;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(_) => *conn = None,
+                }
+            }
+            if ok {
+                acked.lock().unwrap().push(key);
+            } else {
+                failed += 1;
+            }
+            n += 1;
+        }
+        (failed, retried.load(Ordering::Relaxed))
+    })
+}
+
+#[test]
+fn a_leaders_sigterm_hands_over_without_failed_writes() {
+    let mut c = Cluster::start(3, &[]);
+    let leader = c.wait_leader(&[0, 1, 2], Duration::from_secs(30));
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let via_leader = writer(&c, leader, others[0], "l", stop.clone(), acked.clone());
+    let via_follower = writer(&c, others[1], others[0], "f", stop.clone(), acked.clone());
+    std::thread::sleep(Duration::from_millis(500));
+
+    let pid = c.nodes[leader].child.as_ref().unwrap().id();
+    sigterm(pid);
+    let code = c.nodes[leader].wait_exit(Duration::from_secs(10));
+    assert_eq!(
+        code,
+        Some(0),
+        "the leader's exit:\n{}",
+        c.nodes[leader].log()
+    );
+    let log = c.nodes[leader].log();
+    assert!(log.contains("handed leadership to"), "{log}");
+    let new_leader = c.wait_leader(&others, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (failed_l, retried_l) = via_leader.join().unwrap();
+    let (failed_f, retried_f) = via_follower.join().unwrap();
+    println!(
+        "writes retried: via the leader {retried_l}, via a follower {retried_f}; new leader m{}",
+        new_leader + 1
+    );
+    assert_eq!(failed_l + failed_f, 0, "writes failed even after a retry");
+
+    // Every acknowledged write is there.
+    let keys = acked.lock().unwrap().clone();
+    assert!(
+        keys.len() > 10,
+        "too few writes to mean anything: {}",
+        keys.len()
+    );
+    let mut cl = c.client(new_leader);
+    for key in keys {
+        let r = cl.get(&format!("{key}?quorum=true"));
+        assert_eq!(r.status, 200, "{key}: {}", r.text());
+    }
+}
