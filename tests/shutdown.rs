@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::{free_port, start_tern_on, temp_dir, Client};
+use common::{free_port, start_tern_with_env, temp_dir, Client};
 
 fn sigterm(pid: u32) {
     // SAFETY: kill has no memory-safety preconditions.
@@ -38,10 +38,9 @@ fn systemd_hears_ready_then_stopping_and_sigterm_exits_0() {
     notify
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    std::env::set_var("NOTIFY_SOCKET", &socket_path);
     let port = free_port();
-    let mut server = start_tern_on(&dir, port, free_port(), 2, &[]);
-    std::env::remove_var("NOTIFY_SOCKET");
+    let env = [("NOTIFY_SOCKET", socket_path.as_os_str())];
+    let mut server = start_tern_with_env(&dir, port, free_port(), 2, &[], &env);
     server.owns_dir = true;
     let mut buf = [0u8; 256];
     let n = notify.recv(&mut buf).expect("READY=1 from tern");
@@ -166,4 +165,66 @@ fn a_leaders_sigterm_hands_over_without_failed_writes() {
         let r = cl.get(&format!("{key}?quorum=true"));
         assert_eq!(r.status, 200, "{key}: {}", r.text());
     }
+}
+
+#[test]
+fn the_systemd_unit_verifies_and_its_environment_names_tern_flags() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
+    let unit = std::fs::read_to_string(root.join("tern.service")).unwrap();
+    assert!(unit.contains("Type=notify") && unit.contains("LimitNOFILE="));
+    // Every variable the example sets (or shows commented out) names one of tern's flags.
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    let env = std::fs::read_to_string(root.join("tern.env")).unwrap();
+    let mut names = 0;
+    for line in env.lines() {
+        let line = line.trim_start_matches('#');
+        let Some((name, _)) = line.split_once('=') else {
+            continue;
+        };
+        let Some(flag) = name
+            .strip_prefix("ETCD_")
+            .or_else(|| name.strip_prefix("TERN_"))
+        else {
+            continue;
+        };
+        let flag = format!("--{}", flag.to_ascii_lowercase().replace('_', "-"));
+        assert!(help.contains(&flag), "{name}: tern has no {flag}");
+        names += 1;
+    }
+    assert!(names > 10, "{names}");
+    let Ok(analyze) = which("systemd-analyze") else {
+        println!("systemd-analyze part skipped: systemd-analyze is not installed");
+        return;
+    };
+    let dir = temp_dir("unit");
+    let path = dir.join("tern.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/tern", env!("CARGO_BIN_EXE_tern")),
+    )
+    .unwrap();
+    let out = std::process::Command::new(analyze)
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn which(cmd: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(cmd))
+                .find(|p| p.exists())
+        })
+        .ok_or(())
 }

@@ -79,6 +79,18 @@ pub fn start_tern_on(
     shards: usize,
     extra: &[&str],
 ) -> Server {
+    start_tern_with_env(dir, port, peer_port, shards, extra, &[])
+}
+
+/// [`start_tern_on`] with extra environment variables for the process.
+pub fn start_tern_with_env(
+    dir: &std::path::Path,
+    port: u16,
+    peer_port: u16,
+    shards: usize,
+    extra: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Server {
     let dir = dir.to_path_buf();
     let client_url = format!("http://127.0.0.1:{port}");
     let peer_url = format!("http://127.0.0.1:{peer_port}");
@@ -100,6 +112,7 @@ pub fn start_tern_on(
         .arg("--shards")
         .arg(shards.to_string())
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     let child = cmd.spawn().expect("start tern");
