@@ -29,7 +29,8 @@
 //! Quick by default (0.5 s per cell, N = 100,000; about a minute and a half). `TERN_BENCH_FULL=1`
 //! runs 5 s per cell and N = 1,000,000. `TERN_BENCH_CELL_SECS` and `TERN_BENCH_LOAD_KEYS`
 //! override either; `TERN_BENCH_THREADS` sets the client threads (default 1);
-//! `TERN_BENCH_TLS_ONLY=1` runs the TLS section alone.
+//! `TERN_BENCH_TLS_ONLY=1` runs the TLS section alone, `TERN_BENCH_AUTH_ONLY=1` the auth
+//! section (`matrix/auth.rs`: auth off, then basic auth as a user, tern beside etcd).
 //! Everything runs on one machine: the client shares the cores with the servers, so figures
 //! are relative (tern/etcd) more than absolute.
 
@@ -41,6 +42,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tern::loadgen::{self, Endpoint, Op, Report, Spec, Stop};
+
+#[path = "matrix/auth.rs"]
+mod auth;
 
 const ETCD: &str = "/usr/bin/etcd";
 
@@ -54,10 +58,15 @@ fn main() {
     }
 
     let mut notes = Vec::new();
-    if !mode.tls_only {
+    if !mode.tls_only && !mode.auth_only {
         plain_sections(&root, etcd_bin.as_ref(), &mode, &mut notes);
     }
-    tls_section(&root, etcd_bin.as_ref(), &mode, &mut notes);
+    if !mode.auth_only {
+        tls_section(&root, etcd_bin.as_ref(), &mode, &mut notes);
+    }
+    if !mode.tls_only {
+        auth::auth_section(&root, etcd_bin.as_ref(), &mode, &mut notes);
+    }
     if !notes.is_empty() {
         println!("## Errors\n");
         for n in &notes {
@@ -183,6 +192,8 @@ struct Mode {
     threads: usize,
     /// Only the TLS section.
     tls_only: bool,
+    /// Only the auth section.
+    auth_only: bool,
 }
 
 impl Mode {
@@ -201,6 +212,7 @@ impl Mode {
                 .unwrap_or(if full { 1_000_000 } else { 100_000 }),
             threads: var("TERN_BENCH_THREADS").map_or(1, |v| v.max(1.0) as usize),
             tls_only: std::env::var("TERN_BENCH_TLS_ONLY").as_deref() == Ok("1"),
+            auth_only: std::env::var("TERN_BENCH_AUTH_ONLY").as_deref() == Ok("1"),
         }
     }
 }
@@ -212,6 +224,7 @@ fn print_header(mode: &Mode) {
         "TERN_BENCH_LOAD_KEYS",
         "TERN_BENCH_THREADS",
         "TERN_BENCH_TLS_ONLY",
+        "TERN_BENCH_AUTH_ONLY",
     ]
     .iter()
     .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v} ")))
@@ -653,7 +666,8 @@ fn tls_section(root: &Path, etcd_bin: Option<&PathBuf>, mode: &Mode, notes: &mut
             let e = etcd.as_ref().map(run);
             note_errors(notes, &label, "tern", Some(&t.0));
             note_errors(notes, &label, "etcd", e.as_ref().map(|e| &e.0));
-            println!("{}", tls_row(&cell, https, &t, e.as_ref()));
+            let variant = if https { "https" } else { "http" };
+            println!("{}", measured_row(&cell, variant, &t, e.as_ref()));
             measured.push((op, https, t, e));
         }
     }
@@ -697,7 +711,14 @@ fn tls_section(root: &Path, etcd_bin: Option<&PathBuf>, mode: &Mode, notes: &mut
     println!();
 }
 
-fn tls_row(cell: &Cell, https: bool, tern: &MeasuredCell, etcd: Option<&MeasuredCell>) -> String {
+/// A row of a measured section: the cell with `variant` (http/https, auth off/on), the usual
+/// result columns, then server and client CPU per request.
+fn measured_row(
+    cell: &Cell,
+    variant: &str,
+    tern: &MeasuredCell,
+    etcd: Option<&MeasuredCell>,
+) -> String {
     let cpu = |m: Option<&MeasuredCell>| match m.and_then(|m| m.1) {
         Some(c) => format!("{:.1} ({:.1} / {:.1})", c.server(), c.user, c.sys),
         None => "—".to_string(),
@@ -707,9 +728,8 @@ fn tls_row(cell: &Cell, https: bool, tern: &MeasuredCell, etcd: Option<&Measured
             .map_or("—".to_string(), |c| format!("{:.1}", c.client))
     };
     format!(
-        "| {}, {} | {} | {} | {} | {} / {} |",
+        "| {}, {variant} | {} | {} | {} | {} / {} |",
         cell.name(),
-        if https { "https" } else { "http" },
         result_columns(&tern.0, etcd.map(|e| &e.0)).join(" | "),
         cpu(Some(tern)),
         cpu(etcd),

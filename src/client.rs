@@ -284,7 +284,8 @@ pub fn go_quote(s: &str) -> String {
     crate::http::form::go_quote(s.as_bytes())
 }
 
-fn base64(input: &[u8]) -> String {
+/// Standard base64 with padding (RFC 4648), for `Authorization: Basic`.
+pub fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in input.chunks(3) {

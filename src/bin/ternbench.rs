@@ -61,6 +61,9 @@ struct Args {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Send HTTP basic auth as USER:PASSWORD with every request (etcdctl's --username).
+    #[arg(long, short = 'u', value_name = "USER:PASSWORD")]
+    username: Option<String>,
     /// https endpoints: verify the server's certificate with this CA bundle (PEM) instead of
     /// the system's roots.
     #[arg(long)]
@@ -110,6 +113,7 @@ fn run(args: &Args) -> Result<(), String> {
     spec.threads = args.threads;
     spec.key = args.key.clone();
     spec.sequential_keys = args.sequential_keys;
+    spec.basic_auth = args.username.clone();
     spec.request_timeout = seconds("--timeout-secs", args.timeout_secs)?;
     spec.stop = match (args.requests, args.duration_secs) {
         (Some(n), _) => Stop::Requests(n),

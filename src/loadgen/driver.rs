@@ -314,13 +314,13 @@ impl Client {
             Op::Put => format!("value={}", value_of_size(self.spec.value_size)).into_bytes(),
         };
         let method = self.spec.op.as_str();
-        let headers: Vec<(&str, String)> = match self.spec.op {
-            Op::Get => Vec::new(),
-            Op::Put => vec![(
+        let mut headers: Vec<(&str, String)> = self.spec.auth_headers();
+        if self.spec.op == Op::Put {
+            headers.push((
                 "Content-Type",
                 "application/x-www-form-urlencoded".to_string(),
-            )],
-        };
+            ));
+        }
         let mut fixed = Vec::new();
         encode_request(method, &host, &self.spec.key, &headers, &body, &mut fixed);
         let mut request = Vec::with_capacity(fixed.len() + 32);
@@ -399,17 +399,12 @@ fn prepare_get(spec: &Spec) -> Result<(), RunError> {
         let first = Dialer::new(spec, &spec.endpoints[0]);
         let first_addr = first.endpoint.addr.to_string();
         let mut req = Vec::new();
-        encode_request(
-            "PUT",
-            &first_addr,
-            &spec.key,
-            &[(
-                "Content-Type",
-                "application/x-www-form-urlencoded".to_string(),
-            )],
-            &body,
-            &mut req,
-        );
+        let mut headers = spec.auth_headers();
+        headers.push((
+            "Content-Type",
+            "application/x-www-form-urlencoded".to_string(),
+        ));
+        encode_request("PUT", &first_addr, &spec.key, &headers, &body, &mut req);
         let fail = |what: String| RunError(format!("prepare GET: {what}"));
         let first_name = &first.endpoint;
         let mut conn = first
@@ -437,7 +432,8 @@ fn prepare_get(spec: &Spec) -> Result<(), RunError> {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 let mut req = Vec::new();
-                encode_request("GET", &ep.addr.to_string(), &spec.key, &[], &[], &mut req);
+                let auth = spec.auth_headers();
+                encode_request("GET", &ep.addr.to_string(), &spec.key, &auth, &[], &mut req);
                 let got = match dialer.connect().await {
                     Ok(mut c) => with_timeout(spec.request_timeout, c.round_trip(&req, false))
                         .await

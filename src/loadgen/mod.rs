@@ -126,6 +126,8 @@ pub struct Spec {
     /// A request not answered within this time counts as an error and its connection is
     /// replaced.
     pub request_timeout: Duration,
+    /// `user:password` sent with every request as HTTP basic auth (etcdctl's `--username`).
+    pub basic_auth: Option<String>,
 }
 
 impl Spec {
@@ -142,7 +144,21 @@ impl Spec {
             key: DEFAULT_KEY.to_string(),
             sequential_keys: false,
             request_timeout: Duration::from_secs(10),
+            basic_auth: None,
         }
+    }
+
+    /// The headers every request carries (basic auth, when set).
+    pub(crate) fn auth_headers(&self) -> Vec<(&'static str, String)> {
+        self.basic_auth
+            .iter()
+            .map(|up| {
+                (
+                    "Authorization",
+                    format!("Basic {}", crate::client::base64(up.as_bytes())),
+                )
+            })
+            .collect()
     }
 
     /// Checks that the run makes sense before any connection is opened.
@@ -276,6 +292,17 @@ pub fn value_of_size(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_auth_goes_in_every_request() {
+        let mut spec = Spec::new([Endpoint::plain("127.0.0.1:1".parse().unwrap())], Op::Get);
+        assert!(spec.auth_headers().is_empty());
+        spec.basic_auth = Some("root:pw".into());
+        assert_eq!(
+            spec.auth_headers(),
+            vec![("Authorization", "Basic cm9vdDpwdw==".to_string())]
+        );
+    }
 
     fn spec() -> Spec {
         Spec::new(["127.0.0.1:2379".parse::<SocketAddr>().unwrap()], Op::Put)
