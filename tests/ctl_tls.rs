@@ -10,16 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{etcd_binary, free_port, temp_dir};
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+use common::{etcd_binary, free_port, have, temp_dir};
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")

@@ -10,24 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::{free_port, start_tern_with_env, temp_dir, Client};
+use common::{free_port, start_tern_with_env, temp_dir, wait_exit, Client};
 
 fn sigterm(pid: u32) {
     // SAFETY: kill has no memory-safety preconditions.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
-}
-
-fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> Option<i32> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

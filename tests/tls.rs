@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::certs::{common_name, Pair, Pki};
 use common::cluster::{Cluster, NodeTls};
-use common::{free_port, temp_dir, Client};
+use common::{free_port, have, temp_dir, Client};
 
 /// A tern process killed (and its directory removed) when dropped.
 struct Tern {
@@ -66,6 +66,19 @@ fn member_args(dir: &Path, client_urls: &[String]) -> Vec<String> {
     .collect()
 }
 
+/// The flags of a server certificate plus client certificate auth against `ca`.
+fn client_cert_auth_args(ca: &Pki, server: &Pair) -> Vec<String> {
+    vec![
+        "--cert-file".into(),
+        server.cert_str(),
+        "--key-file".into(),
+        server.key_str(),
+        "--client-cert-auth".into(),
+        "--trusted-ca-file".into(),
+        ca.ca_str(),
+    ]
+}
+
 fn spawn_tern(dir: &Path, args: &[String]) -> Tern {
     let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_tern"))
@@ -105,15 +118,6 @@ fn wait_tls(t: &mut Tern, addr: SocketAddr, config: &Arc<rustls::ClientConfig>) 
 
 fn addr(port: u16) -> SocketAddr {
     format!("127.0.0.1:{port}").parse().unwrap()
-}
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// What a plain-HTTP request to `addr` gets back (until the server closes).
@@ -287,15 +291,7 @@ fn client_certificates_are_checked_with_client_cert_auth() {
     let port = free_port();
     let https = format!("https://127.0.0.1:{port}");
     let mut args = member_args(&dir, std::slice::from_ref(&https));
-    args.extend([
-        "--cert-file".into(),
-        server.cert_str(),
-        "--key-file".into(),
-        server.key_str(),
-        "--client-cert-auth".into(),
-        "--trusted-ca-file".into(),
-        pki.ca_str(),
-    ]);
+    args.extend(client_cert_auth_args(&pki, &server));
     let mut t = spawn_tern(&dir, &args);
     let with_cert = pki.client_config(Some(&client));
     let mut c = wait_tls(&mut t, addr(port), &with_cert);
@@ -359,15 +355,7 @@ fn etcdctl_works_against_tern_over_tls() {
     let port = free_port();
     let https = format!("https://127.0.0.1:{port}");
     let mut args = member_args(&dir, std::slice::from_ref(&https));
-    args.extend([
-        "--cert-file".into(),
-        server.cert_str(),
-        "--key-file".into(),
-        server.key_str(),
-        "--client-cert-auth".into(),
-        "--trusted-ca-file".into(),
-        pki.ca_str(),
-    ]);
+    args.extend(client_cert_auth_args(&pki, &server));
     let mut t = spawn_tern(&dir, &args);
     wait_tls(&mut t, addr(port), &pki.client_config(Some(&client)));
     let etcdctl = |with_cert: bool, cmd: &[&str]| -> Output {
@@ -811,72 +799,12 @@ fn bad_tls_settings_stop_tern_with_one_line_naming_the_flag() {
     );
 }
 
-/// Trusts whatever certificate the server shows (for `--auto-tls`'s self-signed ones, as
-/// `curl -k` or etcdctl's `--insecure-skip-tls-verify` do).
-fn insecure_client_config() -> Arc<rustls::ClientConfig> {
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{DigitallySignedStruct, SignatureScheme};
-    #[derive(Debug)]
-    struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
-    impl ServerCertVerifier for AnyCert {
-        fn verify_server_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            m: &[u8],
-            c: &CertificateDer<'_>,
-            d: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                m,
-                c,
-                d,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn verify_tls13_signature(
-            &self,
-            m: &[u8],
-            c: &CertificateDer<'_>,
-            d: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                m,
-                c,
-                d,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-            .with_no_client_auth(),
-    )
-}
-
 #[test]
 fn auto_tls_serves_clients_and_peers_with_generated_certificates() {
     let mut c = Cluster::plan(3, &[]);
     for n in &mut c.nodes {
         n.tls = NodeTls {
-            client: Some(insecure_client_config()),
+            client: Some(tern::tls::client::skip_verify_config()),
             peer: true,
             args: vec!["--auto-tls".into(), "--peer-auto-tls".into()],
         };

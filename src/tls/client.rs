@@ -117,6 +117,21 @@ pub fn peer_client(
     })
 }
 
+/// A client configuration that accepts any server certificate (still checking the handshake
+/// signatures): encryption without authentication, for servers on `--auto-tls` (what
+/// `curl -k` or etcdctl's `--insecure-skip-tls-verify` do). No client certificate.
+pub fn skip_verify_config() -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+            .with_no_client_auth(),
+    )
+}
+
 fn native_roots() -> RootCertStore {
     let mut roots = RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {

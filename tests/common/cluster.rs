@@ -65,17 +65,7 @@ impl Node {
     }
     /// Waits up to `timeout` for the process to exit; its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        let child = self.child.as_mut()?;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::wait_exit(self.child.as_mut()?, timeout)
     }
     fn signal(&self, sig: &str) {
         if let Some(c) = &self.child {

@@ -22,6 +22,31 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Whether `cmd` is on the PATH (tests that need it skip with a printed reason otherwise).
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Waits up to `timeout` for `child` to exit; its exit code (`None`: still running, or killed
+/// by a signal).
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A fresh empty directory under the target dir.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
