@@ -127,29 +127,14 @@ pub fn store_stats(api: &Api) -> Response {
 /// `/metrics` in Prometheus text format. So far only tern's own WAL counters; etcd's metric
 /// families (§7.1) come with the metrics stage.
 pub fn metrics(api: &Api) -> Response {
-    let raft = &api.shard.shared.raft;
-    let body = format!(
-        "# HELP tern_wal_fsyncs_total WAL fdatasync calls since start.\n\
-         # TYPE tern_wal_fsyncs_total counter\n\
-         tern_wal_fsyncs_total {}\n\
-         # HELP tern_wal_entries_total Raft entries appended to the WAL since start.\n\
-         # TYPE tern_wal_entries_total counter\n\
-         tern_wal_entries_total {}\n\
-         # HELP tern_snapshots_total Store snapshots taken since start.\n\
-         # TYPE tern_snapshots_total counter\n\
-         tern_snapshots_total {}\n\
-         # HELP tern_snapshot_stall_seconds_total Time the raft loop spent serialising snapshots.\n\
-         # TYPE tern_snapshot_stall_seconds_total counter\n\
-         tern_snapshot_stall_seconds_total {}\n\
-         # HELP tern_snapshot_stall_seconds_max Longest single snapshot stall of the raft loop.\n\
-         # TYPE tern_snapshot_stall_seconds_max gauge\n\
-         tern_snapshot_stall_seconds_max {}\n",
-        raft.wal_fsyncs.load(Ordering::Relaxed),
-        raft.wal_entries.load(Ordering::Relaxed),
-        raft.snapshots.load(Ordering::Relaxed),
-        raft.snapshot_stall_micros_total.load(Ordering::Relaxed) as f64 / 1e6,
-        raft.snapshot_stall_micros_max.load(Ordering::Relaxed) as f64 / 1e6,
-    );
+    let shared = &api.shard.shared;
+    let body = crate::metrics::render(&crate::metrics::Scrape {
+        shared,
+        member_id: shared.member_id.load(Ordering::Relaxed),
+        applied: api.shard.applied().0,
+        server_version: super::ETCD_SERVER_VERSION,
+        cluster_version: super::ETCD_CLUSTER_VERSION,
+    });
     let mut r = super::text_response(200, &body);
     r.headers[0].1 = "text/plain; version=0.0.4".into();
     r

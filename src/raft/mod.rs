@@ -445,6 +445,11 @@ impl RaftDriver {
     }
 
     fn fail_proposal(&self, origin: Origin, error: Error) {
+        self.shard
+            .shared
+            .raft
+            .proposals_failed
+            .fetch_add(1, Ordering::Relaxed);
         if !origin.is(self.member_id, usize::from(origin.shard)) {
             return;
         }
@@ -589,6 +594,9 @@ impl RaftDriver {
                 status
                     .leader_since
                     .store(unix_nanos_now(), Ordering::Relaxed);
+                if ss.leader_id != raft::INVALID_ID {
+                    status.leader_changes.fetch_add(1, Ordering::Relaxed);
+                }
             }
             status
                 .is_leader
@@ -649,8 +657,13 @@ impl RaftDriver {
             self.wal.set_hard_state(hs.term, hs.vote, hs.commit);
         }
         if must_sync && self.wal.has_pending() {
+            let started = std::time::Instant::now();
             let stats = self.wal.sync().await.map_err(|e| e.to_string())?;
             let status = &self.shard.shared.raft;
+            status.wal_sync_seconds.observe(started.elapsed());
+            status
+                .wal_write_bytes
+                .fetch_add(stats.bytes, Ordering::Relaxed);
             status.wal_fsyncs.fetch_add(stats.fsyncs, Ordering::Relaxed);
             status
                 .wal_entries

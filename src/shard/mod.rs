@@ -127,9 +127,17 @@ pub struct CommittedEntry {
 #[derive(Default)]
 pub struct Padded<T>(pub T);
 
-/// What raft on shard 0 publishes for every shard to read.
+/// What raft on shard 0 publishes for every shard to read (and `/metrics` reports).
 #[derive(Default)]
 pub struct RaftStatus {
+    /// Times a new leader became known (etcd_server_leader_changes_seen_total).
+    pub leader_changes: AtomicU64,
+    /// Proposals raft refused or could not take (etcd_server_proposals_failed_total).
+    pub proposals_failed: AtomicU64,
+    /// Bytes written to the WAL, block padding included.
+    pub wal_write_bytes: AtomicU64,
+    /// How long each WAL sync (the O_DSYNC write that makes entries durable) took.
+    pub wal_sync_seconds: crate::metrics::WalSyncHistogram,
     pub leader: AtomicU64,
     /// When this member learned of the current leader (unix nanoseconds; 0 = never).
     pub leader_since: std::sync::atomic::AtomicI64,
@@ -167,6 +175,8 @@ pub struct Shared {
     /// The process is stopping (see [`crate::shutdown`]): accept nothing new, hand over
     /// leadership.
     pub stopping: AtomicBool,
+    /// Writes proposed on each shard and not yet answered (etcd_server_proposals_pending).
+    pending: Box<[Padded<AtomicU64>]>,
     /// Shards serving clients; the last to start tells systemd the process is ready.
     pub serving: std::sync::atomic::AtomicUsize,
 }
@@ -177,6 +187,7 @@ impl Shared {
             nshards,
             seen: Padded(AtomicU64::new(0)),
             watchers: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
+            pending: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
             raft: RaftStatus::default(),
             member_id: AtomicU64::new(0),
             membership: Default::default(),
@@ -199,6 +210,14 @@ impl Shared {
             Ok(mut slot) => *slot = m,
             Err(poisoned) => *poisoned.into_inner() = m,
         }
+    }
+
+    /// Writes proposed on every shard of this process and not yet answered.
+    pub fn pending_proposals(&self) -> u64 {
+        self.pending
+            .iter()
+            .map(|p| p.0.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Watchers alive on every shard of this process (`watchers` of `/v2/stats/store`).
@@ -330,6 +349,14 @@ impl Shard {
 
     /// Proposes `cmd` and waits until this shard has applied it.
     pub async fn propose(&self, cmd: &Command) -> Result<WriteOutcome, Error> {
+        let pending = &self.shared.pending[self.id].0;
+        pending.fetch_add(1, Ordering::Relaxed);
+        let outcome = self.propose_and_wait(cmd).await;
+        pending.fetch_sub(1, Ordering::Relaxed);
+        outcome
+    }
+
+    async fn propose_and_wait(&self, cmd: &Command) -> Result<WriteOutcome, Error> {
         let id = self.next_request_id();
         let (tx, rx) = oneshot();
         self.writes.borrow_mut().insert(id, tx);

@@ -1,0 +1,282 @@
+//! `/metrics`: Prometheus exposition under etcd 3.4's metric names, types, labels and units
+//! (for the dashboards and alerts written for etcd), built with the `prometheus` crate, plus
+//! tern's own `tern_*` series for what etcd has no name for.
+//!
+//! Nothing here is on the request path: the values live in atomics the server keeps anyway
+//! ([`crate::shard::RaftStatus`], per-shard counters summed at scrape) and in one lock-free
+//! histogram written by the raft loop; a scrape reads them into a fresh registry and encodes
+//! it. Owns the names, help texts and buckets; knows nothing about how the values are made.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use prometheus::core::Collector;
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts};
+
+use crate::shard::Shared;
+
+/// The families tern exports under etcd's names (the test `tests/metrics.rs` holds each to
+/// etcd 3.4's name, type and label names).
+pub const ETCD_FAMILIES: &[&str] = &[
+    "etcd_server_has_leader",
+    "etcd_server_is_leader",
+    "etcd_server_leader_changes_seen_total",
+    "etcd_server_proposals_committed_total",
+    "etcd_server_proposals_applied_total",
+    "etcd_server_proposals_pending",
+    "etcd_server_proposals_failed_total",
+    "etcd_server_id",
+    "etcd_server_version",
+    "etcd_cluster_version",
+    "etcd_disk_wal_fsync_duration_seconds",
+    "etcd_disk_wal_write_bytes_total",
+    "os_fd_used",
+    "os_fd_limit",
+    "process_cpu_seconds_total",
+    "process_open_fds",
+    "process_max_fds",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_start_time_seconds",
+];
+
+/// etcd's `etcd_disk_wal_fsync_duration_seconds`: 1 ms doubling to 8 s. tern's WAL makes
+/// entries durable with one O_DSYNC write (write and sync in one), which is what is timed.
+#[derive(Clone)]
+pub struct WalSyncHistogram(Histogram);
+
+impl Default for WalSyncHistogram {
+    fn default() -> Self {
+        let opts = HistogramOpts::new(
+            "etcd_disk_wal_fsync_duration_seconds",
+            "The latency distributions of fsync called by WAL.",
+        )
+        .buckets(prometheus::exponential_buckets(0.001, 2.0, 14).expect("valid buckets"));
+        WalSyncHistogram(Histogram::with_opts(opts).expect("valid histogram"))
+    }
+}
+
+impl WalSyncHistogram {
+    pub fn observe(&self, took: Duration) {
+        self.0.observe(took.as_secs_f64());
+    }
+}
+
+/// What a scrape needs besides [`Shared`].
+pub struct Scrape<'a> {
+    pub shared: &'a Shared,
+    pub member_id: u64,
+    /// The raft index the scraping shard has applied (every shard applies the same entries).
+    pub applied: u64,
+    pub server_version: &'a str,
+    pub cluster_version: &'a str,
+}
+
+fn gauge(r: &prometheus::Registry, name: &str, help: &str, value: i64) {
+    let g = IntGauge::with_opts(Opts::new(name, help)).expect("valid gauge");
+    g.set(value);
+    register(r, g);
+}
+
+fn counter(r: &prometheus::Registry, name: &str, help: &str, value: u64) {
+    let c = IntCounter::with_opts(Opts::new(name, help)).expect("valid counter");
+    c.inc_by(value);
+    register(r, c);
+}
+
+/// A gauge set to 1 for one label value (etcd's way of exporting a version or an ID).
+fn info(r: &prometheus::Registry, name: &str, help: &str, label: &str, value: &str) {
+    let g = IntGaugeVec::new(Opts::new(name, help), &[label]).expect("valid gauge");
+    g.with_label_values(&[value]).set(1);
+    register(r, g);
+}
+
+fn register(r: &prometheus::Registry, c: impl Collector + 'static) {
+    // Names are fixed and distinct: registering cannot fail.
+    let _ = r.register(Box::new(c));
+}
+
+fn open_fds() -> i64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as i64)
+}
+
+fn fd_limit() -> i64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    lim.rlim_cur as i64
+}
+
+/// The exposition text of one scrape.
+pub fn render(s: &Scrape<'_>) -> String {
+    let r = prometheus::Registry::new();
+    let raft = &s.shared.raft;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    gauge(
+        &r,
+        "etcd_server_has_leader",
+        "Whether or not a leader exists. 1 is existence, 0 is not.",
+        i64::from(load(&raft.leader) != 0),
+    );
+    gauge(
+        &r,
+        "etcd_server_is_leader",
+        "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+        i64::from(raft.is_leader.load(Ordering::Relaxed)),
+    );
+    counter(
+        &r,
+        "etcd_server_leader_changes_seen_total",
+        "The number of leader changes seen.",
+        load(&raft.leader_changes),
+    );
+    gauge(
+        &r,
+        "etcd_server_proposals_committed_total",
+        "The total number of consensus proposals committed.",
+        load(&raft.commit) as i64,
+    );
+    gauge(
+        &r,
+        "etcd_server_proposals_applied_total",
+        "The total number of consensus proposals applied.",
+        s.applied as i64,
+    );
+    gauge(
+        &r,
+        "etcd_server_proposals_pending",
+        "The current number of pending proposals to commit.",
+        s.shared.pending_proposals() as i64,
+    );
+    counter(
+        &r,
+        "etcd_server_proposals_failed_total",
+        "The total number of failed proposals seen.",
+        load(&raft.proposals_failed),
+    );
+    info(
+        &r,
+        "etcd_server_id",
+        "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
+        "server_id",
+        &crate::cluster::id_hex(s.member_id),
+    );
+    info(
+        &r,
+        "etcd_server_version",
+        "Which version is running. 1 for 'server_version' label with current version.",
+        "server_version",
+        s.server_version,
+    );
+    info(
+        &r,
+        "etcd_cluster_version",
+        "Which version is running. 1 for 'cluster_version' label with current cluster version",
+        "cluster_version",
+        s.cluster_version,
+    );
+    register(&r, raft.wal_sync_seconds.0.clone());
+    // A gauge in etcd 3.4, kept so.
+    gauge(
+        &r,
+        "etcd_disk_wal_write_bytes_total",
+        "Total number of bytes written in WAL.",
+        load(&raft.wal_write_bytes) as i64,
+    );
+    gauge(
+        &r,
+        "os_fd_used",
+        "The number of used file descriptors.",
+        open_fds(),
+    );
+    gauge(&r, "os_fd_limit", "The file descriptor limit.", fd_limit());
+    register(
+        &r,
+        prometheus::process_collector::ProcessCollector::for_self(),
+    );
+
+    // tern's own.
+    counter(
+        &r,
+        "tern_wal_fsyncs_total",
+        "WAL fdatasync calls since start.",
+        load(&raft.wal_fsyncs),
+    );
+    counter(
+        &r,
+        "tern_wal_entries_total",
+        "Raft entries appended to the WAL since start.",
+        load(&raft.wal_entries),
+    );
+    counter(
+        &r,
+        "tern_snapshots_total",
+        "Store snapshots taken since start.",
+        load(&raft.snapshots),
+    );
+    let stall = |a: &std::sync::atomic::AtomicU64| load(a) as f64 / 1e6;
+    let float_gauge = |name: &str, help: &str, v: f64| {
+        let g = prometheus::Gauge::with_opts(Opts::new(name, help)).expect("valid gauge");
+        g.set(v);
+        register(&r, g);
+    };
+    let total = prometheus::Counter::with_opts(Opts::new(
+        "tern_snapshot_stall_seconds_total",
+        "Time the raft loop spent serialising snapshots.",
+    ))
+    .expect("valid counter");
+    total.inc_by(stall(&raft.snapshot_stall_micros_total));
+    register(&r, total);
+    float_gauge(
+        "tern_snapshot_stall_seconds_max",
+        "Longest single snapshot stall of the raft loop.",
+        stall(&raft.snapshot_stall_micros_max),
+    );
+
+    let mut out = Vec::new();
+    let _ = prometheus::TextEncoder::new().encode(&r.gather(), &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_family_is_rendered_once() {
+        let shared = Shared::new(2, Duration::from_secs(5));
+        shared
+            .raft
+            .wal_sync_seconds
+            .observe(Duration::from_millis(3));
+        let text = render(&Scrape {
+            shared: &shared,
+            member_id: 0x8e9e05c52164694d,
+            applied: 7,
+            server_version: "2.3.7",
+            cluster_version: "2.3.0",
+        });
+        for name in ETCD_FAMILIES {
+            assert_eq!(
+                text.matches(&format!("# TYPE {name} ")).count(),
+                1,
+                "{name} in:\n{text}"
+            );
+        }
+        assert!(
+            text.contains("etcd_server_id{server_id=\"8e9e05c52164694d\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("etcd_server_proposals_applied_total 7"),
+            "{text}"
+        );
+        assert!(text.contains("etcd_disk_wal_fsync_duration_seconds_bucket{le=\"0.004\"} 1"));
+        assert!(text.contains("etcd_disk_wal_fsync_duration_seconds_bucket{le=\"0.002\"} 0"));
+    }
+}

@@ -1,0 +1,82 @@
+//! `/metrics` speaks etcd's names: every family tern documents as etcd's
+//! (`tern::metrics::ETCD_FAMILIES`) has, in tern's scrape, the name, type and label names that
+//! Debian's etcd 3.4 exports for it. Skipped with a printed reason without etcd.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{start_etcd, start_tern};
+
+/// Family name → (type, label names seen on its samples, `le` left out).
+fn families(text: &str) -> BTreeMap<String, (String, BTreeSet<String>)> {
+    let mut out: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            out.entry(name.to_string()).or_default().0 = kind.to_string();
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let (series, _) = line.split_once(' ').unwrap_or((line, ""));
+            let (name, labels) = match series.split_once('{') {
+                Some((n, l)) => (n, l.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| out.contains_key(*f)))
+                .unwrap_or(name);
+            let entry = out.entry(family.to_string()).or_default();
+            for pair in labels.split(',').filter(|p| !p.is_empty()) {
+                let label = pair.split('=').next().unwrap_or("");
+                if label != "le" {
+                    entry.1.insert(label.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn etcd_families_have_etcds_names_types_and_labels() {
+    let tern = start_tern(2, &[]);
+    let mut c = tern.client();
+    assert_eq!(c.put("/v2/keys/m", &[("value", "1")]).status, 201);
+    let r = c.get("/metrics");
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/plain"));
+    let ours = families(&r.text());
+    for name in tern::metrics::ETCD_FAMILIES {
+        assert!(ours.contains_key(*name), "tern does not export {name}");
+    }
+    assert_eq!(ours["etcd_server_has_leader"].0, "gauge");
+    assert!(
+        r.text().contains("etcd_server_has_leader 1"),
+        "{}",
+        r.text()
+    );
+    assert!(r.text().contains("etcd_server_is_leader 1"));
+
+    let Some(etcd) = start_etcd(&[]) else {
+        println!("etcd part skipped: etcd is not installed (apt-get install etcd-server)");
+        return;
+    };
+    let mut e = etcd.client();
+    assert_eq!(e.put("/v2/keys/m", &[("value", "1")]).status, 201);
+    let theirs = families(&e.get("/metrics").text());
+    for name in tern::metrics::ETCD_FAMILIES {
+        let Some(want) = theirs.get(*name) else {
+            panic!("etcd 3.4 does not export {name}");
+        };
+        assert_eq!(
+            &ours[*name], want,
+            "{name}: tern's (type, labels) differ from etcd's"
+        );
+    }
+}
