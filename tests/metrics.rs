@@ -40,11 +40,19 @@ fn families(text: &str) -> BTreeMap<String, (String, BTreeSet<String>)> {
     out
 }
 
+/// A PUT, a GET, a GET of a missing key (404), a quorum GET.
+fn traffic(c: &mut common::Client) {
+    assert_eq!(c.put("/v2/keys/m", &[("value", "1")]).status, 201);
+    assert_eq!(c.get("/v2/keys/m").status, 200);
+    assert_eq!(c.get("/v2/keys/missing").status, 404);
+    assert_eq!(c.get("/v2/keys/m?quorum=true").status, 200);
+}
+
 #[test]
 fn etcd_families_have_etcds_names_types_and_labels() {
     let tern = start_tern(2, &[]);
     let mut c = tern.client();
-    assert_eq!(c.put("/v2/keys/m", &[("value", "1")]).status, 201);
+    traffic(&mut c);
     let r = c.get("/metrics");
     assert_eq!(r.status, 200);
     assert!(r
@@ -52,8 +60,23 @@ fn etcd_families_have_etcds_names_types_and_labels() {
         .unwrap_or("")
         .starts_with("text/plain"));
     let ours = families(&r.text());
-    for name in tern::metrics::ETCD_FAMILIES {
+    let all = || {
+        tern::metrics::ETCD_FAMILIES
+            .iter()
+            .chain(tern::metrics::ETCD_HTTP_FAMILIES)
+    };
+    for name in all() {
         assert!(ours.contains_key(*name), "tern does not export {name}");
+    }
+    let text = r.text();
+    for line in [
+        "etcd_http_received_total{method=\"PUT\"} 1",
+        "etcd_http_received_total{method=\"GET\"} 2",
+        "etcd_http_received_total{method=\"QGET\"} 1",
+        "etcd_http_failed_total{code=\"404\",method=\"GET\"} 1",
+        "etcd_http_successful_duration_seconds_count{method=\"GET\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} not in:\n{text}");
     }
     assert_eq!(ours["etcd_server_has_leader"].0, "gauge");
     assert!(
@@ -68,9 +91,9 @@ fn etcd_families_have_etcds_names_types_and_labels() {
         return;
     };
     let mut e = etcd.client();
-    assert_eq!(e.put("/v2/keys/m", &[("value", "1")]).status, 201);
+    traffic(&mut e);
     let theirs = families(&e.get("/metrics").text());
-    for name in tern::metrics::ETCD_FAMILIES {
+    for name in all() {
         let Some(want) = theirs.get(*name) else {
             panic!("etcd 3.4 does not export {name}");
         };

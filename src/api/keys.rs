@@ -269,6 +269,7 @@ pub async fn handle(api: &Api, req: Request, key: String) -> Response {
 }
 
 async fn serve(api: &Api, req: &Request, key: String) -> Response {
+    let started = std::time::Instant::now();
     if let Err(e) = check_key_shape(&key) {
         return error_response(&e);
     }
@@ -276,6 +277,25 @@ async fn serve(api: &Api, req: &Request, key: String) -> Response {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
+    // etcd's reportRequest{Received,Failed,Completed}: parsed requests; watches count only
+    // when they fail.
+    let counters = &api.shard.shared.http[api.shard.id];
+    let method = crate::metrics::http::method_index(req.method.as_str(), r.quorum);
+    if let (Some(m), false) = (method, r.wait) {
+        counters.received(m);
+    }
+    let resp = serve_parsed(api, req, &r).await;
+    if let Some(m) = method {
+        if resp.status >= 400 {
+            counters.failed(m, resp.status);
+        } else if !r.wait {
+            counters.succeeded(m, started.elapsed());
+        }
+    }
+    resp
+}
+
+async fn serve_parsed(api: &Api, req: &Request, r: &KeyRequest) -> Response {
     match req.method {
         Method::Get | Method::Head => {
             if r.quorum {
@@ -287,11 +307,11 @@ async fn serve(api: &Api, req: &Request, key: String) -> Response {
             // Nothing older than what this member already showed any client.
             api.shard.catch_up().await;
             if r.wait && !r.quorum {
-                return watch(api, &r);
+                return watch(api, r);
             }
-            get(api, &r)
+            get(api, r)
         }
-        _ => write(api, &req.method, &r).await,
+        _ => write(api, &req.method, r).await,
     }
 }
 

@@ -177,6 +177,8 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// Writes proposed on each shard and not yet answered (etcd_server_proposals_pending).
     pending: Box<[Padded<AtomicU64>]>,
+    /// Each shard's keys-API request counters (`etcd_http_*`).
+    pub http: Box<[crate::metrics::http::ShardHttp]>,
     /// Shards serving clients; the last to start tells systemd the process is ready.
     pub serving: std::sync::atomic::AtomicUsize,
 }
@@ -188,6 +190,7 @@ impl Shared {
             seen: Padded(AtomicU64::new(0)),
             watchers: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
             pending: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
+            http: (0..nshards).map(|_| Default::default()).collect(),
             raft: RaftStatus::default(),
             member_id: AtomicU64::new(0),
             membership: Default::default(),

@@ -15,6 +15,15 @@ use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, IntGau
 
 use crate::shard::Shared;
 
+pub mod http;
+
+/// etcd's HTTP families: exported once a request of the kind was seen, as etcd does.
+pub const ETCD_HTTP_FAMILIES: &[&str] = &[
+    "etcd_http_received_total",
+    "etcd_http_failed_total",
+    "etcd_http_successful_duration_seconds",
+];
+
 /// The families tern exports under etcd's names (the test `tests/metrics.rs` holds each to
 /// etcd 3.4's name, type and label names).
 pub const ETCD_FAMILIES: &[&str] = &[
@@ -238,8 +247,11 @@ pub fn render(s: &Scrape<'_>) -> String {
         stall(&raft.snapshot_stall_micros_max),
     );
 
+    let mut families = r.gather();
+    families.extend(http::families(&s.shared.http));
+    families.sort_by(|a, b| a.name().cmp(b.name()));
     let mut out = Vec::new();
-    let _ = prometheus::TextEncoder::new().encode(&r.gather(), &mut out);
+    let _ = prometheus::TextEncoder::new().encode(&families, &mut out);
     String::from_utf8(out).unwrap_or_default()
 }
 
