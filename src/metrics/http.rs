@@ -206,11 +206,7 @@ mod tests {
         assert_eq!(f[1].get_metric().len(), 2, "404, and 418 counted as 500");
         let h = f[2].get_metric()[0].get_histogram();
         assert_eq!(h.get_sample_count(), 2);
-        assert_eq!(
-            h.get_bucket()[0].cumulative_count(),
-            1,
-            "300 µs ≤ 0.5 ms"
-        );
+        assert_eq!(h.get_bucket()[0].cumulative_count(), 1, "300 µs ≤ 0.5 ms");
         assert_eq!(h.get_bucket()[3].cumulative_count(), 2, "3 ms ≤ 4 ms");
     }
 }
