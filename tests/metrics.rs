@@ -64,6 +64,7 @@ fn etcd_families_have_etcds_names_types_and_labels() {
         tern::metrics::ETCD_FAMILIES
             .iter()
             .chain(tern::metrics::ETCD_HTTP_FAMILIES)
+            .chain(tern::metrics::ETCD_STORE_FAMILIES)
     };
     for name in all() {
         assert!(ours.contains_key(*name), "tern does not export {name}");

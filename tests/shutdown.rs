@@ -204,6 +204,7 @@ fn the_systemd_unit_verifies_and_its_environment_names_tern_flags() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn which(cmd: &str) -> Result<std::path::PathBuf, ()> {

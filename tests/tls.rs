@@ -774,29 +774,29 @@ fn bad_tls_settings_stop_tern_with_one_line_naming_the_flag() {
     }
     // The peer side names its own flags.
     let peer = format!("https://127.0.0.1:{}", free_port());
-    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
-        .args(["--data-dir", &dir.join("peer").display().to_string()])
-        .args([
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-        ])
-        .args(["--initial-cluster", &format!("default={peer}")])
-        .args([
-            "--peer-cert-file",
-            &missing,
-            "--peer-key-file",
-            &good.key_str(),
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = run_to_exit(
+        Command::new(env!("CARGO_BIN_EXE_tern"))
+            .args(["--data-dir", &dir.join("peer").display().to_string()])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .args([
+                "--peer-cert-file",
+                &missing,
+                "--peer-key-file",
+                &good.key_str(),
+            ]),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("--peer-cert-file") && stderr.contains(&missing),
         "{stderr}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

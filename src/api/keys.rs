@@ -281,7 +281,9 @@ async fn serve(api: &Api, req: &Request, key: String) -> Response {
     // when they fail.
     let counters = &api.shard.shared.http[api.shard.id];
     let method = crate::metrics::http::method_index(req.method.as_str(), r.quorum);
-    if let (Some(m), false) = (method, r.wait) {
+    if r.wait {
+        counters.watch_requested();
+    } else if let Some(m) = method {
         counters.received(m);
     }
     let resp = serve_parsed(api, req, &r).await;

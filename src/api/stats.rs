@@ -124,16 +124,25 @@ pub fn store_stats(api: &Api) -> Response {
     json_response(200, b)
 }
 
-/// `/metrics` in Prometheus text format. So far only tern's own WAL counters; etcd's metric
-/// families (§7.1) come with the metrics stage.
+/// `/metrics` in Prometheus text format (see [`crate::metrics`]).
 pub fn metrics(api: &Api) -> Response {
     let shared = &api.shard.shared;
+    api.publish_read_counters();
+    let reads = api.shared.counters.iter().fold((0, 0), |(ok, fail), c| {
+        (
+            ok + c.0.gets_success.load(Ordering::Relaxed),
+            fail + c.0.gets_fail.load(Ordering::Relaxed),
+        )
+    });
+    let store = api.shard.store.borrow().stats().clone();
     let body = crate::metrics::render(&crate::metrics::Scrape {
         shared,
         member_id: shared.member_id.load(Ordering::Relaxed),
         applied: api.shard.applied().0,
         server_version: super::ETCD_SERVER_VERSION,
         cluster_version: super::ETCD_CLUSTER_VERSION,
+        store: &store,
+        reads,
     });
     let mut r = super::text_response(200, &body);
     r.headers[0].1 = "text/plain; version=0.0.4".into();

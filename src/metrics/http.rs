@@ -32,6 +32,7 @@ pub struct ShardHttp {
     /// Per method: counts per bucket (not cumulative), then the count above the last bound.
     latency: [[AtomicU64; BUCKETS + 1]; METHODS.len()],
     latency_sum_nanos: [AtomicU64; METHODS.len()],
+    watch_requests: AtomicU64,
 }
 
 /// Index of a method label in [`METHODS`].
@@ -57,6 +58,11 @@ impl ShardHttp {
         self.failed[method][code].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A `wait=true` request (etcd_debugging_store_watch_requests_total).
+    pub fn watch_requested(&self) {
+        self.watch_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn succeeded(&self, method: usize, took: Duration) {
         let secs = took.as_secs_f64();
         let bucket = (0..BUCKETS)
@@ -65,6 +71,14 @@ impl ShardHttp {
         self.latency[method][bucket].fetch_add(1, Ordering::Relaxed);
         self.latency_sum_nanos[method].fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
+}
+
+/// Watch requests of every shard.
+pub fn watch_requests(shards: &[ShardHttp]) -> u64 {
+    shards
+        .iter()
+        .map(|s| s.watch_requests.load(Ordering::Relaxed))
+        .sum()
 }
 
 fn label(name: &str, value: &str) -> LabelPair {

@@ -17,6 +17,15 @@ use crate::shard::Shared;
 
 pub mod http;
 
+/// etcd's v2 store families (`etcd_debugging_store_*`).
+pub const ETCD_STORE_FAMILIES: &[&str] = &[
+    "etcd_debugging_store_reads_total",
+    "etcd_debugging_store_writes_total",
+    "etcd_debugging_store_expires_total",
+    "etcd_debugging_store_watch_requests_total",
+    "etcd_debugging_store_watchers",
+];
+
 /// etcd's HTTP families: exported once a request of the kind was seen, as etcd does.
 pub const ETCD_HTTP_FAMILIES: &[&str] = &[
     "etcd_http_received_total",
@@ -79,6 +88,11 @@ pub struct Scrape<'a> {
     pub applied: u64,
     pub server_version: &'a str,
     pub cluster_version: &'a str,
+    /// The scraping shard's store counters: its writes are every member's writes (each shard
+    /// applies them all); its reads are replaced by `reads`.
+    pub store: &'a crate::store::StoreStats,
+    /// Successful and failed reads of every shard.
+    pub reads: (u64, u64),
 }
 
 fn gauge(r: &prometheus::Registry, name: &str, help: &str, value: i64) {
@@ -119,6 +133,90 @@ fn fd_limit() -> i64 {
         return 0;
     }
     lim.rlim_cur as i64
+}
+
+/// A counter per label value, only for the values seen (as a Go vector shows them).
+fn counter_vec(
+    r: &prometheus::Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(&str, u64)],
+) {
+    if values.iter().all(|(_, v)| *v == 0) {
+        return;
+    }
+    let c = prometheus::IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid counter");
+    for (value, n) in values.iter().filter(|(_, n)| *n > 0) {
+        c.with_label_values(&[value]).inc_by(*n);
+    }
+    register(r, c);
+}
+
+/// etcd's `etcd_debugging_store_*`. tern does not tell recursive reads apart: every read
+/// counts under `get`.
+fn store_families(r: &prometheus::Registry, s: &Scrape<'_>) {
+    let st = s.store;
+    counter_vec(
+        r,
+        "etcd_debugging_store_reads_total",
+        "Total number of reads action by (get/getRecursive), local to this member.",
+        "action",
+        &[("get", s.reads.0)],
+    );
+    counter_vec(
+        r,
+        "etcd_debugging_store_reads_failed_total",
+        "Failed read actions by (get/getRecursive), local to this member.",
+        "action",
+        &[("get", s.reads.1)],
+    );
+    counter_vec(
+        r,
+        "etcd_debugging_store_writes_total",
+        "Total number of writes (e.g. set/compareAndDelete) seen by this member.",
+        "action",
+        &[
+            ("set", st.sets_success),
+            ("create", st.create_success),
+            ("update", st.update_success),
+            ("delete", st.delete_success),
+            ("compareAndSwap", st.compare_and_swap_success),
+            ("compareAndDelete", st.compare_and_delete_success),
+        ],
+    );
+    counter_vec(
+        r,
+        "etcd_debugging_store_writes_failed_total",
+        "Failed write actions (e.g. set/compareAndDelete), seen by this member.",
+        "action",
+        &[
+            ("set", st.sets_fail),
+            ("create", st.create_fail),
+            ("update", st.update_fail),
+            ("delete", st.delete_fail),
+            ("compareAndSwap", st.compare_and_swap_fail),
+            ("compareAndDelete", st.compare_and_delete_fail),
+        ],
+    );
+    counter(
+        r,
+        "etcd_debugging_store_expires_total",
+        "Total number of expired keys.",
+        st.expire_count,
+    );
+    counter(
+        r,
+        "etcd_debugging_store_watch_requests_total",
+        "Total number of incoming watch requests (new or reestablished).",
+        http::watch_requests(&s.shared.http),
+    );
+    gauge(
+        r,
+        "etcd_debugging_store_watchers",
+        "Count of currently active watchers.",
+        s.shared.total_watchers() as i64,
+    );
 }
 
 /// The exposition text of one scrape.
@@ -189,6 +287,7 @@ pub fn render(s: &Scrape<'_>) -> String {
         "cluster_version",
         s.cluster_version,
     );
+    store_families(&r, s);
     register(&r, raft.wal_sync_seconds.0.clone());
     // A gauge in etcd 3.4, kept so.
     gauge(
@@ -272,6 +371,8 @@ mod tests {
             applied: 7,
             server_version: "2.3.7",
             cluster_version: "2.3.0",
+            store: &crate::store::StoreStats::default(),
+            reads: (0, 0),
         });
         for name in ETCD_FAMILIES {
             assert_eq!(

@@ -33,6 +33,12 @@ impl Pair {
     }
 }
 
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 impl Pki {
     /// A new CA named `name`, its certificate written to `dir/<name>.pem`.
     pub fn new(dir: &Path, name: &str) -> Pki {
