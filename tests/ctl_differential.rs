@@ -646,15 +646,12 @@ fn side(bin: &str, server_bin: &str) -> Side {
     }
 }
 
-/// Steps whose answer from tern is meant to differ from etcd's: tern has no auth API yet, and
-/// its store indexes are lower than etcd's (etcd also counts its membership bookkeeping), which
+/// Steps whose answer from tern is meant to differ from etcd's: its store indexes are lower than etcd's (etcd also counts its membership bookkeeping), which
 /// shows in "Compare failed ([1 != N])" causes; a second `member add` to a cluster without a
 /// leader fails on tern's URL check before etcd's leader check.
 fn differs_on_tern(step: &Step) -> Option<&'static str> {
     let has = |a: &str| step.args.contains(&a);
-    if has("user") || has("role") || has("auth") || has("-u") {
-        Some("auth")
-    } else if step
+    if step
         .args
         .windows(2)
         .any(|w| matches!(w[0], "--swap-with-index" | "--with-index") && w[1] == "1")

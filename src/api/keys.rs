@@ -277,6 +277,9 @@ async fn serve(api: &Api, req: &Request, key: String) -> Response {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
+    if !api.key_access(req, &r.key, r.recursive).await {
+        return super::auth::key_no_auth();
+    }
     // etcd's reportRequest{Received,Failed,Completed}: parsed requests; watches count only
     // when they fail.
     let counters = &api.shard.shared.http[api.shard.id];

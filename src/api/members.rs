@@ -20,6 +20,9 @@ pub async fn handle(api: &Api, req: &Request, sub: &str) -> Response {
         ) {
             return super::method_not_allowed("GET,POST,DELETE,PUT");
         }
+        if !api.write_root_access(req).await {
+            return super::auth::no_auth();
+        }
         let mut resp = match (method, sub) {
             (Method::Get, "") => list(api),
             (Method::Get, "leader") => leader(api),

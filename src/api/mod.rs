@@ -5,6 +5,7 @@
 //! replica; writes go through [`Shard::propose`]. Knows nothing about how commands are
 //! replicated or how bytes reach the socket.
 
+mod auth;
 mod keys;
 mod members;
 mod stats;
@@ -78,11 +79,17 @@ pub fn unix_nanos_now() -> i64 {
 pub struct Api {
     pub shard: Rc<Shard>,
     pub shared: Arc<ApiShared>,
+    /// This shard's password checker (a cache of verified credentials).
+    auth_verifier: Rc<crate::auth::password::Verifier>,
 }
 
 impl Api {
     pub fn new(shard: Rc<Shard>, shared: Arc<ApiShared>) -> Api {
-        Api { shard, shared }
+        Api {
+            shard,
+            shared,
+            auth_verifier: Rc::new(crate::auth::password::Verifier::new()),
+        }
     }
 
     fn counters(&self) -> &ReadCounters {
@@ -148,6 +155,9 @@ impl Api {
         if path == "/v2/keys" || path.starts_with("/v2/keys/") {
             let key = path["/v2/keys".len()..].to_string();
             return keys::handle(self, req, key).await;
+        }
+        if let Some(sub) = path.strip_prefix("/v2/auth/") {
+            return auth::handle(self, &req, sub).await;
         }
         if let Some(sub) = path.strip_prefix("/v2/members") {
             if sub.is_empty() || sub.starts_with('/') {

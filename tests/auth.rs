@@ -1,0 +1,219 @@
+//! v2 auth across members and restarts: users, roles and the switch set through one member are
+//! enforced by another, also after that member restarts (with snapshots taken every few
+//! entries, so the auth state travels in them); bad credentials get etcd's answers. The admin
+//! workflows themselves are compared with etcd 3.4 by `tests/ctl_differential.rs`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::{Client, Resp};
+
+fn basic(user_password: &str) -> String {
+    format!("Basic {}", tern::client::base64(user_password.as_bytes()))
+}
+
+fn call(c: &mut Client, method: &str, path: &str, auth: Option<&str>, body: &str) -> Resp {
+    let auth = auth.map(basic);
+    let mut headers = Vec::new();
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
+    }
+    let ctype = if path.starts_with("/v2/keys") {
+        "application/x-www-form-urlencoded"
+    } else {
+        "application/json"
+    };
+    if !body.is_empty() {
+        headers.push(("Content-Type", ctype));
+    }
+    c.try_request(method, path, &headers, body.as_bytes())
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// Polls until `check` holds (a change made through another member reaches this one).
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn permissions_set_on_one_member_hold_on_another_and_after_a_restart() {
+    let mut c = Cluster::start(3, &["--snapshot-count", "5"]);
+    let (a, b) = (0, 1);
+    let mut ca = c.client(a);
+    let root = Some("root:rootpw");
+    for (path, body) in [
+        (
+            "/v2/auth/users/root",
+            r#"{"user":"root","password":"rootpw"}"#,
+        ),
+        (
+            "/v2/auth/roles/reader",
+            r#"{"role":"reader","permissions":{"kv":{"read":["/pub/*"],"write":[]}}}"#,
+        ),
+        (
+            "/v2/auth/users/alice",
+            r#"{"user":"alice","password":"alicepw","roles":["reader"]}"#,
+        ),
+    ] {
+        let r = call(&mut ca, "PUT", path, None, body);
+        assert_eq!(r.status, 201, "{path}: {}", r.text());
+    }
+    let r = call(&mut ca, "PUT", "/v2/auth/enable", None, "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Auth on: the guest role etcd creates may do everything; take that away.
+    let revoke = r#"{"role":"guest","revoke":{"kv":{"read":["/*"],"write":["/*"]}}}"#;
+    let r = call(&mut ca, "PUT", "/v2/auth/roles/guest", root, revoke);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = call(&mut ca, "PUT", "/v2/keys/pub/x", root, "value=1");
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    let check_b = |c: &Cluster, alice_may_write: bool| {
+        let mut cb = c.client(b);
+        eventually("alice reads /pub/x on the other member", || {
+            call(&mut cb, "GET", "/v2/keys/pub/x", Some("alice:alicepw"), "").status == 200
+        });
+        let anonymous = call(&mut cb, "GET", "/v2/keys/pub/x", None, "");
+        assert_eq!(anonymous.status, 401, "{}", anonymous.text());
+        assert_eq!(anonymous.json()["errorCode"], 110);
+        assert_eq!(anonymous.json()["cause"], "Insufficient credentials");
+        let wrong = call(&mut cb, "GET", "/v2/keys/pub/x", Some("alice:nope"), "");
+        assert_eq!(wrong.status, 401);
+        let outside = call(&mut cb, "GET", "/v2/keys/other", Some("alice:alicepw"), "");
+        assert_eq!(outside.status, 401, "read outside the role's keys");
+        let write = call(
+            &mut cb,
+            "PUT",
+            "/v2/keys/pub/y",
+            Some("alice:alicepw"),
+            "value=2",
+        );
+        assert_eq!(write.status / 100 == 2, alice_may_write, "{}", write.text());
+        // Administration needs root, on every member.
+        let r = call(&mut cb, "GET", "/v2/auth/users", Some("alice:alicepw"), "");
+        assert_eq!(
+            (r.status, r.text()),
+            (401, "{\"message\":\"Insufficient credentials\"}".into())
+        );
+        let r = call(
+            &mut cb,
+            "DELETE",
+            "/v2/members/1234",
+            Some("alice:alicepw"),
+            "",
+        );
+        assert_eq!(r.status, 401);
+        let r = call(&mut cb, "GET", "/v2/auth/enable", None, "");
+        assert_eq!(r.json()["enabled"], true);
+    };
+    check_b(&c, false);
+
+    // A grant through member a is enforced on b.
+    let grant = r#"{"role":"reader","grant":{"kv":{"read":[],"write":["/pub/*"]}}}"#;
+    let r = call(&mut ca, "PUT", "/v2/auth/roles/reader", root, grant);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut cb = c.client(b);
+    eventually("alice may write on b", || {
+        call(
+            &mut cb,
+            "PUT",
+            "/v2/keys/pub/z",
+            Some("alice:alicepw"),
+            "value=3",
+        )
+        .status
+            / 100
+            == 2
+    });
+    // Enough writes for snapshots to carry the auth state, then b restarts.
+    for i in 0..12 {
+        let r = call(
+            &mut ca,
+            "PUT",
+            &format!("/v2/keys/pub/n{i}"),
+            root,
+            "value=x",
+        );
+        assert_eq!(r.status / 100, 2);
+    }
+    c.kill(b);
+    c.restart(b);
+    check_b(&c, true);
+}
+
+#[test]
+fn bad_credentials_get_etcds_answers() {
+    let c = Cluster::start(1, &[]);
+    let mut cl = c.client(0);
+    let r = call(
+        &mut cl,
+        "PUT",
+        "/v2/auth/users/root",
+        None,
+        r#"{"user":"root","password":""}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "auth: Cannot create user root with an empty password"
+    );
+    let r = call(&mut cl, "PUT", "/v2/auth/enable", None, "");
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.json()["message"],
+        "auth: No root user available, please create one"
+    );
+    let r = call(
+        &mut cl,
+        "PUT",
+        "/v2/auth/users/root",
+        None,
+        r#"{"user":"root","password":"pw"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = call(&mut cl, "PUT", "/v2/auth/users/root", None, "not json");
+    assert_eq!(
+        (r.status, r.json()["message"].clone()),
+        (400, "Invalid JSON in request body.".into())
+    );
+    let r = call(&mut cl, "PUT", "/v2/auth/enable", None, "");
+    assert_eq!(r.status, 200);
+    let huge = format!("root:{}", "x".repeat(1 << 20));
+    for (what, header) in [
+        ("not basic", "Bearer abc".to_string()),
+        ("not base64", "Basic !!!".to_string()),
+        ("no colon", basic("root")),
+        ("unknown user", basic("nobody:pw")),
+        ("empty password", basic("root:")),
+        ("a 30 kB password", basic(&huge[..30_000])),
+    ] {
+        let r = cl
+            .try_request(
+                "GET",
+                "/v2/auth/users",
+                &[("Authorization", header.as_str())],
+                b"",
+            )
+            .unwrap();
+        assert_eq!(r.status, 401, "{what}: {}", r.text());
+    }
+    let r = call(&mut cl, "GET", "/v2/auth/users", Some("root:pw"), "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = call(
+        &mut cl,
+        "DELETE",
+        "/v2/auth/users/root",
+        Some("root:pw"),
+        "",
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.json()["message"],
+        "auth: Cannot delete root user while auth is enabled."
+    );
+}
