@@ -412,11 +412,13 @@ async fn put_user(api: &Api, state: &AuthState, req: &Request, name: &str) -> Re
     let roles = input.roles.clone().unwrap_or_default();
     let existing = state.user(name).cloned();
     if grant.is_empty() && revoke.is_empty() {
-        // etcd: with roles, always a creation; with a password alone, create or update.
-        if roles.is_empty() {
-            if let Some(old) = existing {
-                return update_user(api, old, &input, &grant, &revoke).await;
-            }
+        // etcd: with roles, always a creation (answered 200); with a password alone, create
+        // (201) or update.
+        if !roles.is_empty() {
+            return create_user(api, input, 200).await;
+        }
+        if let Some(old) = existing {
+            return update_user(api, old, &input, &grant, &revoke).await;
         }
         return create_user(api, input, 201).await;
     }
@@ -588,7 +590,7 @@ async fn put_role(api: &Api, state: &AuthState, req: &Request, name: &str) -> Re
         return message(400, "Role JSON contains both permissions and grant/revoke");
     }
     let Some(old) = state.stored_role(name).cloned() else {
-        return auth_error(404, format!("Role {name} doesn't exist."));
+        return auth_error(404, format!("Role {name} does not exist."));
     };
     let mut kv = old.kv.clone();
     for (list, added, what) in [
