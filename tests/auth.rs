@@ -384,3 +384,77 @@ fn auth_endpoints_answer_like_etcd() {
         diffs.join("\n")
     );
 }
+
+/// The manual's workflow with Debian's `etcdctl` (ETCDCTL_API=2) against tern.
+#[test]
+fn etcdctl_user_role_auth_workflow_works_against_tern() {
+    if !common::have("etcdctl") {
+        println!("skipped: etcdctl is not installed (apt-get install etcd-client)");
+        return;
+    }
+    let tern = common::start_tern(2, &[]);
+    let endpoint = tern.url("");
+    let run = |args: &[&str]| -> (i32, String) {
+        let out = std::process::Command::new("etcdctl")
+            .env("ETCDCTL_API", "2")
+            .args(["--endpoints", &endpoint])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
+    };
+    for (args, want) in [
+        (&["user", "add", "root:rootpw"][..], "User root created"),
+        (&["role", "add", "reader"][..], "Role reader created"),
+        (
+            &["role", "grant", "--path", "/pub/*", "--read", "reader"][..],
+            "Role reader updated",
+        ),
+        (&["user", "add", "alice:alicepw"][..], "User alice created"),
+        (
+            &["user", "grant", "--roles", "reader", "alice"][..],
+            "User alice updated",
+        ),
+        (&["auth", "enable"][..], "Authentication Enabled"),
+        (
+            &[
+                "-u",
+                "root:rootpw",
+                "role",
+                "revoke",
+                "--path",
+                "/*",
+                "--rw",
+                "guest",
+            ][..],
+            "Role guest updated",
+        ),
+        (&["-u", "root:rootpw", "set", "/pub/x", "0"][..], "0"),
+        (&["-u", "alice:alicepw", "get", "/pub/x"][..], "0"),
+        (&["-u", "root:rootpw", "user", "list"][..], "alice\nroot"),
+        (
+            &["-u", "root:rootpw", "auth", "disable"][..],
+            "Authentication Disabled",
+        ),
+    ] {
+        let (code, text) = run(args);
+        assert_eq!(code, 0, "{args:?}: {text}");
+        assert!(text.contains(want), "{args:?}: {want:?} not in {text}");
+    }
+    // While auth was on, alice could not write and nobody anonymous could read.
+    let (code, _) = run(&["auth", "enable"]);
+    assert_eq!(code, 0);
+    for args in [
+        &["-u", "alice:alicepw", "set", "/pub/x", "1"][..],
+        &["get", "/pub/x"][..],
+    ] {
+        let (code, text) = run(args);
+        assert_ne!(code, 0, "{args:?}: {text}");
+        assert!(
+            text.contains("Insufficient credentials"),
+            "{args:?}: {text}"
+        );
+    }
+}
