@@ -458,3 +458,64 @@ fn etcdctl_user_role_auth_workflow_works_against_tern() {
         );
     }
 }
+
+/// Users, roles and the switch are in what `ternctl backup` copies: a member started from the
+/// backup (`--force-new-cluster`, manual §6.3) enforces the same rules.
+#[test]
+fn auth_survives_a_backup_and_a_forced_new_cluster() {
+    let mut c = Cluster::start(1, &["--snapshot-count", "5"]);
+    let mut cl = c.client(0);
+    let r = call(
+        &mut cl,
+        "PUT",
+        "/v2/auth/users/root",
+        None,
+        r#"{"user":"root","password":"pw"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        call(&mut cl, "PUT", "/v2/auth/enable", None, "").status,
+        200
+    );
+    for i in 0..8 {
+        let r = call(
+            &mut cl,
+            "PUT",
+            &format!("/v2/keys/k{i}"),
+            Some("root:pw"),
+            "value=v",
+        );
+        assert_eq!(r.status / 100, 2, "{}", r.text());
+    }
+    let fresh = c.plan_node();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ternctl"))
+        .arg("backup")
+        .arg("--data-dir")
+        .arg(c.nodes[0].dir.join("data"))
+        .arg("--backup-dir")
+        .arg(c.nodes[fresh].dir.join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.kill(0);
+    let ic = c.initial_cluster(&[fresh]);
+    c.spawn(fresh, &ic, "new", &["--force-new-cluster"]);
+    c.wait_serving(fresh, Duration::from_secs(30));
+    let mut cl = c.client(fresh);
+    let r = call(&mut cl, "GET", "/v2/auth/enable", None, "");
+    assert_eq!(r.json()["enabled"], true, "{}", r.text());
+    assert_eq!(
+        call(&mut cl, "GET", "/v2/auth/users", Some("root:pw"), "").status,
+        200
+    );
+    assert_eq!(
+        call(&mut cl, "GET", "/v2/auth/users", Some("root:no"), "").status,
+        401
+    );
+    let r = call(&mut cl, "GET", "/v2/keys/k7", Some("root:pw"), "");
+    assert_eq!(r.json()["node"]["value"], "v", "{}", r.text());
+}
