@@ -104,3 +104,67 @@ fn etcd_families_have_etcds_names_types_and_labels() {
         );
     }
 }
+
+/// Every metric name in `text` (etcd's, the process', tern's own).
+fn names_in(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts = ["etcd_", "os_fd_", "process_", "tern_"]
+            .iter()
+            .any(|p| text[i..].starts_with(p))
+            && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'));
+        if starts {
+            let end = text[i..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map_or(text.len(), |n| i + n);
+            out.insert(text[i..end].to_string());
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn the_dashboard_and_alerts_query_only_what_tern_exports() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib");
+    let alerts = std::fs::read_to_string(root.join("prometheus/tern-alerts.yml")).unwrap();
+    let dashboard = std::fs::read_to_string(root.join("grafana/tern-dashboard.json")).unwrap();
+    let _: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let tern = start_tern(2, &[]);
+    let mut c = tern.client();
+    traffic(&mut c);
+    let ours = families(&c.get("/metrics").text());
+    let used: BTreeSet<String> = names_in(&alerts)
+        .into_iter()
+        .chain(names_in(&dashboard))
+        .collect();
+    assert!(used.len() > 10, "{used:?}");
+    for name in &used {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| ours.contains_key(*f)))
+            .unwrap_or(name);
+        assert!(
+            ours.contains_key(family),
+            "{name} is queried but tern does not export it"
+        );
+    }
+    if common::have("promtool") {
+        let out = std::process::Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(root.join("prometheus/tern-alerts.yml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    } else {
+        println!("promtool part skipped: promtool is not installed (apt-get install prometheus)");
+    }
+}
