@@ -46,6 +46,7 @@ fn traffic(c: &mut common::Client) {
     assert_eq!(c.get("/v2/keys/m").status, 200);
     assert_eq!(c.get("/v2/keys/missing").status, 404);
     assert_eq!(c.get("/v2/keys/m?quorum=true").status, 200);
+    assert_eq!(c.get("/health").status, 200);
 }
 
 #[test]
@@ -86,6 +87,13 @@ fn etcd_families_have_etcds_names_types_and_labels() {
         r.text()
     );
     assert!(r.text().contains("etcd_server_is_leader 1"));
+    // start_tern waited on /health too.
+    assert!(
+        r.text().contains("etcd_server_health_success ")
+            && !r.text().contains("etcd_server_health_success 0"),
+        "{}",
+        r.text()
+    );
 
     let Some(etcd) = start_etcd(&[]) else {
         println!("etcd part skipped: etcd is not installed (apt-get install etcd-server)");

@@ -196,6 +196,12 @@ impl Api {
         let healthy = leader != 0
             && !raft.wal_full.load(Ordering::Relaxed)
             && self.shard.read_barrier().await.is_ok();
+        let counter = if healthy {
+            &raft.health_success
+        } else {
+            &raft.health_failures
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         if healthy {
             text_response(200, "{\"health\": \"true\"}")
         } else {

@@ -43,6 +43,9 @@ pub const ETCD_FAMILIES: &[&str] = &[
     "etcd_server_proposals_applied_total",
     "etcd_server_proposals_pending",
     "etcd_server_proposals_failed_total",
+    "etcd_server_read_indexes_failed_total",
+    "etcd_server_health_success",
+    "etcd_server_health_failures",
     "etcd_server_id",
     "etcd_server_version",
     "etcd_cluster_version",
@@ -265,6 +268,24 @@ pub fn render(s: &Scrape<'_>) -> String {
         "etcd_server_proposals_failed_total",
         "The total number of failed proposals seen.",
         load(&raft.proposals_failed),
+    );
+    counter(
+        &r,
+        "etcd_server_read_indexes_failed_total",
+        "The total number of failed read indexes seen.",
+        load(&raft.read_indexes_failed),
+    );
+    counter(
+        &r,
+        "etcd_server_health_success",
+        "The total number of successful health checks",
+        load(&raft.health_success),
+    );
+    counter(
+        &r,
+        "etcd_server_health_failures",
+        "The total number of failed health checks",
+        load(&raft.health_failures),
     );
     info(
         &r,

@@ -134,6 +134,11 @@ pub struct RaftStatus {
     pub leader_changes: AtomicU64,
     /// Proposals raft refused or could not take (etcd_server_proposals_failed_total).
     pub proposals_failed: AtomicU64,
+    /// Linearizable reads whose read index failed or timed out.
+    pub read_indexes_failed: AtomicU64,
+    /// `/health` answers, healthy and not (etcd_server_health_success / _failures).
+    pub health_success: AtomicU64,
+    pub health_failures: AtomicU64,
     /// Bytes written to the WAL, block padding included.
     pub wal_write_bytes: AtomicU64,
     /// How long each WAL sync (the O_DSYNC write that makes entries durable) took.
@@ -434,6 +439,17 @@ impl Shard {
     /// Waits until this shard's replica reflects every write committed before the call
     /// (raft ReadIndex), so that a read served afterwards is linearizable.
     pub async fn read_barrier(&self) -> Result<(), Error> {
+        let outcome = self.read_barrier_once().await;
+        if outcome.is_err() {
+            self.shared
+                .raft
+                .read_indexes_failed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        outcome
+    }
+
+    async fn read_barrier_once(&self) -> Result<(), Error> {
         let id = self.next_request_id();
         let (tx, rx) = oneshot();
         self.reads.borrow_mut().insert(id, tx);
