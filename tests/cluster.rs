@@ -165,6 +165,22 @@ fn a_partitioned_member_cannot_commit_while_the_majority_goes_on() {
         let new_leader = c.wait_leader(&majority, LONG);
         let r = put(&c, new_leader, "/p", "majority");
         assert!(matches!(r.status, 200 | 201), "{}", r.text());
+        // Once the cut-off member has stepped down it knows no leader: a write it takes now
+        // waits for one, times out, and must not be applied when the partition heals (the
+        // client was told it failed).
+        let deadline = Instant::now() + LONG;
+        while c
+            .client(leader)
+            .get("/metrics")
+            .text()
+            .contains("\netcd_server_has_leader 1")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the cut-off leader never stepped down"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let mut isolated = c.client(leader);
         let r = isolated.put("/v2/keys/p", &[("value", "minority")]);
         assert_eq!(r.json()["errorCode"], 300, "{}", r.text());
@@ -177,8 +193,17 @@ fn a_partitioned_member_cannot_commit_while_the_majority_goes_on() {
     }
     // Healed: the old leader follows and has the majority's write.
     c.wait_value(leader, "/p", "majority", LONG);
-    let r = c.client(leader).get("/v2/keys/p?quorum=true");
-    assert_eq!(r.json()["node"]["value"], "majority");
+    // Give a wrongly kept proposal of the cut-off member time to surface.
+    std::thread::sleep(Duration::from_millis(4 * ELECTION_MS));
+    for i in all {
+        let r = c.client(i).get("/v2/keys/p?quorum=true");
+        assert_eq!(
+            r.json()["node"]["value"],
+            "majority",
+            "member {i}: {}",
+            r.text()
+        );
+    }
 }
 
 #[test]

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use std::path::PathBuf;
 
@@ -90,8 +90,10 @@ pub struct RaftDriver {
     shard: Rc<Shard>,
     inbox: Rc<Mailbox<RaftInput>>,
     /// Proposals that arrived while no leader was known, or while this leader hands its
-    /// leadership over (raft-rs drops those); proposed once a leader can take them.
-    waiting_for_leader: Vec<Vec<u8>>,
+    /// leadership over (raft-rs drops those), with when they arrived; proposed once a leader
+    /// can take them, failed once their client's request has timed out
+    /// ([`Self::expire_waiting_proposals`]).
+    waiting_for_leader: Vec<(Instant, Vec<u8>)>,
     /// Proposals forwarded by followers during a leadership handoff (raft-rs would drop them
     /// silently); stepped again once it is over, when raft forwards them to the new leader.
     held_peer_proposals: Vec<Message>,
@@ -213,6 +215,9 @@ fn no_space_error() -> Error {
 
 /// Heartbeats a read index batch may wait before it is asked for again.
 const READ_RETRY_TICKS: u32 = 3;
+/// How long before its client's timeout a proposal still waiting for a leader is failed
+/// (at most a tenth of the timeout).
+const EXPIRY_MARGIN: Duration = Duration::from_millis(100);
 
 fn unix_nanos_now() -> i64 {
     SystemTime::now()
@@ -247,6 +252,7 @@ impl RaftDriver {
                         ticked = true;
                         self.node.tick();
                         self.propose_sync_if_due();
+                        self.expire_waiting_proposals();
                         self.hand_over_if_stopping();
                         self.publish_countdown = self.publish_countdown.saturating_sub(1);
                         self.retry_stale_reads();
@@ -424,7 +430,7 @@ impl RaftDriver {
 
     fn propose(&mut self, data: Vec<u8>) {
         if !self.may_propose() {
-            self.waiting_for_leader.push(data);
+            self.waiting_for_leader.push((Instant::now(), data));
             return;
         }
         // The origin is read before raft takes the bytes (no copy of every proposal).
@@ -440,6 +446,32 @@ impl RaftDriver {
         if let Err(e) = self.node.propose(vec![], data) {
             if let Ok(origin) = origin {
                 self.fail_proposal(origin, Error::new(Code::RaftInternal, e.to_string(), 0));
+            }
+        }
+    }
+
+    /// Fails the proposals that waited for a leader until their client's request is about to
+    /// time out. A proposal must never be applied after its client was told it failed (a write
+    /// taken by a member cut off from the others would otherwise surface when the partition
+    /// heals, over what the majority wrote since), so they go a little before the shard's own
+    /// timeout, and the client gets this answer.
+    fn expire_waiting_proposals(&mut self) {
+        let timeout = self.shard.shared.request_timeout;
+        let limit = timeout.saturating_sub(EXPIRY_MARGIN.min(timeout / 10));
+        if self
+            .waiting_for_leader
+            .first()
+            .is_none_or(|(since, _)| since.elapsed() < limit)
+        {
+            return;
+        }
+        let index = self.shard.store.borrow().index();
+        let waiting = std::mem::take(&mut self.waiting_for_leader);
+        for (since, data) in waiting {
+            if since.elapsed() < limit {
+                self.waiting_for_leader.push((since, data));
+            } else if let Ok(origin) = proposal::origin(&data) {
+                self.fail_proposal(origin, crate::shard::timeout_error(index));
             }
         }
     }
@@ -566,7 +598,8 @@ impl RaftDriver {
         while self.node.has_ready() {
             self.handle_one_ready().await?;
             if self.may_propose() && !self.waiting_for_leader.is_empty() {
-                for data in std::mem::take(&mut self.waiting_for_leader) {
+                self.expire_waiting_proposals();
+                for (_, data) in std::mem::take(&mut self.waiting_for_leader) {
                     self.propose(data);
                 }
             }

@@ -684,7 +684,9 @@ fn unique_id_base() -> u64 {
         .max(1)
 }
 
-fn timeout_error(index: u64) -> Error {
+/// What a client hears when its write or quorum read was not done in time (etcd's text);
+/// `index` is the store index it is answered at.
+pub(crate) fn timeout_error(index: u64) -> Error {
     Error::new(Code::RaftInternal, "etcdserver: request timed out", index)
 }
 
