@@ -15,6 +15,7 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// First bytes of every snapshot file.
 pub const MAGIC: &[u8; 8] = b"ternsnap";
@@ -181,6 +182,24 @@ fn sync_dir(dir: &Path) -> Result<(), SnapError> {
 /// Writes the snapshot durably: `<name>.tmp`, fsync, rename to `<name>`, fsync `dir`.
 /// Blocks the calling thread (see the module doc). Returns the file's path.
 pub fn save(dir: &Path, index: u64, term: u64, payload: &[u8]) -> Result<PathBuf, SnapError> {
+    save_timed(dir, index, term, payload).map(|(path, _)| path)
+}
+
+/// How long a [`save`] took: the snapshot file's fsync, and the whole save.
+#[derive(Debug, Clone, Copy)]
+pub struct SaveTimes {
+    pub fsync: Duration,
+    pub total: Duration,
+}
+
+fn save_timed(
+    dir: &Path,
+    index: u64,
+    term: u64,
+    payload: &[u8],
+) -> Result<(PathBuf, SaveTimes), SnapError> {
+    let started = Instant::now();
+    let mut fsync = Duration::ZERO;
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
     let name = file_name(index, term);
     let path = dir.join(&name);
@@ -188,11 +207,14 @@ pub fn save(dir: &Path, index: u64, term: u64, payload: &[u8]) -> Result<PathBuf
     let mut h = header(index, term, payload.len() as u64);
     let crc = crc32c::crc32c_append(crc32c::crc32c(&h[..36]), payload);
     h[36..40].copy_from_slice(&crc.to_le_bytes());
-    let write = || -> io::Result<()> {
+    let mut write = || -> io::Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(&h)?;
         f.write_all(payload)?;
-        f.sync_all()
+        let synced = Instant::now();
+        f.sync_all()?;
+        fsync = synced.elapsed();
+        Ok(())
     };
     if let Err(e) = write() {
         let _ = fs::remove_file(&tmp);
@@ -204,7 +226,8 @@ pub fn save(dir: &Path, index: u64, term: u64, payload: &[u8]) -> Result<PathBuf
     }
     fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
     sync_dir(dir)?;
-    Ok(path)
+    let total = started.elapsed();
+    Ok((path, SaveTimes { fsync, total }))
 }
 
 /// Snapshot files in `dir` as (index, term, path), newest first.
@@ -287,15 +310,16 @@ pub fn purge(dir: &Path, max_snapshots: usize) -> Result<Vec<PathBuf>, SnapError
     Ok(removed)
 }
 
-/// [`save`] on glommio's blocking thread pool. Must be called inside a glommio executor.
+/// [`save`] on glommio's blocking thread pool, with how long it took. Must be called inside a
+/// glommio executor.
 pub async fn save_async(
     dir: PathBuf,
     index: u64,
     term: u64,
     payload: Vec<u8>,
-) -> Result<PathBuf, SnapError> {
+) -> Result<(PathBuf, SaveTimes), SnapError> {
     glommio::executor()
-        .spawn_blocking(move || save(&dir, index, term, &payload))
+        .spawn_blocking(move || save_timed(&dir, index, term, &payload))
         .await
 }
 

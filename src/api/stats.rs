@@ -143,6 +143,8 @@ pub fn metrics(api: &Api) -> Response {
         cluster_version: super::ETCD_CLUSTER_VERSION,
         store: &store,
         reads,
+        peers: api.shared.transport.traffic(),
+        round_trips: api.shared.transport.round_trips(),
     });
     let mut r = super::text_response(200, &body);
     r.headers[0].1 = "text/plain; version=0.0.4".into();

@@ -33,6 +33,18 @@ pub const ETCD_HTTP_FAMILIES: &[&str] = &[
     "etcd_http_successful_duration_seconds",
 ];
 
+/// etcd's peer network families: exported once there is traffic with a peer (a single member
+/// has none), so `tests/metrics.rs` compares them against a three-member etcd.
+pub const ETCD_NETWORK_FAMILIES: &[&str] = &[
+    "etcd_network_peer_sent_bytes_total",
+    "etcd_network_peer_received_bytes_total",
+    "etcd_network_peer_sent_failures_total",
+    "etcd_network_peer_received_failures_total",
+    "etcd_network_peer_round_trip_time_seconds",
+    "etcd_network_active_peers",
+    "etcd_network_disconnected_peers_total",
+];
+
 /// The families tern exports under etcd's names (the test `tests/metrics.rs` holds each to
 /// etcd 3.4's name, type and label names).
 pub const ETCD_FAMILIES: &[&str] = &[
@@ -44,6 +56,8 @@ pub const ETCD_FAMILIES: &[&str] = &[
     "etcd_server_proposals_pending",
     "etcd_server_proposals_failed_total",
     "etcd_server_read_indexes_failed_total",
+    "etcd_server_heartbeat_send_failures_total",
+    "etcd_server_slow_apply_total",
     "etcd_server_health_success",
     "etcd_server_health_failures",
     "etcd_server_id",
@@ -51,6 +65,8 @@ pub const ETCD_FAMILIES: &[&str] = &[
     "etcd_cluster_version",
     "etcd_disk_wal_fsync_duration_seconds",
     "etcd_disk_wal_write_bytes_total",
+    "etcd_snap_fsync_duration_seconds",
+    "etcd_debugging_snap_save_total_duration_seconds",
     "os_fd_used",
     "os_fd_limit",
     "process_cpu_seconds_total",
@@ -61,26 +77,114 @@ pub const ETCD_FAMILIES: &[&str] = &[
     "process_start_time_seconds",
 ];
 
-/// etcd's `etcd_disk_wal_fsync_duration_seconds`: 1 ms doubling to 8 s. tern's WAL makes
-/// entries durable with one O_DSYNC write (write and sync in one), which is what is timed.
+/// One of etcd's duration histograms, made once and observed lock-free (a scrape registers a
+/// clone that shares the counts).
 #[derive(Clone)]
-pub struct WalSyncHistogram(Histogram);
+pub struct DurationHistogram(Histogram);
 
-impl Default for WalSyncHistogram {
-    fn default() -> Self {
-        let opts = HistogramOpts::new(
-            "etcd_disk_wal_fsync_duration_seconds",
-            "The latency distributions of fsync called by WAL.",
-        )
-        .buckets(prometheus::exponential_buckets(0.001, 2.0, 14).expect("valid buckets"));
-        WalSyncHistogram(Histogram::with_opts(opts).expect("valid histogram"))
+impl DurationHistogram {
+    fn new(name: &str, help: &str, buckets: Vec<f64>) -> Self {
+        let opts = HistogramOpts::new(name, help).buckets(buckets);
+        DurationHistogram(Histogram::with_opts(opts).expect("valid histogram"))
     }
-}
 
-impl WalSyncHistogram {
     pub fn observe(&self, took: Duration) {
         self.0.observe(took.as_secs_f64());
     }
+}
+
+/// etcd's disk histograms: 1 ms doubling to 8 s.
+fn disk_buckets() -> Vec<f64> {
+    prometheus::exponential_buckets(0.001, 2.0, 14).expect("valid buckets")
+}
+
+/// etcd's `etcd_disk_wal_fsync_duration_seconds`. tern's WAL makes entries durable with one
+/// O_DSYNC write (write and sync in one), which is what is timed.
+#[derive(Clone)]
+pub struct WalSyncHistogram(pub DurationHistogram);
+
+impl Default for WalSyncHistogram {
+    fn default() -> Self {
+        WalSyncHistogram(DurationHistogram::new(
+            "etcd_disk_wal_fsync_duration_seconds",
+            "The latency distributions of fsync called by WAL.",
+            disk_buckets(),
+        ))
+    }
+}
+
+/// etcd's snapshot file histograms: `etcd_snap_fsync_duration_seconds` (the fsync of the
+/// snapshot file) and `etcd_debugging_snap_save_total_duration_seconds` (writing it whole:
+/// file, fsync, rename, directory fsync), 1 ms doubling to 8 s like etcd's.
+#[derive(Clone)]
+pub struct SnapSaveHistograms {
+    pub fsync: DurationHistogram,
+    pub total: DurationHistogram,
+}
+
+impl Default for SnapSaveHistograms {
+    fn default() -> Self {
+        SnapSaveHistograms {
+            fsync: DurationHistogram::new(
+                "etcd_snap_fsync_duration_seconds",
+                "The latency distributions of fsync called by snap.",
+                disk_buckets(),
+            ),
+            total: DurationHistogram::new(
+                "etcd_debugging_snap_save_total_duration_seconds",
+                "The total latency distributions of save called by snapshot.",
+                disk_buckets(),
+            ),
+        }
+    }
+}
+
+impl SnapSaveHistograms {
+    pub fn observe(&self, times: crate::snap::SaveTimes) {
+        self.fsync.observe(times.fsync);
+        self.total.observe(times.total);
+    }
+}
+
+/// etcd's `etcd_network_peer_round_trip_time_seconds` (label `To`, the peer's ID in hex;
+/// 0.1 ms doubling to 3.2768 s like etcd's).
+#[derive(Clone)]
+pub struct PeerRoundTrips(prometheus::HistogramVec);
+
+impl Default for PeerRoundTrips {
+    fn default() -> Self {
+        let opts = HistogramOpts::new(
+            "etcd_network_peer_round_trip_time_seconds",
+            "Round-Trip-Time histogram between peers",
+        )
+        .buckets(prometheus::exponential_buckets(0.0001, 2.0, 16).expect("valid buckets"));
+        PeerRoundTrips(prometheus::HistogramVec::new(opts, &["To"]).expect("valid histogram"))
+    }
+}
+
+impl PeerRoundTrips {
+    /// The histogram of one peer: kept by its sender, so observing takes no lock.
+    pub fn peer(&self, id: u64) -> DurationHistogram {
+        DurationHistogram(self.0.with_label_values(&[&crate::cluster::id_hex(id)]))
+    }
+
+    /// Forgets a peer that left the cluster.
+    pub fn remove(&self, id: u64) {
+        let _ = self.0.remove_label_values(&[&crate::cluster::id_hex(id)]);
+    }
+}
+
+/// Peer traffic under etcd's `etcd_network_*` names, per peer ID.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PeerTraffic {
+    pub sent_bytes: u64,
+    pub sent_failures: u64,
+    pub received_bytes: u64,
+    pub received_failures: u64,
+    /// Whether messages reach the peer now (etcd_network_active_peers).
+    pub active: bool,
+    /// Times an active link to the peer broke (etcd_network_disconnected_peers_total).
+    pub disconnects: u64,
 }
 
 /// What a scrape needs besides [`Shared`].
@@ -96,6 +200,9 @@ pub struct Scrape<'a> {
     pub store: &'a crate::store::StoreStats,
     /// Successful and failed reads of every shard.
     pub reads: (u64, u64),
+    /// Traffic with each peer, and the peers' round-trip histogram.
+    pub peers: Vec<(u64, PeerTraffic)>,
+    pub round_trips: &'a PeerRoundTrips,
 }
 
 fn gauge(r: &prometheus::Registry, name: &str, help: &str, value: i64) {
@@ -222,6 +329,89 @@ fn store_families(r: &prometheus::Registry, s: &Scrape<'_>) {
     );
 }
 
+/// etcd's `etcd_network_*` families for peer traffic.
+fn network_families(r: &prometheus::Registry, s: &Scrape<'_>) {
+    let local = crate::cluster::id_hex(s.member_id);
+    let per_peer = |name: &str, help: &str, label: &str, value: fn(&PeerTraffic) -> u64| {
+        let c =
+            prometheus::IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid counter");
+        let mut any = false;
+        for (id, t) in &s.peers {
+            let v = value(t);
+            if v > 0 {
+                c.with_label_values(&[&crate::cluster::id_hex(*id)])
+                    .inc_by(v);
+                any = true;
+            }
+        }
+        if any {
+            register(r, c);
+        }
+    };
+    per_peer(
+        "etcd_network_peer_sent_bytes_total",
+        "The total number of bytes sent to peers.",
+        "To",
+        |t| t.sent_bytes,
+    );
+    per_peer(
+        "etcd_network_peer_received_bytes_total",
+        "The total number of bytes received from peers.",
+        "From",
+        |t| t.received_bytes,
+    );
+    per_peer(
+        "etcd_network_peer_sent_failures_total",
+        "The total number of send failures from peers.",
+        "To",
+        |t| t.sent_failures,
+    );
+    per_peer(
+        "etcd_network_peer_received_failures_total",
+        "The total number of receive failures from peers.",
+        "From",
+        |t| t.received_failures,
+    );
+    let pair = ["Local", "Remote"];
+    let active = IntGaugeVec::new(
+        Opts::new(
+            "etcd_network_active_peers",
+            "The current number of active peer connections.",
+        ),
+        &pair,
+    )
+    .expect("valid gauge");
+    let disconnected = prometheus::IntCounterVec::new(
+        Opts::new(
+            "etcd_network_disconnected_peers_total",
+            "The total number of disconnected peers.",
+        ),
+        &pair,
+    )
+    .expect("valid counter");
+    let (mut any_active, mut any_disconnect) = (false, false);
+    for (id, t) in &s.peers {
+        let remote = crate::cluster::id_hex(*id);
+        if t.active {
+            active.with_label_values(&[&local, &remote]).set(1);
+            any_active = true;
+        }
+        if t.disconnects > 0 {
+            disconnected
+                .with_label_values(&[&local, &remote])
+                .inc_by(t.disconnects);
+            any_disconnect = true;
+        }
+    }
+    if any_active {
+        register(r, active);
+    }
+    if any_disconnect {
+        register(r, disconnected);
+    }
+    register(r, s.round_trips.0.clone());
+}
+
 /// The exposition text of one scrape.
 pub fn render(s: &Scrape<'_>) -> String {
     let r = prometheus::Registry::new();
@@ -308,8 +498,23 @@ pub fn render(s: &Scrape<'_>) -> String {
         "cluster_version",
         s.cluster_version,
     );
+    counter(
+        &r,
+        "etcd_server_heartbeat_send_failures_total",
+        "The total number of leader heartbeat send failures (likely overloaded from slow disk).",
+        load(&raft.heartbeat_send_failures),
+    );
+    counter(
+        &r,
+        "etcd_server_slow_apply_total",
+        "The total number of slow apply requests (likely overloaded from slow disk).",
+        load(&raft.slow_applies),
+    );
     store_families(&r, s);
-    register(&r, raft.wal_sync_seconds.0.clone());
+    network_families(&r, s);
+    register(&r, raft.wal_sync_seconds.0 .0.clone());
+    register(&r, raft.snap_save.fsync.0.clone());
+    register(&r, raft.snap_save.total.0.clone());
     // A gauge in etcd 3.4, kept so.
     gauge(
         &r,
@@ -385,6 +590,7 @@ mod tests {
         shared
             .raft
             .wal_sync_seconds
+            .0
             .observe(Duration::from_millis(3));
         let text = render(&Scrape {
             shared: &shared,
@@ -394,6 +600,8 @@ mod tests {
             cluster_version: "2.3.0",
             store: &crate::store::StoreStats::default(),
             reads: (0, 0),
+            peers: Vec::new(),
+            round_trips: &PeerRoundTrips::default(),
         });
         for name in ETCD_FAMILIES {
             assert_eq!(

@@ -107,6 +107,8 @@ pub struct RaftDriver {
     next_read_ctx: u64,
     /// Ticks until this member next checks that its name and client URLs are published.
     publish_countdown: u32,
+    /// When this leader last sent each follower a heartbeat.
+    last_heartbeat: HashMap<u64, Instant>,
 }
 
 /// Builds the node over the recovered log and starts its loop and ticker on the current
@@ -182,6 +184,7 @@ pub fn start_node(
         reads_in_flight: HashMap::new(),
         next_read_ctx: 1,
         publish_countdown: 0,
+        last_heartbeat: HashMap::new(),
     };
     driver.members_changed();
     glommio::spawn_local(driver.run()).detach();
@@ -218,6 +221,9 @@ const READ_RETRY_TICKS: u32 = 3;
 /// How long before its client's timeout a proposal still waiting for a leader is failed
 /// (at most a tenth of the timeout).
 const EXPIRY_MARGIN: Duration = Duration::from_millis(100);
+/// An apply of one committed batch slower than this counts as slow (etcd's threshold for
+/// "apply request took too long").
+const SLOW_APPLY: Duration = Duration::from_millis(100);
 
 fn unix_nanos_now() -> i64 {
     SystemTime::now()
@@ -588,8 +594,46 @@ impl RaftDriver {
     }
 
     fn send_messages(&mut self, msgs: Vec<Message>) {
-        if !msgs.is_empty() {
-            self.transport.send(msgs);
+        if msgs.is_empty() {
+            return;
+        }
+        self.note_heartbeats(&msgs);
+        self.transport.send(msgs);
+    }
+
+    /// A leader whose heartbeats go out later than twice the heartbeat interval apart is
+    /// overloaded (etcd's "leader failed to send out heartbeat on time"): count and warn.
+    fn note_heartbeats(&mut self, msgs: &[Message]) {
+        if self.node.raft.state != StateRole::Leader {
+            self.last_heartbeat.clear();
+            return;
+        }
+        let now = Instant::now();
+        let late = 2 * self.settings.heartbeat;
+        for m in msgs {
+            if m.get_msg_type() != MessageType::MsgHeartbeat {
+                continue;
+            }
+            let Some(prev) = self.last_heartbeat.insert(m.to, now) else {
+                continue;
+            };
+            let gap = now.duration_since(prev);
+            if gap > late {
+                self.shard
+                    .shared
+                    .raft
+                    .heartbeat_send_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                static LATE: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
+                crate::ratelog!(
+                    LATE,
+                    "leader failed to send out heartbeat on time; took too long, leader is \
+                     overloaded likely from slow disk (to {:x}, {gap:?} after the previous one, \
+                     heartbeat interval {:?})",
+                    m.to,
+                    self.settings.heartbeat
+                );
+            }
         }
     }
 
@@ -693,7 +737,7 @@ impl RaftDriver {
             let started = std::time::Instant::now();
             let stats = self.wal.sync().await.map_err(|e| e.to_string())?;
             let status = &self.shard.shared.raft;
-            status.wal_sync_seconds.observe(started.elapsed());
+            status.wal_sync_seconds.0.observe(started.elapsed());
             status
                 .wal_write_bytes
                 .fetch_add(stats.bytes, Ordering::Relaxed);
@@ -784,7 +828,22 @@ impl RaftDriver {
             self.applied_index = last.index;
         }
         let batch = Arc::new(batch);
+        let started = Instant::now();
         self.shard.apply_batch(&batch);
+        let took = started.elapsed();
+        if took > SLOW_APPLY {
+            self.shard
+                .shared
+                .raft
+                .slow_applies
+                .fetch_add(1, Ordering::Relaxed);
+            static SLOW: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
+            crate::ratelog!(
+                SLOW,
+                "apply entries took too long [{took:?} for {} entries]",
+                batch.entries.len()
+            );
+        }
         for peer in 0..self.shard.shared.nshards {
             if peer != self.shard.id {
                 self.shard.send_to(peer, ShardMsg::Committed(batch.clone()));

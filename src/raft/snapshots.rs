@@ -57,10 +57,11 @@ impl RaftDriver {
         self.snapshot_in_flight = Some(raft_snapshot(index, term, voters, payload.clone()));
         let dir = self.settings.snap_dir.clone();
         let inbox = self.inbox.clone();
+        let histograms = self.shard.shared.raft.snap_save.clone();
         glommio::spawn_local(async move {
             let result = crate::snap::save_async(dir, index, term, payload)
                 .await
-                .map(|_| ())
+                .map(|(_, times)| histograms.observe(times))
                 .map_err(|e| e.to_string());
             inbox.push(RaftInput::SnapshotSaved {
                 index,
@@ -130,6 +131,7 @@ impl RaftDriver {
             snapshot.data.to_vec(),
         )
         .await
+        .map(|(_, times)| self.shard.shared.raft.snap_save.observe(times))
         .map_err(|e| format!("saving the leader's snapshot at {index}: {e}"))?;
         self.wal.append_snapshot_marker(index, term);
         let hs = self.node.raft.hard_state();

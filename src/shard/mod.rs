@@ -143,6 +143,13 @@ pub struct RaftStatus {
     pub wal_write_bytes: AtomicU64,
     /// How long each WAL sync (the O_DSYNC write that makes entries durable) took.
     pub wal_sync_seconds: crate::metrics::WalSyncHistogram,
+    /// How long writing snapshot files took (fsync, and the whole save).
+    pub snap_save: crate::metrics::SnapSaveHistograms,
+    /// Times this leader sent a heartbeat later than twice the heartbeat interval after the
+    /// previous one (etcd's "leader failed to send out heartbeat on time").
+    pub heartbeat_send_failures: AtomicU64,
+    /// Committed batches whose apply took longer than 100 ms (etcd_server_slow_apply_total).
+    pub slow_applies: AtomicU64,
     pub leader: AtomicU64,
     /// When this member learned of the current leader (unix nanoseconds; 0 = never).
     pub leader_since: std::sync::atomic::AtomicI64,

@@ -137,6 +137,17 @@ struct Link {
     active_since: Cell<Option<Instant>>,
 }
 
+impl Link {
+    /// Records whether messages reach the peer now (for raft's checks and `/metrics`).
+    fn set_active(&self, active: bool, stats: &TransportStats) {
+        if active == self.active_since.get().is_some() {
+            return;
+        }
+        self.active_since.set(active.then(Instant::now));
+        stats.set_active(self.peer, active);
+    }
+}
+
 /// What every link task needs.
 struct Context {
     local: u64,
@@ -377,7 +388,7 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
                 link.queue.recv_batch(&mut dropped).await;
                 ctx.stats.send_failed(link.peer);
             }
-            link.active_since.set(None);
+            link.set_active(false, &ctx.stats);
             ctx.inbox.push(RaftInput::Unreachable(link.peer));
             glommio::timer::sleep(backoff).await;
             backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -419,9 +430,7 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
             match answer {
                 Some(Ok(resp)) => match judge(&resp, &ctx) {
                     Verdict::Delivered => {
-                        if link.active_since.get().is_none() {
-                            link.active_since.set(Some(Instant::now()));
-                        }
+                        link.set_active(true, &ctx.stats);
                         ctx.stats.sent(
                             link.peer,
                             count as u64,
@@ -434,14 +443,14 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
                         }
                     }
                     Verdict::Reconnect => {
-                        link.active_since.set(None);
+                        link.set_active(false, &ctx.stats);
                         ctx.stats.send_failed(link.peer);
                         glommio::timer::sleep(BACKOFF_MAX).await;
                         break;
                     }
                 },
                 _ => {
-                    link.active_since.set(None);
+                    link.set_active(false, &ctx.stats);
                     ctx.stats.send_failed(link.peer);
                     ctx.inbox.push(RaftInput::Unreachable(link.peer));
                     break;

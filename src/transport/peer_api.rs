@@ -69,8 +69,8 @@ impl PeerApi {
     }
 
     /// Checks the sender's cluster and membership from a raft request's `X-Etcd-Cluster-ID`
-    /// and `X-Server-From` headers; `Err` is the answer to give.
-    fn check_sender(&self, cluster: Option<&str>, from: Option<&str>) -> Result<(), Response> {
+    /// and `X-Server-From` headers: the sender's ID (0 if it gave none), or the answer to give.
+    fn check_sender(&self, cluster: Option<&str>, from: Option<&str>) -> Result<u64, Response> {
         let theirs = cluster.unwrap_or("");
         let ours = id_hex(self.cluster);
         if !theirs.eq_ignore_ascii_case(&ours) {
@@ -96,25 +96,32 @@ impl PeerApi {
         if !known && !membership.is_empty() {
             return Err(text(403, "the sender is not a member of this cluster\n"));
         }
-        Ok(())
+        Ok(from.unwrap_or(0))
     }
 
     fn raft(&self, req: Request) -> Response {
         // Judged at admission already; the membership may have changed while the body came.
-        if let Err(resp) = self.check_sender(req.header(CLUSTER_ID_HEADER), req.header(FROM_HEADER))
-        {
-            return resp;
-        }
+        let from = match self.check_sender(req.header(CLUSTER_ID_HEADER), req.header(FROM_HEADER)) {
+            Ok(from) => from,
+            Err(resp) => return resp,
+        };
         let msgs = match decode_frames(&req.body) {
             Ok(m) => m,
-            Err(e) => return text(400, &format!("bad raft message batch: {e}\n")),
+            Err(e) => {
+                self.stats.receive_failed(from);
+                return text(400, &format!("bad raft message batch: {e}\n"));
+            }
         };
         let appends = msgs
             .iter()
             .filter(|m| m.get_msg_type() == raft::eraftpb::MessageType::MsgAppend)
             .count();
-        self.stats
-            .received(msgs.len() as u64, appends as u64, req.body.len() as u64);
+        self.stats.received(
+            from,
+            msgs.len() as u64,
+            appends as u64,
+            req.body.len() as u64,
+        );
         for m in msgs {
             self.inbox.push(RaftInput::Peer(Box::new(m)));
         }
@@ -137,7 +144,7 @@ impl PeerApi {
                 .unwrap_or_else(|| text(400, "not a snapshot message\n"));
         }
         let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-        self.stats.received(1, 0, size);
+        self.stats.received(checked.unwrap_or(0), 1, 0, size);
         self.inbox.push(RaftInput::PeerSnapshot {
             msg: Box::new(msg),
             path,
@@ -154,10 +161,10 @@ impl Handler for PeerApi {
             _ => return Admit::Body(MAX_OTHER_BODY),
         };
         match self.check_sender(head.header(CLUSTER_ID_HEADER), head.header(FROM_HEADER)) {
-            Ok(()) if head.path == "/raft/snapshot" => {
+            Ok(_) if head.path == "/raft/snapshot" => {
                 Admit::Stream(limit, Box::new(SnapshotSink::new(&self.snap_dir)))
             }
-            Ok(()) => Admit::Body(limit),
+            Ok(_) => Admit::Body(limit),
             Err(resp) => Admit::Refuse(resp),
         }
     }

@@ -1,6 +1,8 @@
 //! Peer traffic figures for `/v2/stats/self` and `/v2/stats/leader` (etcd's ServerStats and
 //! LeaderStats): append requests sent and received, message and byte rates, and per follower
-//! the success/failure counts and round-trip latency of message batches.
+//! the success/failure counts and round-trip latency of message batches; and per peer the
+//! figures `/metrics` shows under etcd's `etcd_network_*` names (bytes, failures, whether the
+//! link is up, round trips).
 //!
 //! Written by the transport on shard 0, read by the stats endpoints on any shard, so it is
 //! `Sync` (a mutex held for a few additions per batch). Knows nothing about raft or HTTP.
@@ -8,6 +10,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::metrics::{DurationHistogram, PeerRoundTrips, PeerTraffic};
 
 /// How far back the send/receive rates look.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
@@ -84,13 +88,16 @@ impl Rate {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Inner {
     send_append: u64,
     recv_append: u64,
     send: Rate,
     recv: Rate,
     followers: BTreeMap<u64, FollowerStats>,
+    traffic: BTreeMap<u64, PeerTraffic>,
+    /// Each peer's round-trip histogram (a child of [`TransportStats::round_trips`]).
+    round_trip: BTreeMap<u64, DurationHistogram>,
 }
 
 /// A snapshot of the figures, for rendering.
@@ -104,9 +111,10 @@ pub struct Figures {
     pub recv_bandwidth_rate: f64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct TransportStats {
     inner: Mutex<Inner>,
+    round_trips: PeerRoundTrips,
 }
 
 impl TransportStats {
@@ -124,6 +132,11 @@ impl TransportStats {
         self.with(|s| {
             s.send_append += appends;
             s.send.add(now, msgs, bytes);
+            s.traffic.entry(to).or_default().sent_bytes += bytes;
+            s.round_trip
+                .entry(to)
+                .or_insert_with(|| self.round_trips.peer(to))
+                .observe(round_trip);
             let f = s.followers.entry(to).or_default();
             if appends > 0 {
                 f.record_success(appends, round_trip);
@@ -133,14 +146,35 @@ impl TransportStats {
 
     /// A batch to `to` could not be delivered.
     pub fn send_failed(&self, to: u64) {
-        self.with(|s| s.followers.entry(to).or_default().fail += 1);
+        self.with(|s| {
+            s.followers.entry(to).or_default().fail += 1;
+            s.traffic.entry(to).or_default().sent_failures += 1;
+        });
     }
 
-    pub fn received(&self, msgs: u64, appends: u64, bytes: u64) {
+    /// Messages from peer `from` arrived.
+    pub fn received(&self, from: u64, msgs: u64, appends: u64, bytes: u64) {
         let now = Instant::now();
         self.with(|s| {
             s.recv_append += appends;
             s.recv.add(now, msgs, bytes);
+            s.traffic.entry(from).or_default().received_bytes += bytes;
+        });
+    }
+
+    /// A request from peer `from` could not be taken (a malformed batch or snapshot).
+    pub fn receive_failed(&self, from: u64) {
+        self.with(|s| s.traffic.entry(from).or_default().received_failures += 1);
+    }
+
+    /// Whether messages reach `peer` now; an active link that breaks counts a disconnect.
+    pub fn set_active(&self, peer: u64, active: bool) {
+        self.with(|s| {
+            let t = s.traffic.entry(peer).or_default();
+            if t.active && !active {
+                t.disconnects += 1;
+            }
+            t.active = active;
         });
     }
 
@@ -148,7 +182,20 @@ impl TransportStats {
     pub fn remove_follower(&self, id: u64) {
         self.with(|s| {
             s.followers.remove(&id);
+            s.traffic.remove(&id);
+            s.round_trip.remove(&id);
         });
+        self.round_trips.remove(id);
+    }
+
+    /// Traffic per peer, for `/metrics`.
+    pub fn traffic(&self) -> Vec<(u64, PeerTraffic)> {
+        self.with(|s| s.traffic.iter().map(|(k, v)| (*k, *v)).collect())
+    }
+
+    /// Round trips of message batches per peer, for `/metrics`.
+    pub fn round_trips(&self) -> &PeerRoundTrips {
+        &self.round_trips
     }
 
     pub fn figures(&self) -> Figures {
@@ -192,12 +239,38 @@ mod tests {
         assert!((st.latency.standard_deviation - 1.0).abs() < 1e-9);
         assert_eq!((st.latency.minimum, st.latency.maximum), (2.0, 4.0));
         assert_eq!(st.latency.current, 4.0);
-        s.received(5, 4, 500);
+        s.received(9, 5, 4, 500);
         let fig = s.figures();
         assert_eq!((fig.send_append_requests, fig.recv_append_requests), (3, 4));
         assert_eq!((fig.send_pkg_rate, fig.send_bandwidth_rate), (5.0, 160.0));
         assert_eq!((fig.recv_pkg_rate, fig.recv_bandwidth_rate), (5.0, 500.0));
+        s.set_active(7, true);
+        s.set_active(7, false);
+        s.set_active(7, false);
+        let traffic = s.traffic();
+        assert_eq!(
+            traffic,
+            vec![
+                (
+                    7,
+                    PeerTraffic {
+                        sent_bytes: 160,
+                        sent_failures: 1,
+                        disconnects: 1,
+                        ..PeerTraffic::default()
+                    }
+                ),
+                (
+                    9,
+                    PeerTraffic {
+                        received_bytes: 500,
+                        ..PeerTraffic::default()
+                    }
+                )
+            ]
+        );
         s.remove_follower(7);
         assert!(s.followers().is_empty());
+        assert_eq!(s.traffic().len(), 1);
     }
 }

@@ -101,6 +101,8 @@ pub struct Cluster {
     pub extra: Vec<String>,
     /// Environment variables every member starts with.
     pub env: Vec<(String, String)>,
+    /// The reference etcd 3.4 to run instead of tern (same flags, v2 API on, no `--shards`).
+    etcd: Option<PathBuf>,
 }
 
 impl Drop for Cluster {
@@ -142,6 +144,7 @@ impl Cluster {
             root,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
+            etcd: None,
         };
         for _ in 0..n {
             c.plan_node();
@@ -169,7 +172,19 @@ impl Cluster {
 
     /// Starts a new cluster of `n` members and waits until every one serves clients.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        Cluster::plan(n, extra).start_planned()
+    }
+
+    /// A cluster of `n` members of Debian's etcd 3.4 (`None` when it is not installed).
+    pub fn start_etcd(n: usize, extra: &[&str]) -> Option<Cluster> {
         let mut c = Cluster::plan(n, extra);
+        c.etcd = Some(super::etcd_binary()?);
+        Some(c.start_planned())
+    }
+
+    fn start_planned(mut self) -> Cluster {
+        let c = &mut self;
+        let n = c.nodes.len();
         let ic = c.initial_cluster(&(0..n).collect::<Vec<_>>());
         for i in 0..n {
             c.spawn(i, &ic, "new", &[]);
@@ -177,7 +192,7 @@ impl Cluster {
         for i in 0..n {
             c.wait_serving(i, Duration::from_secs(30));
         }
-        c
+        self
     }
 
     /// `name=peer,…` for the given members.
@@ -192,7 +207,18 @@ impl Cluster {
     /// The command line of member `i` (without starting it).
     pub fn command(&self, i: usize, initial_cluster: &str, state: &str, extra: &[&str]) -> Command {
         let n = &self.nodes[i];
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
+        let mut cmd = match &self.etcd {
+            Some(etcd) => {
+                let mut cmd = Command::new(etcd);
+                cmd.arg("--enable-v2");
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
+                cmd.args(["--shards", "2"]);
+                cmd
+            }
+        };
         cmd.arg("--name")
             .arg(&n.name)
             .arg("--data-dir")
@@ -215,8 +241,6 @@ impl Cluster {
             .arg(HEARTBEAT_MS.to_string())
             .arg("--election-timeout")
             .arg(ELECTION_MS.to_string())
-            .arg("--shards")
-            .arg("2")
             .args(&self.extra)
             .args(&n.tls.args)
             .args(extra)
