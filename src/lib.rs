@@ -29,6 +29,7 @@ pub mod error;
 pub mod http;
 pub mod iomem;
 pub mod loadgen;
+pub mod logging;
 pub mod metrics;
 pub mod process;
 pub mod raft;

@@ -3,7 +3,8 @@
 //! per interval with a count of the repeats suppressed since the last line, instead of once per
 //! occurrence.
 //!
-//! Owns only the counting and the printing to stderr; knows nothing about what is logged. One
+//! Owns only the counting; lines go to the server's log (`crate::logging`). Knows nothing
+//! about what is logged. One
 //! [`RateLimited`] per call site, usually a `static`; it is safe to share between shards.
 
 use std::sync::Mutex;
@@ -34,15 +35,10 @@ impl RateLimited {
         }
     }
 
-    /// Prints `tern: <message>` unless a line from this site was printed less than an interval
-    /// ago (then it is only counted). Returns whether it printed.
-    pub fn log(&self, message: std::fmt::Arguments<'_>) -> bool {
-        match self.admit(Instant::now()) {
-            Some(0) => eprintln!("tern: {message}"),
-            Some(n) => eprintln!("tern: {message} ({n} similar messages suppressed)"),
-            None => return false,
-        }
-        true
+    /// `Some(repeats suppressed since the last line)` when a line from this site may be logged
+    /// now, `None` when it is only counted ([`ratelog!`](crate::ratelog) uses this).
+    pub fn admit_now(&self) -> Option<u64> {
+        self.admit(Instant::now())
     }
 
     /// `Some(suppressed so far)` when a line may be printed at `now`, `None` to suppress it.
@@ -61,11 +57,23 @@ impl RateLimited {
     }
 }
 
-/// `ratelog!(SITE, "format", args…)`: logs through the `RateLimited` static `SITE`.
+/// `ratelog!(SITE, "format", args…)`: a warning in the server's log (under the calling
+/// module's package), unless the `RateLimited` static `SITE` printed one less than an interval
+/// ago. Evaluates to whether it logged.
 #[macro_export]
 macro_rules! ratelog {
     ($site:expr, $($arg:tt)*) => {
-        $site.log(format_args!($($arg)*))
+        match $site.admit_now() {
+            Some(0) => {
+                ::tracing::warn!("{}", format_args!($($arg)*));
+                true
+            }
+            Some(n) => {
+                ::tracing::warn!("{} ({n} similar messages suppressed)", format_args!($($arg)*));
+                true
+            }
+            None => false,
+        }
     };
 }
 

@@ -93,6 +93,71 @@ struct Startup {
     commit: u64,
 }
 
+/// What an operator reads first in the log (etcd 2.3 prints the same list): the version, the
+/// shards and where they run, the URLs, the directories and the timing flags.
+fn log_configuration(config: &Config, nshards: usize) {
+    let join = |urls: &mut dyn Iterator<Item = String>| urls.collect::<Vec<_>>().join(",");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tracing::info!(
+        "tern Version: {} (etcd API {})",
+        env!("CARGO_PKG_VERSION"),
+        crate::api::ETCD_SERVER_VERSION
+    );
+    tracing::info!(
+        "{nshards} shard(s) on {cpus} available CPU(s), {}",
+        if config.pin_shards {
+            "each pinned to a core (--pin-shards)"
+        } else {
+            "placed by the kernel"
+        }
+    );
+    tracing::info!(
+        "listening for peers on {}",
+        join(&mut config.listen_peer_urls.iter().map(|u| u.to_string()))
+    );
+    tracing::info!(
+        "listening for client requests on {}",
+        join(&mut config.listen_client_urls.iter().map(|u| u.to_string()))
+    );
+    let lines = [
+        ("name", config.name.clone()),
+        ("data dir", config.data_dir.display().to_string()),
+        (
+            "wal dir",
+            config.wal_dir.as_ref().map_or_else(
+                || config.data_dir.join("member/wal").display().to_string(),
+                |d| d.display().to_string(),
+            ),
+        ),
+        (
+            "heartbeat",
+            format!("{}ms", config.heartbeat_interval.as_millis()),
+        ),
+        (
+            "election",
+            format!("{}ms", config.election_timeout.as_millis()),
+        ),
+        ("snapshot count", config.snapshot_count.to_string()),
+        (
+            "advertise client URLs",
+            join(&mut config.advertise_client_urls.iter().map(|u| u.to_string())),
+        ),
+        (
+            "initial advertise peer URLs",
+            join(
+                &mut config
+                    .initial_advertise_peer_urls
+                    .iter()
+                    .map(|u| u.to_string()),
+            ),
+        ),
+        ("initial cluster", config.initial_cluster.to_string()),
+    ];
+    for (what, value) in lines {
+        tracing::info!("{what} = {value}");
+    }
+}
+
 pub fn run(config: Config) -> Result<(), StartError> {
     config
         .check_supported(crate::config::SUPPORTED_NOW)
@@ -109,8 +174,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
     })?;
     crate::iomem::raise_memlock_limit();
     let nshards = config.shards.max(1);
+    log_configuration(&config, nshards);
     let (fd_limit, connections) = crate::process::raise_fd_limit(nshards);
-    eprintln!("tern: open-files limit {fd_limit}: at most {connections} client and peer connections at once");
+    tracing::info!(
+        "open-files limit {fd_limit}: at most {connections} client and peer connections at once"
+    );
 
     let listen = probed_addresses(&config.listen_client_urls, &tls.client)?;
 
@@ -138,7 +206,6 @@ pub fn run(config: Config) -> Result<(), StartError> {
         raft: Arc::new(std::sync::Mutex::new(Some(RaftSettings {
             heartbeat: config.heartbeat_interval,
             election_timeout: config.election_timeout,
-            debug: config.debug,
             snapshot_count: config.snapshot_count,
             max_snapshots: config.max_snapshots as usize,
             max_wals: config.max_wals as usize,
@@ -499,8 +566,8 @@ async fn shard_main(
         )));
     }
     if id == 0 {
-        eprintln!(
-            "tern: member {} ({}) of cluster {} serving clients on {} with {} shard(s)",
+        tracing::info!(
+            "member {} ({}) of cluster {} serving clients on {} with {} shard(s)",
             crate::cluster::id_hex(startup.api.member.id),
             startup.api.member.name,
             crate::cluster::id_hex(startup.api.cluster_id),
@@ -592,17 +659,18 @@ async fn accept_connections<H: Handler + 'static>(
                 let handler = handler.clone();
                 let tls = listen.tls.clone();
                 glommio::spawn_local(async move {
-                    match tls {
-                        None => {
-                            let _ = serve_connection(stream, &*handler, &limits).await;
-                        }
-                        Some(tls) => {
-                            let from = stream.peer_addr().ok();
-                            if let Some(stream) = tls.accept(stream, from, addr).await {
-                                let _ = serve_connection(stream, &*handler, &limits).await;
+                    let from = stream.peer_addr().ok();
+                    tracing::debug!("accepted a connection on {addr} from {from:?}");
+                    let outcome = match tls {
+                        None => Some(serve_connection(stream, &*handler, &limits).await),
+                        Some(tls) => match tls.accept(stream, from, addr).await {
+                            Some(stream) => {
+                                Some(serve_connection(stream, &*handler, &limits).await)
                             }
-                        }
-                    }
+                            None => None,
+                        },
+                    };
+                    tracing::debug!("closed the connection on {addr} from {from:?}: {outcome:?}");
                     drop(permit);
                 })
                 .detach();
@@ -623,6 +691,7 @@ async fn recover_member(plan: &ShardPlan) -> Result<(Startup, Recovered), String
         Some(FirstStartPlan::Join) | None => FirstStart::Join,
         Some(FirstStartPlan::NewCluster) => FirstStart::NewCluster(&plan.cluster.initial),
     };
+    let started = std::time::Instant::now();
     let rec = recover(
         &plan.paths,
         plan.configured.clone(),
@@ -630,13 +699,21 @@ async fn recover_member(plan: &ShardPlan) -> Result<(Startup, Recovered), String
         plan.force_new_cluster.then_some(&plan.cluster.me),
     )
     .await?;
+    if !rec.fresh {
+        tracing::info!(
+            "recovered the snapshot at {} and the WAL to commit {} in {} ms",
+            rec.applied,
+            rec.commit,
+            started.elapsed().as_millis()
+        );
+    }
     for w in &rec.warnings {
-        eprintln!("tern: warning: {w}");
+        tracing::warn!("{w}");
     }
     let b = &rec.bootstrap;
     if !rec.fresh {
-        eprintln!(
-            "tern: restarting member {} in cluster {} from {} (snapshot at {}, commit {}); --initial-* flags are ignored",
+        tracing::info!(
+            "restarting member {} in cluster {} from {} (snapshot at {}, commit {}); --initial-* flags are ignored",
             crate::cluster::id_hex(b.member_id),
             crate::cluster::id_hex(b.cluster_id),
             plan.paths.wal.display(),

@@ -30,10 +30,7 @@ pub fn notify(state: &str) {
         return;
     };
     if let Err(e) = send_notify(&path, state) {
-        eprintln!(
-            "tern: warning: cannot notify systemd at {}: {e}",
-            path.to_string_lossy()
-        );
+        tracing::warn!("cannot notify systemd at {}: {e}", path.to_string_lossy());
     }
 }
 
@@ -66,7 +63,7 @@ pub fn install(shared: Arc<Shared>) -> Result<(), String> {
             // A second signal while stopping: stop now.
             std::thread::spawn(move || {
                 if let Some(sig) = signals.forever().next() {
-                    eprintln!("tern: received {} again; exiting now", name(sig));
+                    tracing::warn!("received {} again; exiting now", name(sig));
                     std::process::exit(1);
                 }
             });
@@ -87,7 +84,7 @@ fn name(sig: i32) -> &'static str {
 /// The orderly stop (see the module documentation); never returns.
 fn stop(shared: &Shared, sig: i32) -> ! {
     let started = Instant::now();
-    eprintln!("tern: received {}; stopping", name(sig));
+    tracing::info!("received {}; stopping", name(sig));
     notify("STOPPING=1");
     shared.stopping.store(true, Ordering::SeqCst);
     let voters = shared.membership().len();
@@ -97,20 +94,20 @@ fn stop(shared: &Shared, sig: i32) -> ! {
             std::thread::sleep(Duration::from_millis(10));
         }
         if shared.raft.is_leader.load(Ordering::SeqCst) {
-            eprintln!(
-                "tern: no member took over leadership within {}s; stopping as leader",
+            tracing::warn!(
+                "no member took over leadership within {}s; stopping as leader",
                 HANDOFF_TIMEOUT.as_secs()
             );
         } else {
-            eprintln!(
-                "tern: handed leadership to {} in {} ms",
+            tracing::info!(
+                "handed leadership to {} in {} ms",
                 crate::cluster::id_hex(shared.raft.leader.load(Ordering::SeqCst)),
                 started.elapsed().as_millis()
             );
         }
     }
     std::thread::sleep(GRACE);
-    eprintln!("tern: stopped in {} ms", started.elapsed().as_millis());
+    tracing::info!("stopped in {} ms", started.elapsed().as_millis());
     std::process::exit(0);
 }
 

@@ -182,7 +182,7 @@ fn change_failed(e: MemberError, id: &str) -> Response {
         MemberError::IdNotFound => message(404, &format!("No such member: {id}")),
         MemberError::IdRemoved => message(410, &format!("Member permanently removed: {id}")),
         MemberError::NotEnoughStarted | MemberError::Timeout => {
-            eprintln!("tern: member change refused: {e}");
+            tracing::warn!("member change refused: {e}");
             message(500, "Internal Server Error")
         }
     }

@@ -144,10 +144,7 @@ impl RaftDriver {
                 self.answer_member_change(origin, result);
             }
             Ok(_) => {}
-            Err(e) => eprintln!(
-                "tern: skipping undecodable member entry {}: {e}",
-                entry.index
-            ),
+            Err(e) => tracing::warn!("skipping undecodable member entry {}: {e}", entry.index),
         }
     }
 
@@ -155,22 +152,22 @@ impl RaftDriver {
     /// refuses the same invalid change.
     pub(super) fn apply_conf_change(&mut self, entry: &Entry) {
         let Ok(cc) = ConfChange::parse_from_bytes(&entry.data) else {
-            eprintln!("tern: skipping undecodable conf change {}", entry.index);
+            tracing::warn!("skipping undecodable conf change {}", entry.index);
             return;
         };
         if cc.context.is_empty() {
             // `--force-new-cluster`'s voter changes: the member list changed in its own entry.
             match self.node.apply_conf_change(&cc) {
                 Ok(cs) => self.node.mut_store().mem.wl().set_conf_state(cs),
-                Err(e) => eprintln!("tern: raft conf change at {} refused: {e}", entry.index),
+                Err(e) => tracing::warn!("raft conf change at {} refused: {e}", entry.index),
             }
             return;
         }
         let (origin, change) = match proposal::decode(&cc.context) {
             Ok((origin, Payload::Member(change))) => (origin, change),
             _ => {
-                eprintln!(
-                    "tern: skipping conf change {} without a member change",
+                tracing::warn!(
+                    "skipping conf change {} without a member change",
                     entry.index
                 );
                 return;
@@ -180,19 +177,19 @@ impl RaftDriver {
         if result.is_ok() {
             match self.node.apply_conf_change(&cc) {
                 Ok(cs) => self.node.mut_store().mem.wl().set_conf_state(cs),
-                Err(e) => eprintln!("tern: raft conf change at {} refused: {e}", entry.index),
+                Err(e) => tracing::warn!("raft conf change at {} refused: {e}", entry.index),
             }
             self.members_changed();
             if let MemberChange::Add(m) = &change {
-                eprintln!(
-                    "tern: added member {} {:?} to the cluster",
+                tracing::info!(
+                    "added member {} {:?} to the cluster",
                     crate::cluster::id_hex(m.id),
                     m.peer_urls
                 );
             }
             if let MemberChange::Remove(id) = change {
-                eprintln!(
-                    "tern: removed member {} from the cluster",
+                tracing::info!(
+                    "removed member {} from the cluster",
                     crate::cluster::id_hex(id)
                 );
                 if id == self.member_id {
@@ -205,7 +202,7 @@ impl RaftDriver {
 
     /// This member was removed: answer what is in flight, then exit (etcd does the same).
     fn leave(&self) {
-        eprintln!("tern: this member has been permanently removed from the cluster. Exiting.");
+        tracing::error!("this member has been permanently removed from the cluster. Exiting.");
         glommio::spawn_local(async {
             // Long enough for the answer to the removal to leave, and for the other members to
             // learn the commit from this one if it leads.

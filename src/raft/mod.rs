@@ -45,7 +45,6 @@ use storage::LogStorage;
 pub struct RaftSettings {
     pub heartbeat: Duration,
     pub election_timeout: Duration,
-    pub debug: bool,
     /// Applied entries between two snapshots (`--snapshot-count`).
     pub snapshot_count: u64,
     /// Snapshot files and WAL segments to keep (`--max-snapshots`, `--max-wals`; 0 = all).
@@ -151,7 +150,7 @@ pub fn start_node(
     config
         .validate()
         .map_err(|e| format!("raft configuration: {e}"))?;
-    let logger = logger::build(settings.debug);
+    let logger = logger::build(bootstrap.member_id);
     let node = RawNode::new(&config, storage, &logger).map_err(|e| format!("raft: {e}"))?;
     let inbox = Mailbox::new();
     shard.set_raft_inbox(inbox.clone());
@@ -233,7 +232,7 @@ fn unix_nanos_now() -> i64 {
 }
 
 fn fatal(e: String) -> ! {
-    eprintln!("tern: fatal: {e}");
+    tracing::error!("{e}");
     std::process::exit(1);
 }
 
@@ -272,7 +271,7 @@ impl RaftDriver {
                     RaftInput::PeerSnapshot { msg, path } => {
                         match crate::transport::incoming::load_received(*msg, path).await {
                             Ok(msg) => self.step(msg),
-                            Err(e) => eprintln!("tern: a snapshot from a peer: {e}"),
+                            Err(e) => tracing::warn!("a snapshot from a peer: {e}"),
                         }
                     }
                     RaftInput::Unreachable(id) => self.node.report_unreachable(id),
@@ -303,8 +302,8 @@ impl RaftDriver {
                 let full = self.wal.room() < WAL_FULL_BELOW;
                 let status = &self.shard.shared.raft;
                 if status.wal_full.swap(full, Ordering::Relaxed) != full {
-                    eprintln!(
-                        "tern: wal: {}",
+                    tracing::warn!(
+                        "wal: {}",
                         if full {
                             "out of space: new writes are refused until space is freed"
                         } else {
@@ -349,7 +348,7 @@ impl RaftDriver {
             static DROPPED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
             crate::ratelog!(
                 DROPPED,
-                "raft: dropped a {:?} from {:x} (term {}): {why}",
+                "dropped a {:?} from {:x} (term {}): {why}",
                 msg.get_msg_type(),
                 msg.from,
                 msg.term
@@ -524,8 +523,8 @@ impl RaftDriver {
             .max_by_key(|(_, p)| p.matched)
             .map(|(id, p)| (*id, p.matched));
         if let Some((to, matched)) = best {
-            eprintln!(
-                "tern: stopping: handing leadership to {} (log matched to {matched})",
+            tracing::info!(
+                "stopping: handing leadership to {} (log matched to {matched})",
                 crate::cluster::id_hex(to)
             );
             self.node.transfer_leader(to);
@@ -811,10 +810,7 @@ impl RaftDriver {
                     Default::default()
                 }
                 EntryType::EntryConfChangeV2 => {
-                    eprintln!(
-                        "tern: ignoring a joint-consensus conf change at {}",
-                        entry.index
-                    );
+                    tracing::warn!("ignoring a joint-consensus conf change at {}", entry.index);
                     Default::default()
                 }
             };

@@ -100,7 +100,7 @@ impl RaftDriver {
             self.node.mut_store().set_snapshot(snapshot);
         }
         if let Err(e) = self.node.mut_store().mem.wl().compact(index) {
-            eprintln!("tern: compacting the raft log to {index}: {e}");
+            tracing::error!("compacting the raft log to {index}: {e}");
         }
         self.purge();
         Ok(())
@@ -138,8 +138,8 @@ impl RaftDriver {
         self.wal
             .set_hard_state(hs.term.max(term), hs.vote, hs.commit.max(index));
         self.wal.sync().await.map_err(|e| e.to_string())?;
-        eprintln!(
-            "tern: installed a snapshot from the leader at index {index} ({} bytes)",
+        tracing::info!(
+            "installed a snapshot from the leader at index {index} ({} bytes)",
             snapshot.data.len()
         );
 

@@ -431,9 +431,10 @@ impl Shard {
         match Store::restore(&point.store, history) {
             Ok(store) => *self.store.borrow_mut() = store,
             Err(e) => {
-                eprintln!(
-                    "tern: fatal: shard {}: cannot restore the snapshot at {}: {e}",
-                    self.id, point.index
+                tracing::error!(
+                    "shard {}: cannot restore the snapshot at {}: {e}",
+                    self.id,
+                    point.index
                 );
                 std::process::exit(1);
             }
@@ -568,9 +569,10 @@ impl Shard {
                     Ok((_, Payload::Member(_))) => continue,
                     Err(e) => {
                         // Every replica skips the same undecodable entry, so they stay equal.
-                        eprintln!(
-                            "tern: shard {}: skipping undecodable entry {}: {e}",
-                            self.id, entry.index
+                        tracing::warn!(
+                            "shard {}: skipping undecodable entry {}: {e}",
+                            self.id,
+                            entry.index
                         );
                         continue;
                     }

@@ -55,8 +55,8 @@ pub fn self_signed(dir: &Path, hosts: &[String]) -> Result<(PathBuf, PathBuf), S
     write_private(&key_path, key.serialize_pem().as_bytes())?;
     std::fs::write(&cert_path, cert.pem())
         .map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
-    eprintln!(
-        "tern: generated a self-signed certificate {} (valid {VALIDITY_DAYS} days)",
+    tracing::info!(
+        "generated a self-signed certificate {} (valid {VALIDITY_DAYS} days)",
         cert_path.display()
     );
     Ok((cert_path, key_path))

@@ -64,8 +64,8 @@ pub fn setup(config: &Config) -> Result<Setup, String> {
     let listener = |files: &Option<SideFiles>, urls: &[ListenUrl]| -> Result<_, String> {
         let Some(files) = files else { return Ok(None) };
         if !urls.iter().any(|u| u.url().scheme == Scheme::Https) {
-            eprintln!(
-                "tern: warning: every {} url is HTTP while {} and {} are given: they are \
+            tracing::warn!(
+                "every {} url is HTTP while {} and {} are given: they are \
                  ignored for listening",
                 files.side.noun(),
                 files.side.flag("cert-file"),
@@ -156,8 +156,8 @@ pub fn side_files(
     let (cert, key, self_signed) = match (&info.cert_file, &info.key_file) {
         (Some(cert), Some(key)) => {
             if auto {
-                eprintln!(
-                    "tern: warning: ignoring {} since {} and {} are given",
+                tracing::warn!(
+                    "ignoring {} since {} and {} are given",
                     side.flag("auto-tls"),
                     side.flag("cert-file"),
                     side.flag("key-file")
@@ -180,8 +180,8 @@ pub fn side_files(
         }
         (None, None) => {
             if trusted_ca.is_some() || client_cert_auth {
-                eprintln!(
-                    "tern: warning: {} TLS has no certificate ({} and {} are not given): \
+                tracing::warn!(
+                    "{} TLS has no certificate ({} and {} are not given): \
                      the CA and client certificate flags have no effect",
                     side.noun(),
                     side.flag("cert-file"),

@@ -89,8 +89,8 @@ impl<T> Reloading<T> {
             Ok(value) => {
                 state.value = Arc::new(value);
                 state.stamps = now;
-                eprintln!(
-                    "tern: reloaded the {} from {}",
+                tracing::info!(
+                    "reloaded the {} from {}",
                     self.what,
                     self.paths
                         .iter()

@@ -145,6 +145,11 @@ impl Link {
         }
         self.active_since.set(active.then(Instant::now));
         stats.set_active(self.peer, active);
+        if active {
+            tracing::info!("peer {} became active", id_hex(self.peer));
+        } else {
+            tracing::warn!("peer {} became inactive", id_hex(self.peer));
+        }
     }
 }
 
@@ -358,7 +363,7 @@ fn judge(resp: &ClientResponse, ctx: &Context) -> Verdict {
     match resp.status {
         204 | 200 => Verdict::Delivered,
         410 => {
-            eprintln!("tern: this member has been permanently removed from the cluster. Exiting.");
+            tracing::error!("this member has been permanently removed from the cluster. Exiting.");
             std::process::exit(1);
         }
         412 => {
@@ -366,8 +371,8 @@ fn judge(resp: &ClientResponse, ctx: &Context) -> Verdict {
                 .header(CLUSTER_ID_HEADER)
                 .unwrap_or("unknown")
                 .to_string();
-            eprintln!(
-                "tern: conflicting cluster ID to the target cluster ({} != {theirs}). Exiting.",
+            tracing::error!(
+                "conflicting cluster ID to the target cluster ({} != {theirs}). Exiting.",
                 id_hex(ctx.cluster)
             );
             std::process::exit(1);
@@ -485,11 +490,7 @@ async fn send_snapshot(msg: Message, urls: Vec<String>, ctx: Rc<Context>) {
     .await
     .unwrap_or(false);
     if ok {
-        eprintln!(
-            "tern: sent a snapshot of {} bytes to {}",
-            body.len(),
-            id_hex(to)
-        );
+        tracing::info!("sent a snapshot of {} bytes to {}", body.len(), id_hex(to));
     } else {
         ctx.stats.send_failed(to);
     }

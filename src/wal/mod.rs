@@ -824,7 +824,7 @@ impl<F: WalFs + Clone + 'static> Wal<F> {
                 static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
                 crate::ratelog!(
                     FAILED,
-                    "wal: preparing the next segment in {} failed: {e}",
+                    "preparing the next segment in {} failed: {e}",
                     self.dir.display()
                 );
                 let _ = self.fs.remove(&self.dir.join(SPARE_SEGMENT));
