@@ -259,3 +259,52 @@ fn the_dashboard_and_alerts_query_only_what_tern_exports() {
         println!("promtool part skipped: promtool is not installed (apt-get install prometheus)");
     }
 }
+
+/// `/debug/vars` (etcd's expvar endpoint): the command line, the open-files limit and
+/// `raft.status` with etcd 3.4's field names and state names; Go's `memstats` is left out.
+#[test]
+fn debug_vars_show_raft_status_like_etcd() {
+    let tern = start_tern(2, &[]);
+    let mut c = tern.client();
+    assert_eq!(c.put("/v2/keys/d", &[("value", "1")]).status, 201);
+    // Published every tick.
+    std::thread::sleep(Duration::from_millis(300));
+    let r = c.get("/debug/vars");
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("application/json"));
+    let ours = r.json();
+    let status = &ours["raft.status"];
+    assert_eq!(status["raftState"], "StateLeader", "{ours}");
+    let id = status["id"].as_str().unwrap().to_string();
+    assert_eq!(status["lead"], id.as_str());
+    assert_eq!(status["vote"], id.as_str());
+    assert_eq!(status["leadtransferee"], "0");
+    assert_eq!(status["progress"][&id]["state"], "StateReplicate", "{ours}");
+    assert_eq!(status["progress"][&id]["match"], status["commit"], "{ours}");
+    assert!(status["commit"].as_u64().unwrap() >= 2, "{ours}");
+    assert!(ours["file_descriptor_limit"].as_u64().unwrap() > 0);
+    assert!(
+        ours["cmdline"][0].as_str().unwrap().ends_with("tern"),
+        "{ours}"
+    );
+
+    let Some(etcd) = start_etcd(&[]) else {
+        println!("etcd part skipped: etcd is not installed (apt-get install etcd-server)");
+        return;
+    };
+    let theirs = etcd.client().get("/debug/vars").json();
+    let keys = |v: &serde_json::Value| -> BTreeSet<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    };
+    let mut want = keys(&theirs);
+    want.remove("memstats");
+    assert_eq!(keys(&ours), want);
+    assert_eq!(keys(status), keys(&theirs["raft.status"]));
+    for (k, v) in theirs["raft.status"].as_object().unwrap() {
+        let same_type = std::mem::discriminant(v) == std::mem::discriminant(&status[k]);
+        assert!(same_type, "raft.status.{k}: etcd {v}, tern {}", status[k]);
+    }
+}

@@ -183,6 +183,8 @@ impl Api {
             "/v2/stats/store" => only_get(&req, || stats::store_stats(self)),
             // The Prometheus handler answers every method.
             "/metrics" => stats::metrics(self),
+            // Go's expvar handler answers every method too.
+            "/debug/vars" => stats::debug_vars(self),
             _ => not_found(),
         }
     }

@@ -124,6 +124,27 @@ pub fn store_stats(api: &Api) -> Response {
     json_response(200, b)
 }
 
+/// `/debug/vars`: what etcd's expvar endpoint shows that means something for tern: the
+/// command line, the open-files limit and raft's status (Go's `memstats` has no counterpart).
+pub fn debug_vars(api: &Api) -> Response {
+    let raft = api
+        .shard
+        .shared
+        .raft
+        .debug
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let vars = serde_json::json!({
+        "cmdline": std::env::args().collect::<Vec<_>>(),
+        "file_descriptor_limit": crate::metrics::fd_limit(),
+        "raft.status": raft,
+    });
+    let mut r = json_response(200, vars.to_string().into_bytes());
+    r.headers[0].1 = "application/json; charset=utf-8".into();
+    r
+}
+
 /// `/metrics` in Prometheus text format (see [`crate::metrics`]).
 pub fn metrics(api: &Api) -> Response {
     let shared = &api.shard.shared;

@@ -233,7 +233,8 @@ fn open_fds() -> i64 {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as i64)
 }
 
-fn fd_limit() -> i64 {
+/// The soft open-files limit.
+pub fn fd_limit() -> i64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -261,6 +261,7 @@ impl RaftDriver {
                         self.hand_over_if_stopping();
                         self.publish_countdown = self.publish_countdown.saturating_sub(1);
                         self.retry_stale_reads();
+                        self.publish_debug_status();
                     }
                     RaftInput::Propose(data) => self.propose(data),
                     RaftInput::ChangeMembership { origin, change } => {
@@ -598,6 +599,49 @@ impl RaftDriver {
         }
         self.note_heartbeats(&msgs);
         self.transport.send(msgs);
+    }
+
+    /// Publishes raft's state for `/debug/vars` (every tick: cheap, and fresh enough).
+    fn publish_debug_status(&self) {
+        use crate::shard::{ProgressStatus, RaftDebugStatus};
+        let raft = &self.node.raft;
+        let leader = raft.state == StateRole::Leader;
+        let progress = raft
+            .prs()
+            .iter()
+            .filter(|_| leader)
+            .map(|(id, pr)| {
+                let state = match pr.state {
+                    raft::ProgressState::Probe => "StateProbe",
+                    raft::ProgressState::Replicate => "StateReplicate",
+                    raft::ProgressState::Snapshot => "StateSnapshot",
+                };
+                let status = ProgressStatus {
+                    matched: pr.matched,
+                    next: pr.next_idx,
+                    state,
+                };
+                (crate::cluster::id_hex(*id), status)
+            })
+            .collect();
+        let status = RaftDebugStatus {
+            id: crate::cluster::id_hex(self.member_id),
+            term: raft.term,
+            vote: crate::cluster::id_hex(raft.vote),
+            commit: raft.raft_log.committed,
+            lead: crate::cluster::id_hex(raft.leader_id),
+            raft_state: match raft.state {
+                StateRole::Follower => "StateFollower",
+                StateRole::Candidate => "StateCandidate",
+                StateRole::Leader => "StateLeader",
+                StateRole::PreCandidate => "StatePreCandidate",
+            },
+            applied: raft.raft_log.applied,
+            progress,
+            leadtransferee: crate::cluster::id_hex(raft.lead_transferee.unwrap_or(0)),
+        };
+        let debug = &self.shard.shared.raft.debug;
+        *debug.lock().unwrap_or_else(|p| p.into_inner()) = status;
     }
 
     /// A leader whose heartbeats go out later than twice the heartbeat interval apart is

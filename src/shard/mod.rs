@@ -168,6 +168,33 @@ pub struct RaftStatus {
     /// The WAL has (almost) no room for new entries: a full disk. Writes are refused and
     /// `/health` says false until space is freed.
     pub wal_full: AtomicBool,
+    /// raft's state for `/debug/vars`, published every tick.
+    pub debug: std::sync::Mutex<RaftDebugStatus>,
+}
+
+/// raft's state as etcd's `/debug/vars` shows it under `raft.status` (etcd 3.4's JSON names
+/// and state names; IDs in hex).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RaftDebugStatus {
+    pub id: String,
+    pub term: u64,
+    pub vote: String,
+    pub commit: u64,
+    pub lead: String,
+    #[serde(rename = "raftState")]
+    pub raft_state: &'static str,
+    pub applied: u64,
+    /// Each voter's replication progress; a leader's only (followers show `{}`, as etcd).
+    pub progress: std::collections::BTreeMap<String, ProgressStatus>,
+    pub leadtransferee: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProgressStatus {
+    #[serde(rename = "match")]
+    pub matched: u64,
+    pub next: u64,
+    pub state: &'static str,
 }
 
 /// State shared by every shard of this process.
