@@ -495,6 +495,12 @@ async fn shard_main(
         None => Store::new(plan.history),
     };
     let shard = Shard::start(id, plan.shared.clone(), store, mesh).await;
+    let ending = shard.clone();
+    glommio::spawn_local(async move {
+        stopping(&ending.shared).await;
+        ending.end_watches();
+    })
+    .detach();
     if let Some(rec) = recovered {
         let settings = plan
             .raft

@@ -3,9 +3,10 @@
 //! SIGTERM or SIGINT (caught on a thread of their own) start an orderly stop: systemd hears
 //! `STOPPING=1`; every shard stops accepting connections; the raft node, if it leads a cluster
 //! of more than one voter, hands leadership to the most up-to-date follower (as etcd 3 does),
-//! so the others need no election timeout; connections already open get a short grace to have
-//! their in-flight requests answered (a write acknowledged is in the WAL already: each is
-//! synced before it is answered); then the process exits 0. A second signal exits at once.
+//! so the others need no election timeout; every shard ends its watches (each response gets
+//! its last chunk, so clients see a complete answer and watch again elsewhere); writes in
+//! flight get up to [`GRACE`] to be answered (a write acknowledged is in the WAL already: each
+//! is synced before it is answered); then the process exits 0. A second signal exits at once.
 //! `READY=1` goes to systemd once every shard serves clients.
 //!
 //! Owns the signal thread, the process-wide "stopping" flag and the notify protocol (a
@@ -20,8 +21,10 @@ use crate::shard::Shared;
 
 /// Longest wait for another member to take over leadership.
 pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long open connections get to be answered after the handoff.
-pub const GRACE: Duration = Duration::from_millis(500);
+/// Longest wait, after the handoff, for in-flight writes to be answered and watches ended.
+pub const GRACE: Duration = Duration::from_secs(2);
+/// How long answers get to reach their sockets once nothing is in flight.
+const FLUSH: Duration = Duration::from_millis(100);
 
 /// Sends `state` (e.g. `READY=1`) to systemd when `$NOTIFY_SOCKET` is set; errors are logged,
 /// never fatal (etcd's `daemon.SdNotify` does the same).
@@ -106,7 +109,22 @@ fn stop(shared: &Shared, sig: i32) -> ! {
             );
         }
     }
-    std::thread::sleep(GRACE);
+    // Every shard ends its watches on seeing the flag; writes in flight are answered as raft
+    // commits them (or fail at their timeout).
+    let deadline = Instant::now() + GRACE;
+    while (shared.pending_proposals() > 0 || shared.total_watchers() > 0)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (pending, watchers) = (shared.pending_proposals(), shared.total_watchers());
+    if pending > 0 || watchers > 0 {
+        tracing::warn!(
+            "stopping with {pending} write(s) unanswered and {watchers} watch(es) open after {}s",
+            GRACE.as_secs()
+        );
+    }
+    std::thread::sleep(FLUSH);
     tracing::info!("stopped in {} ms", started.elapsed().as_millis());
     std::process::exit(0);
 }

@@ -216,3 +216,57 @@ fn which(cmd: &str) -> Result<std::path::PathBuf, ()> {
         })
         .ok_or(())
 }
+
+/// Sends `GET path` on a raw connection and returns it, its response not read yet.
+fn open_watch(addr: std::net::SocketAddr, path: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s
+}
+
+#[test]
+fn sigterm_ends_open_watches_with_complete_responses() {
+    use std::io::Read;
+    let mut server = common::start_tern(2, &[]);
+    let mut watches: Vec<_> = [
+        "/v2/keys/w?wait=true",
+        "/v2/keys/w?wait=true&stream=true",
+        "/v2/keys/?wait=true&recursive=true&waitIndex=100",
+    ]
+    .iter()
+    .map(|p| open_watch(server.addr, p))
+    .collect();
+    // Every watch has its headers before the stop, so they are waiting.
+    for w in &mut watches {
+        let mut head = [0u8; 15];
+        w.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200 OK");
+    }
+    let stream_first = server.client().put("/v2/keys/w", &[("value", "1")]);
+    assert_eq!(stream_first.status, 201);
+    sigterm(server.child.id());
+    for (i, w) in watches.iter_mut().enumerate() {
+        let mut rest = Vec::new();
+        w.read_to_end(&mut rest)
+            .unwrap_or_else(|e| panic!("watch {i} was cut, not ended: {e}"));
+        let text = String::from_utf8_lossy(&rest);
+        // A chunked response that ends with its last chunk: a complete answer.
+        assert!(
+            text.contains("Transfer-Encoding: chunked"),
+            "watch {i}: {text}"
+        );
+        assert!(
+            text.ends_with("0\r\n\r\n"),
+            "watch {i} did not end cleanly: {text:?}"
+        );
+        if i < 2 {
+            assert!(text.contains("\"value\":\"1\""), "watch {i}: {text}");
+        }
+    }
+    assert_eq!(
+        wait_exit(&mut server.child, Duration::from_secs(10)),
+        Some(0)
+    );
+}

@@ -548,6 +548,11 @@ impl Shard {
                 let _ = tx.try_send(event);
                 None
             }
+            WatchStart::Waiting(id) if self.shared.stopping.load(Ordering::Relaxed) => {
+                // A stopping member ends its watches (see `end_watches`): this one at once.
+                self.store.borrow_mut().unwatch(id);
+                None
+            }
             WatchStart::Waiting(id) => {
                 self.watchers
                     .borrow_mut()
@@ -561,6 +566,24 @@ impl Shard {
             id,
             rx,
         })
+    }
+
+    /// Ends every watch of this shard (the process is stopping): each response ends with its
+    /// last chunk, so a client sees a complete answer and watches again elsewhere, rather
+    /// than a connection cut in the middle of a response.
+    pub fn end_watches(&self) {
+        let ended: Vec<WatcherId> = self
+            .watchers
+            .borrow_mut()
+            .drain()
+            .map(|(id, _)| id)
+            .collect();
+        let mut store = self.store.borrow_mut();
+        for id in ended {
+            store.unwatch(id);
+        }
+        drop(store);
+        self.publish_watcher_count();
     }
 
     fn unwatch(&self, id: WatcherId) {
