@@ -228,6 +228,27 @@ fn a_member_behind_the_compacted_log_gets_a_snapshot() {
         "{}",
         c.nodes[lagger].log()
     );
+    // The transfer shows in both members' /metrics under etcd's snapshot families.
+    let sender = c.wait_leader(&all, LONG);
+    let ids = [c.member_id(sender), c.member_id(lagger)];
+    let scrapes = [sender, lagger].map(|i| c.client(i).get("/metrics").text());
+    for (name, kind, label) in tern::metrics::ETCD_SNAPSHOT_TRANSFER_FAMILIES {
+        if name.ends_with("failures") {
+            continue;
+        }
+        let (side, peer) = if *label == "To" { (0, 1) } else { (1, 0) };
+        let text = &scrapes[side];
+        assert!(
+            text.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name}:\n{text}"
+        );
+        let sample = if *kind == "histogram" {
+            format!("{name}_count{{{label}=\"{}\"}} ", ids[peer])
+        } else {
+            format!("{name}{{{label}=\"{}\"}} ", ids[peer])
+        };
+        assert!(text.contains(&sample), "{sample} not in:\n{text}");
+    }
     // And it keeps following the log afterwards.
     put(&c, writer, "/lag/next", "n");
     c.wait_value(lagger, "/lag/next", "n", LONG);

@@ -166,6 +166,7 @@ pub fn metrics(api: &Api) -> Response {
         reads,
         peers: api.shared.transport.traffic(),
         round_trips: api.shared.transport.round_trips(),
+        snapshot_sends: api.shared.transport.snapshot_sends(),
     });
     let mut r = super::text_response(200, &body);
     r.headers[0].1 = "text/plain; version=0.0.4".into();

@@ -45,6 +45,22 @@ pub const ETCD_NETWORK_FAMILIES: &[&str] = &[
     "etcd_network_disconnected_peers_total",
 ];
 
+/// etcd's snapshot transfer families with their types and label names, as etcd 3.4 declares
+/// them (its `rafthttp/metrics.go`): a snapshot transfer in etcd needs over 5,000 entries
+/// past its last snapshot, too slow to provoke in a test, so `tests/cluster.rs` checks tern's
+/// against this list.
+pub const ETCD_SNAPSHOT_TRANSFER_FAMILIES: &[(&str, &str, &str)] = &[
+    ("etcd_network_snapshot_send_success", "counter", "To"),
+    ("etcd_network_snapshot_send_failures", "counter", "To"),
+    (
+        "etcd_network_snapshot_send_total_duration_seconds",
+        "histogram",
+        "To",
+    ),
+    ("etcd_network_snapshot_receive_success", "counter", "From"),
+    ("etcd_network_snapshot_receive_failures", "counter", "From"),
+];
+
 /// The families tern exports under etcd's names (the test `tests/metrics.rs` holds each to
 /// etcd 3.4's name, type and label names).
 pub const ETCD_FAMILIES: &[&str] = &[
@@ -146,23 +162,37 @@ impl SnapSaveHistograms {
     }
 }
 
-/// etcd's `etcd_network_peer_round_trip_time_seconds` (label `To`, the peer's ID in hex;
-/// 0.1 ms doubling to 3.2768 s like etcd's).
+/// A duration histogram per peer (label `To`, the peer's ID in hex): etcd's
+/// `etcd_network_peer_round_trip_time_seconds` (0.1 ms doubling to 3.2768 s) and
+/// `etcd_network_snapshot_send_total_duration_seconds` (0.1 s doubling to 51.2 s).
 #[derive(Clone)]
 pub struct PeerRoundTrips(prometheus::HistogramVec);
 
 impl Default for PeerRoundTrips {
     fn default() -> Self {
-        let opts = HistogramOpts::new(
+        PeerRoundTrips::new(
             "etcd_network_peer_round_trip_time_seconds",
             "Round-Trip-Time histogram between peers",
+            prometheus::exponential_buckets(0.0001, 2.0, 16).expect("valid buckets"),
         )
-        .buckets(prometheus::exponential_buckets(0.0001, 2.0, 16).expect("valid buckets"));
-        PeerRoundTrips(prometheus::HistogramVec::new(opts, &["To"]).expect("valid histogram"))
     }
 }
 
 impl PeerRoundTrips {
+    fn new(name: &str, help: &str, buckets: Vec<f64>) -> Self {
+        let opts = HistogramOpts::new(name, help).buckets(buckets);
+        PeerRoundTrips(prometheus::HistogramVec::new(opts, &["To"]).expect("valid histogram"))
+    }
+
+    /// etcd's snapshot send durations.
+    pub fn snapshot_sends() -> Self {
+        PeerRoundTrips::new(
+            "etcd_network_snapshot_send_total_duration_seconds",
+            "Total latency distributions of v3 snapshot sends",
+            prometheus::exponential_buckets(0.1, 2.0, 10).expect("valid buckets"),
+        )
+    }
+
     /// The histogram of one peer: kept by its sender, so observing takes no lock.
     pub fn peer(&self, id: u64) -> DurationHistogram {
         DurationHistogram(self.0.with_label_values(&[&crate::cluster::id_hex(id)]))
@@ -185,6 +215,12 @@ pub struct PeerTraffic {
     pub active: bool,
     /// Times an active link to the peer broke (etcd_network_disconnected_peers_total).
     pub disconnects: u64,
+    /// Snapshots sent to the peer and received from it, and those that failed
+    /// (etcd_network_snapshot_{send,receive}_{success,failures}).
+    pub snapshots_sent: u64,
+    pub snapshot_send_failures: u64,
+    pub snapshots_received: u64,
+    pub snapshot_receive_failures: u64,
 }
 
 /// What a scrape needs besides [`Shared`].
@@ -200,9 +236,10 @@ pub struct Scrape<'a> {
     pub store: &'a crate::store::StoreStats,
     /// Successful and failed reads of every shard.
     pub reads: (u64, u64),
-    /// Traffic with each peer, and the peers' round-trip histogram.
+    /// Traffic with each peer, the peers' round-trip histogram and snapshot send durations.
     pub peers: Vec<(u64, PeerTraffic)>,
     pub round_trips: &'a PeerRoundTrips,
+    pub snapshot_sends: &'a PeerRoundTrips,
 }
 
 fn gauge(r: &prometheus::Registry, name: &str, help: &str, value: i64) {
@@ -373,6 +410,30 @@ fn network_families(r: &prometheus::Registry, s: &Scrape<'_>) {
         "From",
         |t| t.received_failures,
     );
+    per_peer(
+        "etcd_network_snapshot_send_success",
+        "Total number of successful snapshot sends",
+        "To",
+        |t| t.snapshots_sent,
+    );
+    per_peer(
+        "etcd_network_snapshot_send_failures",
+        "Total number of snapshot send failures",
+        "To",
+        |t| t.snapshot_send_failures,
+    );
+    per_peer(
+        "etcd_network_snapshot_receive_success",
+        "Total number of successful snapshot receives",
+        "From",
+        |t| t.snapshots_received,
+    );
+    per_peer(
+        "etcd_network_snapshot_receive_failures",
+        "Total number of snapshot receive failures",
+        "From",
+        |t| t.snapshot_receive_failures,
+    );
     let pair = ["Local", "Remote"];
     let active = IntGaugeVec::new(
         Opts::new(
@@ -411,6 +472,7 @@ fn network_families(r: &prometheus::Registry, s: &Scrape<'_>) {
         register(r, disconnected);
     }
     register(r, s.round_trips.0.clone());
+    register(r, s.snapshot_sends.0.clone());
 }
 
 /// The exposition text of one scrape.
@@ -603,6 +665,7 @@ mod tests {
             reads: (0, 0),
             peers: Vec::new(),
             round_trips: &PeerRoundTrips::default(),
+            snapshot_sends: &PeerRoundTrips::snapshot_sends(),
         });
         for name in ETCD_FAMILIES {
             assert_eq!(

@@ -468,6 +468,7 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
 /// Sends one snapshot message on a connection of its own and tells raft how it went.
 async fn send_snapshot(msg: Message, urls: Vec<String>, ctx: Rc<Context>) {
     let to = msg.to;
+    let started = Instant::now();
     let body = incoming::encode_snapshot_body(&msg);
     drop(msg);
     let ok = async {
@@ -489,6 +490,7 @@ async fn send_snapshot(msg: Message, urls: Vec<String>, ctx: Rc<Context>) {
     }
     .await
     .unwrap_or(false);
+    ctx.stats.snapshot_sent(to, ok, started.elapsed());
     if ok {
         tracing::info!("sent a snapshot of {} bytes to {}", body.len(), id_hex(to));
     } else {

@@ -131,9 +131,15 @@ impl PeerApi {
     /// A snapshot whose data a [`SnapshotSink`] wrote to a file: the body holds the message
     /// and the file's path.
     fn snapshot(&self, req: Request) -> Response {
+        let from = req
+            .header(FROM_HEADER)
+            .and_then(|v| u64::from_str_radix(v, 16).ok());
         let (msg, path) = match decode_received(&req.body) {
             Ok(x) => x,
-            Err(e) => return text(400, &format!("bad raft snapshot: {e}\n")),
+            Err(e) => {
+                self.stats.snapshot_received(from.unwrap_or(0), false);
+                return text(400, &format!("bad raft snapshot: {e}\n"));
+            }
         };
         let checked = self.check_sender(req.header(CLUSTER_ID_HEADER), req.header(FROM_HEADER));
         let valid = msg.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot;
@@ -144,7 +150,9 @@ impl PeerApi {
                 .unwrap_or_else(|| text(400, "not a snapshot message\n"));
         }
         let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-        self.stats.received(checked.unwrap_or(0), 1, 0, size);
+        let from = checked.unwrap_or(0);
+        self.stats.received(from, 1, 0, size);
+        self.stats.snapshot_received(from, true);
         self.inbox.push(RaftInput::PeerSnapshot {
             msg: Box::new(msg),
             path,

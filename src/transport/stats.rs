@@ -111,10 +111,20 @@ pub struct Figures {
     pub recv_bandwidth_rate: f64,
 }
 
-#[derive(Default)]
 pub struct TransportStats {
     inner: Mutex<Inner>,
     round_trips: PeerRoundTrips,
+    snapshot_sends: PeerRoundTrips,
+}
+
+impl Default for TransportStats {
+    fn default() -> Self {
+        TransportStats {
+            inner: Mutex::default(),
+            round_trips: PeerRoundTrips::default(),
+            snapshot_sends: PeerRoundTrips::snapshot_sends(),
+        }
+    }
 }
 
 impl TransportStats {
@@ -167,6 +177,33 @@ impl TransportStats {
         self.with(|s| s.traffic.entry(from).or_default().received_failures += 1);
     }
 
+    /// A snapshot went to `to` (in `took`), or failed to.
+    pub fn snapshot_sent(&self, to: u64, ok: bool, took: Duration) {
+        self.with(|s| {
+            let t = s.traffic.entry(to).or_default();
+            if ok {
+                t.snapshots_sent += 1;
+            } else {
+                t.snapshot_send_failures += 1;
+            }
+        });
+        if ok {
+            self.snapshot_sends.peer(to).observe(took);
+        }
+    }
+
+    /// A snapshot from `from` arrived whole, or could not be taken.
+    pub fn snapshot_received(&self, from: u64, ok: bool) {
+        self.with(|s| {
+            let t = s.traffic.entry(from).or_default();
+            if ok {
+                t.snapshots_received += 1;
+            } else {
+                t.snapshot_receive_failures += 1;
+            }
+        });
+    }
+
     /// Whether messages reach `peer` now; an active link that breaks counts a disconnect.
     pub fn set_active(&self, peer: u64, active: bool) {
         self.with(|s| {
@@ -186,6 +223,7 @@ impl TransportStats {
             s.round_trip.remove(&id);
         });
         self.round_trips.remove(id);
+        self.snapshot_sends.remove(id);
     }
 
     /// Traffic per peer, for `/metrics`.
@@ -196,6 +234,11 @@ impl TransportStats {
     /// Round trips of message batches per peer, for `/metrics`.
     pub fn round_trips(&self) -> &PeerRoundTrips {
         &self.round_trips
+    }
+
+    /// Durations of snapshot sends per peer, for `/metrics`.
+    pub fn snapshot_sends(&self) -> &PeerRoundTrips {
+        &self.snapshot_sends
     }
 
     pub fn figures(&self) -> Figures {
