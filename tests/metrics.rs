@@ -84,6 +84,22 @@ fn etcd_families_have_etcds_names_types_and_labels() {
     ] {
         assert!(text.contains(line), "{line} not in:\n{text}");
     }
+    // tern's own: per-shard load (the keys requests above, over both shards) and group
+    // commit's batch sizes.
+    let shard_requests: u64 = (0..2)
+        .map(|i| {
+            let prefix = format!("tern_shard_requests_total{{shard=\"{i}\"}} ");
+            let line = text.lines().find(|l| l.starts_with(&prefix));
+            let line = line.unwrap_or_else(|| panic!("{prefix} not in:\n{text}"));
+            line[prefix.len()..].parse::<u64>().unwrap()
+        })
+        .sum();
+    assert_eq!(shard_requests, 4, "{text}");
+    assert_eq!(ours["tern_wal_sync_entries"].0, "histogram");
+    assert!(
+        text.contains("tern_shard_watchers{shard=\"1\"} 0"),
+        "{text}"
+    );
     assert_eq!(ours["etcd_server_has_leader"].0, "gauge");
     assert!(
         r.text().contains("etcd_server_has_leader 1"),

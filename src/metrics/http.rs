@@ -46,6 +46,14 @@ pub fn method_index(method: &str, quorum: bool) -> Option<usize> {
 }
 
 impl ShardHttp {
+    /// Requests of every method this shard received.
+    pub fn received_total(&self) -> u64 {
+        self.received
+            .iter()
+            .map(|r| r.load(Ordering::Relaxed))
+            .sum()
+    }
+
     pub fn received(&self, method: usize) {
         self.received[method].fetch_add(1, Ordering::Relaxed);
     }

@@ -129,6 +129,28 @@ impl Default for WalSyncHistogram {
     }
 }
 
+/// `tern_wal_sync_entries`: how many raft entries each WAL sync made durable (group commit at
+/// work: under load one sync carries many writes), 1 doubling to 4096.
+#[derive(Clone)]
+pub struct BatchHistogram(Histogram);
+
+impl Default for BatchHistogram {
+    fn default() -> Self {
+        let opts = HistogramOpts::new(
+            "tern_wal_sync_entries",
+            "Raft entries made durable by each WAL sync (group commit batch sizes).",
+        )
+        .buckets(prometheus::exponential_buckets(1.0, 2.0, 13).expect("valid buckets"));
+        BatchHistogram(Histogram::with_opts(opts).expect("valid histogram"))
+    }
+}
+
+impl BatchHistogram {
+    pub fn observe(&self, entries: usize) {
+        self.0.observe(entries as f64);
+    }
+}
+
 /// etcd's snapshot file histograms: `etcd_snap_fsync_duration_seconds` (the fsync of the
 /// snapshot file) and `etcd_debugging_snap_save_total_duration_seconds` (writing it whole:
 /// file, fsync, rename, directory fsync), 1 ms doubling to 8 s like etcd's.
@@ -598,6 +620,29 @@ pub fn render(s: &Scrape<'_>) -> String {
     );
 
     // tern's own.
+    register(&r, raft.wal_sync_entries.0.clone());
+    let per_shard = |name: &str, help: &str, values: &mut dyn Iterator<Item = u64>| {
+        let g = IntGaugeVec::new(Opts::new(name, help), &["shard"]).expect("valid gauge");
+        for (i, v) in values.enumerate() {
+            g.with_label_values(&[&i.to_string()]).set(v as i64);
+        }
+        register(&r, g);
+    };
+    per_shard(
+        "tern_shard_requests_total",
+        "Keys-API requests each shard (executor thread) has received since start.",
+        &mut s.shared.http.iter().map(http::ShardHttp::received_total),
+    );
+    per_shard(
+        "tern_shard_watchers",
+        "Watchers held by each shard's connections.",
+        &mut (0..s.shared.nshards).map(|i| s.shared.watchers_on(i)),
+    );
+    per_shard(
+        "tern_shard_proposals_pending",
+        "Writes proposed on each shard and not yet answered.",
+        &mut (0..s.shared.nshards).map(|i| s.shared.pending_on(i)),
+    );
     counter(
         &r,
         "tern_wal_fsyncs_total",

@@ -788,6 +788,7 @@ impl RaftDriver {
             status
                 .wal_entries
                 .fetch_add(ready.entries().len() as u64, Ordering::Relaxed);
+            status.wal_sync_entries.observe(ready.entries().len());
         }
         if !ready.entries().is_empty() {
             self.node

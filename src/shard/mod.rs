@@ -143,6 +143,8 @@ pub struct RaftStatus {
     pub wal_write_bytes: AtomicU64,
     /// How long each WAL sync (the O_DSYNC write that makes entries durable) took.
     pub wal_sync_seconds: crate::metrics::WalSyncHistogram,
+    /// Entries made durable by each WAL sync (group commit's batch sizes).
+    pub wal_sync_entries: crate::metrics::BatchHistogram,
     /// How long writing snapshot files took (fsync, and the whole save).
     pub snap_save: crate::metrics::SnapSaveHistograms,
     /// Times this leader sent a heartbeat later than twice the heartbeat interval after the
@@ -255,6 +257,16 @@ impl Shared {
     }
 
     /// Writes proposed on every shard of this process and not yet answered.
+    /// Writes proposed on shard `i` and not yet answered.
+    pub fn pending_on(&self, i: usize) -> u64 {
+        self.pending[i].0.load(Ordering::Relaxed)
+    }
+
+    /// Watchers held by shard `i`'s connections.
+    pub fn watchers_on(&self, i: usize) -> u64 {
+        self.watchers[i].0.load(Ordering::Relaxed)
+    }
+
     pub fn pending_proposals(&self) -> u64 {
         self.pending
             .iter()
