@@ -584,7 +584,7 @@ pub struct Request {
 }
 
 impl Request {
-    fn new(method: &'static str, url: Url) -> Request {
+    pub fn new(method: &'static str, url: Url) -> Request {
         Request {
             method,
             url,
@@ -594,7 +594,7 @@ impl Request {
         }
     }
 
-    fn form(mut self, body: String) -> Request {
+    pub fn form(mut self, body: String) -> Request {
         self.body = Some(body.into_bytes());
         self.content_type = Some("application/x-www-form-urlencoded");
         self

@@ -162,6 +162,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
     config
         .check_supported(crate::config::SUPPORTED_NOW)
         .map_err(|e| StartError(e.to_string()))?;
+    let mut config = config;
+    discover(&mut config)?;
     let mut cluster = plan_cluster(&config)?;
     // Every certificate and key is checked before anything else is done or printed.
     let tls = crate::tls::setup(&config).map_err(StartError)?;
@@ -289,6 +291,58 @@ struct ClusterPlan {
 
 /// Reads `--name`, `--initial-cluster`, `--initial-advertise-peer-urls` and the token into the
 /// members of a new cluster, refusing what etcd refuses, with its messages.
+/// `--discovery`: on a first start the initial cluster comes from the discovery service (which
+/// may wait for the other members); on a restart the WAL knows the cluster and the token is
+/// ignored, with etcd's warning.
+fn discover(config: &mut Config) -> Result<(), StartError> {
+    use crate::cluster::discovery::{join_cluster, DiscoveryError};
+    let Some(url) = config.discovery.clone() else {
+        return Ok(());
+    };
+    let me = crate::config::InitialCluster::from_member(
+        &config.name,
+        &config.initial_advertise_peer_urls,
+    );
+    let paths = Paths::new(&config.data_dir, config.wal_dir.as_deref());
+    if crate::wal::Wal::exists(&paths.wal) {
+        tracing::warn!(
+            "discovery token ignored since a cluster has already been initialized. Valid log found at {}",
+            paths.wal.display()
+        );
+        config.initial_cluster = me;
+        return Ok(());
+    }
+    let urls: Vec<String> = config
+        .initial_advertise_peer_urls
+        .iter()
+        .map(|u| u.to_string())
+        .collect();
+    let id = Member::new(&config.name, &urls, &[], &config.initial_cluster_token).id;
+    tracing::info!(
+        "discovery: registering member {} ({me}) at {url}",
+        crate::cluster::id_hex(id)
+    );
+    let found = join_cluster(&url, id, &me.to_string(), None).map_err(|e| match e {
+        DiscoveryError::FullCluster
+            if config.discovery_fallback == crate::config::DiscoveryFallback::Proxy =>
+        {
+            StartError(format!(
+                "{e} (falling back to a proxy, --discovery-fallback proxy, is not built yet: \
+                 use --discovery-fallback exit)"
+            ))
+        }
+        e => StartError(e.to_string()),
+    })?;
+    tracing::info!("discovery: the initial cluster is {found}");
+    config.initial_cluster = crate::config::InitialCluster::parse(&found).map_err(|e| {
+        StartError(format!(
+            "discovery: the registered members do not form a cluster: {e}"
+        ))
+    })?;
+    config.initial_cluster_state = crate::config::ClusterState::New;
+    Ok(())
+}
+
 fn plan_cluster(config: &Config) -> Result<ClusterPlan, StartError> {
     let mut by_name: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for (name, url) in config.initial_cluster.iter() {

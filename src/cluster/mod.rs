@@ -6,6 +6,7 @@
 //! and the cluster token; the cluster ID is the first 8 bytes of SHA-1 over the sorted member IDs,
 //! each as 8 big-endian bytes. Knows nothing about sockets or raft.
 
+pub mod discovery;
 pub mod membership;
 
 use sha1::{Digest, Sha1};

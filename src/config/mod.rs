@@ -71,6 +71,8 @@ pub const SUPPORTED_NOW: &[&str] = &[
     "auto-tls",
     "peer-auto-tls",
     "cipher-suites",
+    "discovery",
+    "discovery-fallback",
 ];
 
 /// tern's own flags: read from `TERN_*` variables instead of `ETCD_*`.

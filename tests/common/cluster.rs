@@ -204,7 +204,8 @@ impl Cluster {
             .join(",")
     }
 
-    /// The command line of member `i` (without starting it).
+    /// The command line of member `i` (without starting it); an empty `initial_cluster` leaves
+    /// `--initial-cluster` out.
     pub fn command(&self, i: usize, initial_cluster: &str, state: &str, extra: &[&str]) -> Command {
         let n = &self.nodes[i];
         let mut cmd = match &self.etcd {
@@ -231,8 +232,14 @@ impl Cluster {
             .arg(n.peer_url())
             .arg("--initial-advertise-peer-urls")
             .arg(n.peer_url())
-            .arg("--initial-cluster")
-            .arg(initial_cluster)
+            .args(
+                // Empty: the member learns its cluster another way (`--discovery`).
+                Some(initial_cluster)
+                    .filter(|ic| !ic.is_empty())
+                    .map(|ic| ["--initial-cluster", ic])
+                    .into_iter()
+                    .flatten(),
+            )
             .arg("--initial-cluster-state")
             .arg(state)
             .arg("--initial-cluster-token")

@@ -1,0 +1,97 @@
+//! `--discovery` (manual §2.4, §3.2.2): members that know only a discovery URL in another
+//! cluster's keys space (here a tern) register there, wait for each other and form a cluster;
+//! a member past the configured size is refused with etcd's "cluster is full"; a token without
+//! a size gets the manual's message; a restart ignores the token.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::Cluster;
+use common::start_tern;
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn discovery_flags(url: &str) -> [&str; 4] {
+    ["--discovery", url, "--discovery-fallback", "exit"]
+}
+
+#[test]
+fn members_find_each_other_through_a_discovery_url() {
+    let registry = start_tern(1, &[]);
+    let mut r = registry.client();
+    let url = format!("http://{}/v2/keys/discovery/tok1", registry.addr);
+    let size = r.put("/v2/keys/discovery/tok1/_config/size", &[("value", "3")]);
+    assert_eq!(size.status, 201);
+
+    let mut c = Cluster::plan(4, &[]);
+    for i in 0..3 {
+        c.spawn(i, "", "new", &discovery_flags(&url));
+    }
+    for i in 0..3 {
+        c.wait_serving(i, LONG);
+    }
+    let leader = c.wait_leader(&[0, 1, 2], LONG);
+    let w = c
+        .client(leader)
+        .put("/v2/keys/found", &[("value", "each-other")]);
+    assert_eq!(w.status, 201, "{}", w.text());
+    for i in 0..3 {
+        c.wait_value(i, "/found", "each-other", LONG);
+    }
+    let members = c.client(0).get("/v2/members").json();
+    let mut names: Vec<String> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["m1", "m2", "m3"], "{members}");
+    // Each registered under its member ID, `name=peerURL`.
+    let listed = r.get("/v2/keys/discovery/tok1").json();
+    let registered = listed["node"]["nodes"].as_array().unwrap();
+    // `_config` is hidden, as every `_` key is.
+    assert_eq!(registered.len(), 3, "{listed}");
+    let id = c.member_id(1);
+    let mine = r.get(&format!("/v2/keys/discovery/tok1/{id}")).json();
+    assert_eq!(
+        mine["node"]["value"],
+        format!("m2={}", c.nodes[1].peer_url()),
+        "{mine}"
+    );
+
+    // A fourth member: the cluster is full.
+    c.spawn(3, "", "new", &discovery_flags(&url));
+    assert_eq!(c.nodes[3].wait_exit(LONG), Some(1), "{}", c.nodes[3].log());
+    assert!(
+        c.nodes[3].log().contains("discovery: cluster is full"),
+        "{}",
+        c.nodes[3].log()
+    );
+
+    // A restart keeps its cluster and says the token is ignored.
+    c.kill(0);
+    c.spawn(0, "", "new", &discovery_flags(&url));
+    c.wait_serving(0, LONG);
+    c.wait_value(0, "/found", "each-other", LONG);
+    assert!(
+        c.nodes[0]
+            .log()
+            .contains("discovery token ignored since a cluster has already been initialized"),
+        "{}",
+        c.nodes[0].log()
+    );
+}
+
+#[test]
+fn a_token_without_a_size_gets_the_manuals_message() {
+    let registry = start_tern(1, &[]);
+    let url = format!("http://{}/v2/keys/discovery/nosize", registry.addr);
+    let mut c = Cluster::plan(1, &[]);
+    c.spawn(0, "", "new", &discovery_flags(&url));
+    assert_eq!(c.nodes[0].wait_exit(LONG), Some(1), "{}", c.nodes[0].log());
+    let want =
+        format!("error: the cluster doesn't have a size configuration value in {url}/_config");
+    assert!(c.nodes[0].log().contains(&want), "{}", c.nodes[0].log());
+}
