@@ -291,11 +291,25 @@ struct ClusterPlan {
 
 /// Reads `--name`, `--initial-cluster`, `--initial-advertise-peer-urls` and the token into the
 /// members of a new cluster, refusing what etcd refuses, with its messages.
-/// `--discovery`: on a first start the initial cluster comes from the discovery service (which
-/// may wait for the other members); on a restart the WAL knows the cluster and the token is
-/// ignored, with etcd's warning.
+/// `--discovery` and `--discovery-srv`: on a first start the initial cluster comes from the
+/// discovery service (which may wait for the other members) or the DNS SRV records; on a
+/// restart the WAL knows the cluster (and a discovery token is ignored, with etcd's warning).
 fn discover(config: &mut Config) -> Result<(), StartError> {
     use crate::cluster::discovery::{join_cluster, DiscoveryError};
+    if let Some(domain) = config.discovery_srv.clone() {
+        let urls: Vec<String> = config
+            .initial_advertise_peer_urls
+            .iter()
+            .map(|u| u.to_string())
+            .collect();
+        let server = crate::dns::name_server();
+        let found = crate::cluster::srv::initial_cluster(&config.name, &domain, &urls, &server)
+            .map_err(StartError)?;
+        tracing::info!("discovery-srv: the initial cluster from {domain} is {found}");
+        config.initial_cluster = crate::config::InitialCluster::parse(&found)
+            .map_err(|e| StartError(format!("discovery-srv: {e}")))?;
+        return Ok(());
+    }
     let Some(url) = config.discovery.clone() else {
         return Ok(());
     };

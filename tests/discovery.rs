@@ -95,3 +95,71 @@ fn a_token_without_a_size_gets_the_manuals_message() {
         format!("error: the cluster doesn't have a size configuration value in {url}/_config");
     assert!(c.nodes[0].log().contains(&want), "{}", c.nodes[0].log());
 }
+
+/// A DNS server on a local UDP port answering `_etcd-server._tcp.<domain>` with `targets`
+/// (host, port) and nothing for the `-ssl` name, until the test ends.
+fn fake_dns(targets: Vec<(String, u16)>) -> String {
+    use tern::dns::{encode_response, Srv};
+    let dns = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = dns.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = dns.recv_from(&mut buf) {
+            let asked = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let answers: Vec<Srv> = if asked.contains("_etcd-server-ssl") {
+                vec![]
+            } else {
+                targets
+                    .iter()
+                    .map(|(host, port)| Srv {
+                        priority: 0,
+                        weight: 0,
+                        port: *port,
+                        target: host.clone(),
+                    })
+                    .collect()
+            };
+            let _ = dns.send_to(&encode_response(&buf[..n], &answers), from);
+        }
+    });
+    addr
+}
+
+#[test]
+fn members_find_each_other_through_srv_records() {
+    let mut c = Cluster::plan(4, &[]);
+    let targets = (0..3)
+        .map(|i| (c.nodes[i].ip.clone(), c.nodes[i].peer_port))
+        .collect();
+    let dns = fake_dns(targets);
+    c.env.push(("TERN_DNS_SERVER".into(), dns));
+    let flags = ["--discovery-srv", "example.test"];
+    for i in 0..3 {
+        c.spawn(i, "", "new", &flags);
+    }
+    for i in 0..3 {
+        c.wait_serving(i, LONG);
+    }
+    let leader = c.wait_leader(&[0, 1, 2], LONG);
+    assert_eq!(
+        c.client(leader)
+            .put("/v2/keys/srv", &[("value", "1")])
+            .status,
+        201
+    );
+    for i in 0..3 {
+        c.wait_value(i, "/srv", "1", LONG);
+    }
+    let members = c.client(0).get("/v2/members").json();
+    assert_eq!(members["members"].as_array().unwrap().len(), 3, "{members}");
+    // A member the records do not name: the manual's error.
+    c.spawn(3, "", "new", &flags);
+    assert_eq!(c.nodes[3].wait_exit(LONG), Some(1), "{}", c.nodes[3].log());
+    assert!(
+        c.nodes[3]
+            .log()
+            .contains("cannot find local etcd m4 from SRV records."),
+        "{}",
+        c.nodes[3].log()
+    );
+}

@@ -8,6 +8,7 @@
 
 pub mod discovery;
 pub mod membership;
+pub mod srv;
 
 use sha1::{Digest, Sha1};
 

@@ -73,6 +73,7 @@ pub const SUPPORTED_NOW: &[&str] = &[
     "cipher-suites",
     "discovery",
     "discovery-fallback",
+    "discovery-srv",
 ];
 
 /// tern's own flags: read from `TERN_*` variables instead of `ETCD_*`.

@@ -547,11 +547,7 @@ fn check_supported() {
         ),
         (&["-force-new-cluster"], &[], Ok(())),
         (&["-strict-reconfig-check"], &[], Ok(())),
-        (
-            &["-discovery-srv=example.com"],
-            &[],
-            Err("flag --discovery-srv is not supported yet"),
-        ),
+        (&["-discovery-srv=example.com"], &[], Ok(())),
         (&["-enable-pprof=false"], &[], Ok(())),
         (&["-proxy-read-timeout=0"], &[], Ok(())),
         (
