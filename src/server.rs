@@ -296,6 +296,16 @@ struct ClusterPlan {
 /// restart the WAL knows the cluster (and a discovery token is ignored, with etcd's warning).
 fn discover(config: &mut Config) -> Result<(), StartError> {
     use crate::cluster::discovery::{join_cluster, DiscoveryError};
+    let restart =
+        crate::wal::Wal::exists(&Paths::new(&config.data_dir, config.wal_dir.as_deref()).wal);
+    if restart && config.discovery_srv.is_some() {
+        // The WAL has the cluster: a restart does not depend on DNS.
+        config.initial_cluster = crate::config::InitialCluster::from_member(
+            &config.name,
+            &config.initial_advertise_peer_urls,
+        );
+        return Ok(());
+    }
     if let Some(domain) = config.discovery_srv.clone() {
         let urls: Vec<String> = config
             .initial_advertise_peer_urls
@@ -317,8 +327,8 @@ fn discover(config: &mut Config) -> Result<(), StartError> {
         &config.name,
         &config.initial_advertise_peer_urls,
     );
-    let paths = Paths::new(&config.data_dir, config.wal_dir.as_deref());
-    if crate::wal::Wal::exists(&paths.wal) {
+    if restart {
+        let paths = Paths::new(&config.data_dir, config.wal_dir.as_deref());
         tracing::warn!(
             "discovery token ignored since a cluster has already been initialized. Valid log found at {}",
             paths.wal.display()

@@ -132,7 +132,7 @@ fn members_find_each_other_through_srv_records() {
         .map(|i| (c.nodes[i].ip.clone(), c.nodes[i].peer_port))
         .collect();
     let dns = fake_dns(targets);
-    c.env.push(("TERN_DNS_SERVER".into(), dns));
+    c.env.push(("TERN_DNS_SERVER".into(), dns.clone()));
     let flags = ["--discovery-srv", "example.test"];
     for i in 0..3 {
         c.spawn(i, "", "new", &flags);
@@ -152,6 +152,15 @@ fn members_find_each_other_through_srv_records() {
     }
     let members = c.client(0).get("/v2/members").json();
     assert_eq!(members["members"].as_array().unwrap().len(), 3, "{members}");
+    // A restart needs no DNS: the WAL has the cluster.
+    c.kill(1);
+    c.env.retain(|(k, _)| k != "TERN_DNS_SERVER");
+    c.env.push(("TERN_DNS_SERVER".into(), "127.0.0.1:9".into()));
+    c.spawn(1, "", "new", &flags);
+    c.wait_serving(1, LONG);
+    c.wait_value(1, "/srv", "1", LONG);
+    c.env.retain(|(k, _)| k != "TERN_DNS_SERVER");
+    c.env.push(("TERN_DNS_SERVER".into(), dns));
     // A member the records do not name: the manual's error.
     c.spawn(3, "", "new", &flags);
     assert_eq!(c.nodes[3].wait_exit(LONG), Some(1), "{}", c.nodes[3].log());
