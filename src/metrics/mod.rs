@@ -514,12 +514,6 @@ pub fn render(s: &Scrape<'_>) -> String {
         "Whether or not this member is a leader. 1 if is, 0 otherwise.",
         i64::from(raft.is_leader.load(Ordering::Relaxed)),
     );
-    counter(
-        &r,
-        "etcd_server_leader_changes_seen_total",
-        "The number of leader changes seen.",
-        load(&raft.leader_changes),
-    );
     gauge(
         &r,
         "etcd_server_proposals_committed_total",
@@ -537,30 +531,6 @@ pub fn render(s: &Scrape<'_>) -> String {
         "etcd_server_proposals_pending",
         "The current number of pending proposals to commit.",
         s.shared.pending_proposals() as i64,
-    );
-    counter(
-        &r,
-        "etcd_server_proposals_failed_total",
-        "The total number of failed proposals seen.",
-        load(&raft.proposals_failed),
-    );
-    counter(
-        &r,
-        "etcd_server_read_indexes_failed_total",
-        "The total number of failed read indexes seen.",
-        load(&raft.read_indexes_failed),
-    );
-    counter(
-        &r,
-        "etcd_server_health_success",
-        "The total number of successful health checks",
-        load(&raft.health_success),
-    );
-    counter(
-        &r,
-        "etcd_server_health_failures",
-        "The total number of failed health checks",
-        load(&raft.health_failures),
     );
     info(
         &r,
@@ -583,18 +553,47 @@ pub fn render(s: &Scrape<'_>) -> String {
         "cluster_version",
         s.cluster_version,
     );
-    counter(
-        &r,
-        "etcd_server_heartbeat_send_failures_total",
-        "The total number of leader heartbeat send failures (likely overloaded from slow disk).",
-        load(&raft.heartbeat_send_failures),
-    );
-    counter(
-        &r,
-        "etcd_server_slow_apply_total",
-        "The total number of slow apply requests (likely overloaded from slow disk).",
-        load(&raft.slow_applies),
-    );
+    // etcd's plain server counters: (name, help, value).
+    let counters = [
+        (
+            "etcd_server_leader_changes_seen_total",
+            "The number of leader changes seen.",
+            &raft.leader_changes,
+        ),
+        (
+            "etcd_server_proposals_failed_total",
+            "The total number of failed proposals seen.",
+            &raft.proposals_failed,
+        ),
+        (
+            "etcd_server_read_indexes_failed_total",
+            "The total number of failed read indexes seen.",
+            &raft.read_indexes_failed,
+        ),
+        (
+            "etcd_server_health_success",
+            "The total number of successful health checks",
+            &raft.health_success,
+        ),
+        (
+            "etcd_server_health_failures",
+            "The total number of failed health checks",
+            &raft.health_failures,
+        ),
+        (
+            "etcd_server_heartbeat_send_failures_total",
+            "The total number of leader heartbeat send failures (likely overloaded from slow disk).",
+            &raft.heartbeat_send_failures,
+        ),
+        (
+            "etcd_server_slow_apply_total",
+            "The total number of slow apply requests (likely overloaded from slow disk).",
+            &raft.slow_applies,
+        ),
+    ];
+    for (name, help, value) in counters {
+        counter(&r, name, help, load(value));
+    }
     store_families(&r, s);
     network_families(&r, s);
     register(&r, raft.wal_sync_seconds.0 .0.clone());
