@@ -28,6 +28,7 @@ pub mod dns;
 pub mod error;
 pub mod http;
 pub mod iomem;
+pub mod listener;
 pub mod loadgen;
 pub mod logging;
 pub mod metrics;

@@ -2,27 +2,25 @@
 //! one executor per shard, the raft node on shard 0, and the client listeners on every shard.
 //! The only module that imports everything.
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use glommio::channels::channel_mesh::MeshBuilder;
-use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::api::{Api, ApiShared};
 use crate::cluster::{cluster_id, Member};
 use crate::config::Config;
-use crate::http::{serve_connection, Handler, Limits};
-use crate::process::ConnectionPermit;
+use crate::http::Limits;
+use crate::listener::{
+    accept_connections, bind_shard_listener, probed_addresses, stopping, Listen,
+};
 use crate::raft::storage::{recover, Bootstrap, FirstStart, Paths, Recovered};
 use crate::raft::RaftSettings;
-use crate::ratelog::RateLimited;
 use crate::shard::{Shard, ShardMsg, Shared};
 use crate::store::Store;
-use crate::tls::server::ServerTls;
 use crate::transport::peer_api::PeerApi;
 use crate::transport::TransportStats;
 
@@ -33,9 +31,6 @@ const MESH_CHANNEL: usize = 4096;
 const PEER_MAX_BODY: usize = crate::transport::peer_api::MAX_SNAPSHOT_BODY;
 /// How long a peer request's body may take: as long as a peer waits for a snapshot's answer.
 const PEER_BODY_TIMEOUT: Duration = Duration::from_secs(60);
-/// A failing accept is retried after this, doubling up to the maximum.
-const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Locked memory each executor asks io_uring for (registered buffers).
 const IO_MEMORY: usize = 1 << 20;
 
@@ -70,13 +65,6 @@ struct ShardPlan {
     peer_listen: Vec<Listen>,
     cors: Vec<String>,
     nshards: usize,
-}
-
-/// One address to listen on, with TLS when its URL is `https://`.
-#[derive(Clone)]
-struct Listen {
-    addr: SocketAddr,
-    tls: Option<Arc<ServerTls>>,
 }
 
 #[derive(Clone, Copy)]
@@ -483,63 +471,6 @@ fn join_cluster(plan: &mut ClusterPlan, tls: &Arc<rustls::ClientConfig>) -> Resu
 
 /// The socket addresses of listen URLs, each checked to be free, with `tls` for the
 /// `https://` ones.
-fn probed_addresses(
-    urls: &[crate::config::ListenUrl],
-    tls: &Option<Arc<ServerTls>>,
-) -> Result<Vec<Listen>, StartError> {
-    let mut listens = Vec::with_capacity(urls.len());
-    for u in urls {
-        let addr = u.socket_addr();
-        probe_listen_address(&addr)?;
-        let tls = match u.url().scheme {
-            crate::config::Scheme::Https => tls.clone(),
-            crate::config::Scheme::Http => None,
-        };
-        listens.push(Listen { addr, tls });
-    }
-    Ok(listens)
-}
-
-/// Every shard binds each client address with SO_REUSEPORT, which would let a second tern on
-/// the same port share it silently. A plain bind cannot tell that apart from connections of a
-/// previous run lingering in TIME_WAIT/FIN_WAIT, so ask the port itself: if something keeps
-/// accepting connections there for two seconds, it is taken. (A killed tern's listeners outlive
-/// it briefly while the kernel tears down its io_uring instances.)
-fn probe_listen_address(addr: &SocketAddr) -> Result<(), StartError> {
-    let mut target = *addr;
-    if target.ip().is_unspecified() {
-        target.set_ip(match target {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    while std::net::TcpStream::connect_timeout(&target, Duration::from_millis(500)).is_ok() {
-        if std::time::Instant::now() > deadline {
-            return Err(StartError(format!(
-                "listen tcp {addr}: bind: address already in use (another process is listening there)"
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
-}
-
-/// One shard's listener on a client address: SO_REUSEPORT so every shard accepts on it (the
-/// kernel spreads connections), SO_REUSEADDR so a restart is not refused over TIME_WAIT.
-fn bind_shard_listener(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    use socket2::{Domain, Socket, Type};
-    use std::os::fd::{FromRawFd, IntoRawFd};
-    let fail = |e: std::io::Error| StartError(format!("listen tcp {addr}: bind: {e}"));
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(fail)?;
-    socket.set_reuse_address(true).map_err(fail)?;
-    socket.set_reuse_port(true).map_err(fail)?;
-    socket.bind(&addr.into()).map_err(fail)?;
-    socket.listen(1024).map_err(fail)?;
-    // SAFETY: the fd is a listening TCP socket we own; ownership moves to glommio.
-    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
-}
-
 async fn shard_main(
     id: usize,
     plan: ShardPlan,
@@ -679,13 +610,6 @@ async fn shard_main(
     Ok(())
 }
 
-/// Resolves once the process is stopping (checked every 50 ms).
-async fn stopping(shared: &Shared) {
-    while !shared.stopping.load(Ordering::Relaxed) {
-        glommio::timer::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Test hook: `TERN_TEST_PANIC_SHARD=<n>` makes shard n panic once it serves clients, so a
 /// test can check that a panic on any shard ends the process (`tests/hardening.rs`).
 fn panic_if_asked(shard: usize) {
@@ -696,75 +620,6 @@ fn panic_if_asked(shard: usize) {
             panic!("TERN_TEST_PANIC_SHARD={shard}: panicking on purpose");
         })
         .detach();
-    }
-}
-
-/// Accepts connections on one listener and serves each with `handler` under `limits`. A
-/// connection beyond the descriptor budget ([`ConnectionPermit`]) is closed at once; a failing
-/// accept (descriptors exhausted all the same) backs off up to a second. Both are logged at
-/// most once per interval. On a TLS listener each connection's handshake runs in its own
-/// task, so a slow or failing one delays nobody. Ends (closing the listener) once the process
-/// is stopping.
-async fn accept_connections<H: Handler + 'static>(
-    listener: TcpListener,
-    listen: Listen,
-    handler: Rc<H>,
-    limits: Limits,
-    shared: Arc<Shared>,
-) {
-    let addr = listen.addr;
-    static REFUSED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
-    static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
-    let mut backoff = ACCEPT_BACKOFF_MIN;
-    loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            stopping(&shared).await;
-            None
-        })
-        .await;
-        let Some(accepted) = accepted else {
-            return;
-        };
-        match accepted {
-            Ok(stream) => {
-                backoff = ACCEPT_BACKOFF_MIN;
-                let Some(permit) = ConnectionPermit::try_acquire() else {
-                    let (open, max) = ConnectionPermit::usage();
-                    crate::ratelog!(
-                        REFUSED,
-                        "refusing a connection on {addr}: {open} connections open, at most {max} \
-                         (the other file descriptors are kept for the WAL, snapshots and peers; \
-                         raise the open-files limit to serve more)"
-                    );
-                    drop(stream);
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let handler = handler.clone();
-                let tls = listen.tls.clone();
-                glommio::spawn_local(async move {
-                    let from = stream.peer_addr().ok();
-                    tracing::debug!("accepted a connection on {addr} from {from:?}");
-                    let outcome = match tls {
-                        None => Some(serve_connection(stream, &*handler, &limits).await),
-                        Some(tls) => match tls.accept(stream, from, addr).await {
-                            Some(stream) => {
-                                Some(serve_connection(stream, &*handler, &limits).await)
-                            }
-                            None => None,
-                        },
-                    };
-                    tracing::debug!("closed the connection on {addr} from {from:?}: {outcome:?}");
-                    drop(permit);
-                })
-                .detach();
-            }
-            Err(e) => {
-                crate::ratelog!(FAILED, "accept on {addr}: {e}");
-                glommio::timer::sleep(backoff).await;
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-            }
-        }
     }
 }
 

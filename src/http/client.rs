@@ -1,15 +1,21 @@
-//! A small HTTP/1.1 client for peers: one request at a time on a kept-alive stream.
+//! The async HTTP/1.1 client: one request at a time on a kept-alive stream.
 //!
-//! Writes a request with a `Content-Length` body and reads the response head with httparse and
-//! its body (`Content-Length`, chunked, or up to EOF). Used by the peer transport; knows nothing
-//! of what the requests mean.
+//! Writes requests (`encode_request`: a `Content-Length` body, always sent) and reads their
+//! answers with the shared sans-IO decoder ([`super::decode`]): whole (`round_trip`,
+//! `read_response`) or as a head followed by body pieces as they arrive (`read_head`,
+//! `read_body`; the proxy passes streamed watches on this way). Used by the peer transport,
+//! the proxy and the load generator; knows nothing of what the requests mean.
 
 use std::io;
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Largest response head accepted from a peer.
+use super::decode::{DecodeError, Event, ResponseDecoder, ResponseHead};
+
+/// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
+/// Input read ahead at once.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// A response as read from the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +64,11 @@ pub fn encode_request(
 /// A client connection: buffered reads of responses, whole writes of requests.
 pub struct ClientConn<S> {
     stream: S,
+    /// Input read but not yet decoded is `buf[pos..]`.
     buf: Vec<u8>,
-    /// Largest response body accepted.
+    pos: usize,
+    decoder: ResponseDecoder,
+    /// Largest response body accepted by `read_response`.
     max_body: usize,
 }
 
@@ -68,141 +77,119 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ClientConn<S> {
         ClientConn {
             stream,
             buf: Vec::with_capacity(4096),
+            pos: 0,
+            decoder: ResponseDecoder::new(false),
             max_body,
         }
     }
 
+    /// The stream, e.g. to shut it down.
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Writes one encoded request.
+    pub async fn send(&mut self, request: &[u8]) -> io::Result<()> {
+        self.stream.write_all(request).await?;
+        self.stream.flush().await
+    }
+
     /// Sends one encoded request and reads its response.
     pub async fn round_trip(&mut self, request: &[u8], head: bool) -> io::Result<ClientResponse> {
-        self.stream.write_all(request).await?;
-        self.stream.flush().await?;
+        self.send(request).await?;
         self.read_response(head).await
     }
 
-    async fn fill(&mut self) -> io::Result<()> {
-        let mut chunk = [0u8; 16 * 1024];
-        let n = self.stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+    /// Reads more input; `Ok(false)` at EOF.
+    async fn fill(&mut self) -> io::Result<bool> {
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.pos > READ_CHUNK {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
         }
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(())
+        let len = self.buf.len();
+        self.buf.resize(len + READ_CHUNK, 0);
+        let n = self.stream.read(&mut self.buf[len..]).await;
+        self.buf.truncate(len + *n.as_ref().unwrap_or(&0));
+        Ok(n? > 0)
     }
 
-    /// Reads one response; `head` says the request was HEAD (no body follows).
+    /// Reads the head of the next response; `head` says the request was HEAD (no body
+    /// follows). The body follows with [`ClientConn::read_body`].
+    pub async fn read_head(&mut self, head: bool) -> io::Result<ResponseHead> {
+        self.read_head_within(head, u64::MAX).await
+    }
+
+    async fn read_head_within(&mut self, head: bool, max_body: u64) -> io::Result<ResponseHead> {
+        self.decoder = ResponseDecoder::new(head).with_limits(MAX_HEAD, max_body);
+        loop {
+            let (n, event) = self
+                .decoder
+                .decode(&self.buf[self.pos..])
+                .map_err(invalid)?;
+            self.pos += n;
+            match event {
+                Some(Event::Head(h)) => return Ok(h),
+                Some(_) => unreachable!("a body before its head"),
+                None if n > 0 => {}
+                None => {
+                    if !self.fill().await? {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next piece of the current body as it arrives, or `None` once it is complete.
+    pub async fn read_body(&mut self) -> io::Result<Option<Vec<u8>>> {
+        loop {
+            let (n, event) = self
+                .decoder
+                .decode(&self.buf[self.pos..])
+                .map_err(invalid)?;
+            let piece = match event {
+                Some(Event::Data(d)) => Some(Some(d.to_vec())),
+                Some(Event::End) => Some(None),
+                Some(Event::Head(_)) => unreachable!("a head inside a body"),
+                None => None,
+            };
+            self.pos += n;
+            match piece {
+                Some(p) => return Ok(p),
+                None if n > 0 => {}
+                None => {
+                    if !self.fill().await? {
+                        return match self.decoder.finish().map_err(invalid)? {
+                            Event::End => Ok(None),
+                            _ => unreachable!("finish ends or fails"),
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads one whole response; `head` says the request was HEAD (no body follows).
     pub async fn read_response(&mut self, head: bool) -> io::Result<ClientResponse> {
-        let (status, headers, head_len) = loop {
-            let mut slots = [httparse::EMPTY_HEADER; 64];
-            let mut parsed = httparse::Response::new(&mut slots);
-            match parsed.parse(&self.buf) {
-                Ok(httparse::Status::Complete(len)) => {
-                    let headers = parsed
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_string(),
-                                String::from_utf8_lossy(h.value).into_owned(),
-                            )
-                        })
-                        .collect::<Vec<_>>();
-                    break (parsed.code.unwrap_or(0), headers, len);
-                }
-                Ok(httparse::Status::Partial) if self.buf.len() < MAX_HEAD => self.fill().await?,
-                Ok(httparse::Status::Partial) => return Err(invalid("response head too large")),
-                Err(e) => return Err(invalid(&format!("bad response: {e}"))),
-            }
-        };
-        self.buf.drain(..head_len);
-        let mut resp = ClientResponse {
-            status,
-            headers,
-            body: Vec::new(),
-            keep_alive: true,
-        };
-        if resp
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-        {
-            resp.keep_alive = false;
-        }
-        if head || status == 204 || status == 304 || (100..200).contains(&status) {
-            return Ok(resp);
-        }
-        if resp
-            .header("transfer-encoding")
-            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
-        {
-            resp.body = self.read_chunked().await?;
-        } else if let Some(len) = resp.header("content-length") {
-            let len: usize = len
-                .trim()
-                .parse()
-                .map_err(|_| invalid("bad Content-Length"))?;
-            if len > self.max_body {
-                return Err(invalid("response body too large"));
-            }
-            while self.buf.len() < len {
-                self.fill().await?;
-            }
-            resp.body = self.buf.drain(..len).collect();
-        } else {
-            loop {
-                if self.buf.len() > self.max_body {
-                    return Err(invalid("response body too large"));
-                }
-                match self.fill().await {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-                    Err(e) => return Err(e),
-                }
-            }
-            resp.body = std::mem::take(&mut self.buf);
-            resp.keep_alive = false;
-        }
-        Ok(resp)
-    }
-
-    async fn read_line(&mut self) -> io::Result<String> {
-        loop {
-            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line = String::from_utf8_lossy(&self.buf[..pos]).into_owned();
-                self.buf.drain(..pos + 2);
-                return Ok(line);
-            }
-            if self.buf.len() > 4096 {
-                return Err(invalid("chunk line too long"));
-            }
-            self.fill().await?;
-        }
-    }
-
-    async fn read_chunked(&mut self) -> io::Result<Vec<u8>> {
+        let h = self.read_head_within(head, self.max_body as u64).await?;
         let mut body = Vec::new();
-        loop {
-            let line = self.read_line().await?;
-            let size = line.split(';').next().unwrap_or("").trim();
-            let size =
-                usize::from_str_radix(size, 16).map_err(|_| invalid("bad chunk size line"))?;
-            if size == 0 {
-                // Trailers, then the empty line.
-                while !self.read_line().await?.is_empty() {}
-                return Ok(body);
-            }
-            if body.len() + size > self.max_body {
-                return Err(invalid("response body too large"));
-            }
-            while self.buf.len() < size + 2 {
-                self.fill().await?;
-            }
-            body.extend_from_slice(&self.buf[..size]);
-            self.buf.drain(..size + 2);
+        while let Some(piece) = self.read_body().await? {
+            body.extend_from_slice(&piece);
         }
+        Ok(ClientResponse {
+            status: h.status,
+            keep_alive: h.keep_alive,
+            headers: h.headers,
+            body,
+        })
     }
 }
 
-fn invalid(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+fn invalid(e: DecodeError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
 #[cfg(test)]

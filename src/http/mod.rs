@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod conn;
+pub mod decode;
 pub mod form;
 pub mod request;
 pub mod response;
