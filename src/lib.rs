@@ -33,6 +33,7 @@ pub mod loadgen;
 pub mod logging;
 pub mod metrics;
 pub mod process;
+pub mod proxy;
 pub mod raft;
 pub mod ratelog;
 pub mod server;

@@ -29,6 +29,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("tern::raft", "raft"),
     ("raft", "raft"),
     ("tern::transport", "rafthttp"),
+    ("tern::proxy::director", "proxy/httpproxy"),
+    ("tern::proxy::forward", "proxy/httpproxy"),
     ("tern::wal", "wal"),
     ("tern::snap", "snap"),
     ("tern::store", "store"),

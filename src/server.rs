@@ -34,6 +34,9 @@ const PEER_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Locked memory each executor asks io_uring for (registered buffers).
 const IO_MEMORY: usize = 1 << 20;
 
+/// What `discover` says when the cluster is full and the flags ask for a proxy instead.
+const FALL_BACK_TO_PROXY: &str = "discovery: cluster is full; falling back to proxy";
+
 /// A start-up failure, printed as `tern: <message>` before exiting 1.
 #[derive(Debug)]
 pub struct StartError(pub String);
@@ -151,7 +154,33 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .check_supported(crate::config::SUPPORTED_NOW)
         .map_err(|e| StartError(e.to_string()))?;
     let mut config = config;
-    discover(&mut config)?;
+    // What the data dir was used for decides, as in etcd: a member's stays a member's, a
+    // proxy's a proxy's, whatever the flags now say.
+    let member_dir = config.data_dir.join("member").exists()
+        || crate::wal::Wal::exists(&Paths::new(&config.data_dir, config.wal_dir.as_deref()).wal);
+    let proxy_dir = crate::proxy::cluster_file(&config.data_dir).exists();
+    if member_dir && config.is_proxy() {
+        tracing::warn!(
+            "the server is already initialized as member before, starting as etcd member..."
+        );
+        config.proxy = crate::config::ProxyMode::Off;
+    } else if !member_dir && proxy_dir && !config.is_proxy() {
+        tracing::warn!(
+            "the server is already initialized as proxy before, starting as etcd proxy..."
+        );
+        config.proxy = crate::config::ProxyMode::On;
+    }
+    if config.is_proxy() {
+        return crate::proxy::run(config);
+    }
+    if let Err(e) = discover(&mut config) {
+        if e.0 == FALL_BACK_TO_PROXY {
+            tracing::info!("discovery cluster full, falling back to proxy");
+            config.proxy = crate::config::ProxyMode::On;
+            return crate::proxy::run(config);
+        }
+        return Err(e);
+    }
     let mut cluster = plan_cluster(&config)?;
     // Every certificate and key is checked before anything else is done or printed.
     let tls = crate::tls::setup(&config).map_err(StartError)?;
@@ -338,10 +367,7 @@ fn discover(config: &mut Config) -> Result<(), StartError> {
         DiscoveryError::FullCluster
             if config.discovery_fallback == crate::config::DiscoveryFallback::Proxy =>
         {
-            StartError(format!(
-                "{e} (falling back to a proxy, --discovery-fallback proxy, is not built yet: \
-                 use --discovery-fallback exit)"
-            ))
+            StartError(FALL_BACK_TO_PROXY.into())
         }
         e => StartError(e.to_string()),
     })?;
@@ -469,8 +495,6 @@ fn join_cluster(plan: &mut ClusterPlan, tls: &Arc<rustls::ClientConfig>) -> Resu
     Ok(())
 }
 
-/// The socket addresses of listen URLs, each checked to be free, with `tls` for the
-/// `https://` ones.
 async fn shard_main(
     id: usize,
     plan: ShardPlan,

@@ -78,6 +78,52 @@ struct Discovery {
     id: String,
 }
 
+impl Discovery {
+    fn new(
+        url: &str,
+        member_id: u64,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Result<Discovery, DiscoveryError> {
+        let base = Url::parse(url).map_err(DiscoveryError::BadEndpoint)?;
+        Ok(Discovery {
+            url: url.trim_end_matches('/').to_string(),
+            base,
+            transport: {
+                let mut t = Transport::default();
+                t.dial_timeout = Some(Duration::from_secs(5));
+                t.tls = tls;
+                t
+            },
+            id: crate::cluster::id_hex(member_id),
+        })
+    }
+
+    /// Watches the token from `index` on until `size` members have registered; the first
+    /// `size` of them as `name=peerURL,…`.
+    fn wait_for_all(
+        &mut self,
+        size: usize,
+        mut nodes: Vec<Registration>,
+        mut index: u64,
+    ) -> Result<String, DiscoveryError> {
+        while nodes.len() < size {
+            tracing::info!(
+                "discovery: found {} of {size} peer(s), waiting for more",
+                nodes.len()
+            );
+            let (node, next) = self.wait(index + 1)?;
+            index = next;
+            if let Some(node) = node {
+                if !nodes.iter().any(|n| n.id == node.id) {
+                    nodes.push(node);
+                }
+            }
+        }
+        nodes.truncate(size);
+        to_initial_cluster(&nodes)
+    }
+}
+
 /// Registers this member (`member_id`, announcing `registration` = `name=peerURL,…`) under
 /// the discovery `url` and waits for the others; the initial cluster as `name=peerURL,…`.
 pub fn join_cluster(
@@ -86,41 +132,28 @@ pub fn join_cluster(
     registration: &str,
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 ) -> Result<String, DiscoveryError> {
-    let base = Url::parse(url).map_err(DiscoveryError::BadEndpoint)?;
-    let mut d = Discovery {
-        url: url.trim_end_matches('/').to_string(),
-        base,
-        transport: {
-            let mut t = Transport::default();
-            t.dial_timeout = Some(Duration::from_secs(5));
-            t.tls = tls;
-            t
-        },
-        id: crate::cluster::id_hex(member_id),
-    };
+    let mut d = Discovery::new(url, member_id, tls)?;
     let size = d.size()?;
     let (nodes, _) = d.registrations()?;
     d.check_room(&nodes, size)?;
     if !nodes.iter().any(|n| n.id == d.id) {
         d.register(registration)?;
     }
-    let (mut nodes, mut index) = d.registrations()?;
+    let (nodes, index) = d.registrations()?;
     d.check_room(&nodes, size)?;
-    while nodes.len() < size {
-        tracing::info!(
-            "discovery: found {} of {size} peer(s), waiting for more",
-            nodes.len()
-        );
-        let (node, next) = d.wait(index + 1)?;
-        index = next;
-        if let Some(node) = node {
-            if !nodes.iter().any(|n| n.id == node.id) {
-                nodes.push(node);
-            }
-        }
-    }
-    nodes.truncate(size);
-    to_initial_cluster(&nodes)
+    d.wait_for_all(size, nodes, index)
+}
+
+/// The cluster registered under the discovery `url`, without registering (etcd's
+/// `GetCluster`, what a proxy bootstraps from): waits until the cluster is complete.
+pub fn get_cluster(
+    url: &str,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<String, DiscoveryError> {
+    let mut d = Discovery::new(url, 0, tls)?;
+    let size = d.size()?;
+    let (nodes, index) = d.registrations()?;
+    d.wait_for_all(size, nodes, index)
 }
 
 impl Discovery {

@@ -11,8 +11,32 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-/// The initial cluster (`name=peerURL,…`) the SRV records of `domain` give member `name`,
-/// which advertises `advertised` peer URLs; `server` is the name server to ask.
+/// The peer URLs the SRV records of `domain` name (`_etcd-server-ssl._tcp` as `https`, then
+/// `_etcd-server._tcp` as `http`), in that order; etcd's error texts when there are none.
+pub fn peer_urls(domain: &str, server: &str) -> Result<Vec<String>, String> {
+    let mut urls = Vec::new();
+    let mut errors = Vec::new();
+    for (service, scheme) in [("_etcd-server-ssl", "https"), ("_etcd-server", "http")] {
+        let query = format!("{service}._tcp.{domain}");
+        match crate::dns::lookup_srv(server, &query, Duration::from_secs(5)) {
+            Ok(r) if !r.is_empty() => urls.extend(
+                r.iter()
+                    .map(|r| format!("{scheme}://{}:{}", r.target, r.port)),
+            ),
+            Ok(_) => errors.push(format!(
+                "error querying DNS SRV records for {service}: no records"
+            )),
+            Err(e) => errors.push(format!("error querying DNS SRV records for {service}: {e}")),
+        }
+    }
+    if urls.is_empty() {
+        return Err(errors.join(", "));
+    }
+    Ok(urls)
+}
+
+/// The initial cluster `name=url,…` from the SRV records of `domain`: this member (the
+/// record whose address is one of `advertised`) is `name`, the others are numbered.
 pub fn initial_cluster(
     name: &str,
     domain: &str,
@@ -28,40 +52,20 @@ pub fn initial_cluster(
     let mut parts = Vec::new();
     let mut found_self = false;
     let mut temp_name = 0;
-    let mut errors = Vec::new();
-    for (service, scheme) in [("_etcd-server-ssl", "https"), ("_etcd-server", "http")] {
-        let query = format!("{service}._tcp.{domain}");
-        let records = match crate::dns::lookup_srv(server, &query, Duration::from_secs(5)) {
-            Ok(r) if !r.is_empty() => r,
-            Ok(_) => {
-                errors.push(format!(
-                    "error querying DNS SRV records for {service}: no records"
-                ));
-                continue;
-            }
-            Err(e) => {
-                errors.push(format!("error querying DNS SRV records for {service}: {e}"));
-                continue;
-            }
+    for url in peer_urls(domain, server)? {
+        let host = url.split_once("://").map_or(url.as_str(), |(_, h)| h);
+        let is_me = host
+            .to_socket_addrs()
+            .map(|mut addrs| addrs.any(|a| mine.contains(&a)))
+            .unwrap_or(false);
+        let member = if is_me {
+            found_self = true;
+            name.to_string()
+        } else {
+            temp_name += 1;
+            (temp_name - 1).to_string()
         };
-        for r in records {
-            let host = format!("{}:{}", r.target, r.port);
-            let is_me = host
-                .to_socket_addrs()
-                .map(|mut addrs| addrs.any(|a| mine.contains(&a)))
-                .unwrap_or(false);
-            let member = if is_me {
-                found_self = true;
-                name.to_string()
-            } else {
-                temp_name += 1;
-                (temp_name - 1).to_string()
-            };
-            parts.push(format!("{member}={scheme}://{host}"));
-        }
-    }
-    if parts.is_empty() {
-        return Err(errors.join(", "));
+        parts.push(format!("{member}={url}"));
     }
     if !found_self {
         return Err(format!("cannot find local etcd {name} from SRV records."));

@@ -74,6 +74,12 @@ pub const SUPPORTED_NOW: &[&str] = &[
     "discovery",
     "discovery-fallback",
     "discovery-srv",
+    "proxy",
+    "proxy-failure-wait",
+    "proxy-refresh-interval",
+    "proxy-dial-timeout",
+    "proxy-write-timeout",
+    "proxy-read-timeout",
 ];
 
 /// tern's own flags: read from `TERN_*` variables instead of `ETCD_*`.

@@ -521,21 +521,13 @@ fn sources() {
 fn check_supported() {
     let table: &[(Args, Env, Result<(), &str>)] = &[
         (&[], &[], Ok(())),
-        (
-            &["--proxy", "on"],
-            &[],
-            Err("flag --proxy is not supported yet"),
-        ),
+        (&["--proxy", "on"], &[], Ok(())),
         (&["--proxy=off"], &[], Ok(())),
+        (&[], &[("ETCD_PROXY", "readonly")], Ok(())),
         (
+            &["-cert-file=c", "-proxy=on", "-proxy-failure-wait=100"],
             &[],
-            &[("ETCD_PROXY", "readonly")],
-            Err("flag --proxy is not supported yet"),
-        ),
-        (
-            &["-cert-file=c", "-proxy=on"],
-            &[],
-            Err("flag --proxy is not supported yet"),
+            Ok(()),
         ),
         (&["-cert-file=c"], &[], Ok(())),
         (&["-peer-auto-tls", "-cipher-suites=X"], &[], Ok(())),

@@ -16,6 +16,7 @@ use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, IntGau
 use crate::shard::Shared;
 
 pub mod http;
+pub mod proxy;
 
 /// etcd's v2 store families (`etcd_debugging_store_*`).
 pub const ETCD_STORE_FAMILIES: &[&str] = &[
@@ -681,6 +682,15 @@ pub fn render(s: &Scrape<'_>) -> String {
 
     let mut families = r.gather();
     families.extend(http::families(&s.shared.http));
+    encode_families(families)
+}
+
+/// The exposition text of a registry's families.
+fn encode(r: &prometheus::Registry) -> String {
+    encode_families(r.gather())
+}
+
+fn encode_families(mut families: Vec<prometheus::proto::MetricFamily>) -> String {
     families.sort_by(|a, b| a.name().cmp(b.name()));
     let mut out = Vec::new();
     let _ = prometheus::TextEncoder::new().encode(&families, &mut out);

@@ -761,7 +761,12 @@ pub(crate) fn timeout_error(index: u64) -> Error {
     Error::new(Code::RaftInternal, "etcdserver: request timed out", index)
 }
 
-async fn with_timeout<T>(dur: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
+/// `fut`'s output, or `None` once `dur` has passed (the future is dropped). Needs a glommio
+/// executor.
+pub(crate) async fn with_timeout<T>(
+    dur: Duration,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
     futures_lite::future::or(async { Some(fut.await) }, async {
         glommio::timer::sleep(dur).await;
         None

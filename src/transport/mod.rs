@@ -37,6 +37,7 @@ use crate::cluster::id_hex;
 use crate::http::client::{encode_request, ClientConn, ClientResponse};
 use crate::ratelog::RateLimited;
 use crate::shard::local::Mailbox;
+use crate::shard::with_timeout;
 use crate::shard::RaftInput;
 use crate::tls::reload::Reloading;
 use crate::tls::stream::MaybeTls;
@@ -341,14 +342,6 @@ async fn connect_from(source: IpAddr, addr: SocketAddr) -> io::Result<glommio::n
         .await?;
     // SAFETY: `fd` is a connected TCP socket we own; ownership moves to glommio.
     Ok(unsafe { glommio::net::TcpStream::from_raw_fd(fd.into_raw_fd()) })
-}
-
-async fn with_timeout<T>(dur: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        glommio::timer::sleep(dur).await;
-        None
-    })
-    .await
 }
 
 /// What the peer's answer to a batch means for the link.
