@@ -434,9 +434,9 @@ fn bad_flags_name_the_flag_and_exit_1() {
     let out = run(&["-listen-client-urls=http://example.com:2379"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected IP in URL for binding"));
-    let out = run(&["--proxy", "on"]);
+    let out = run(&["--addr", "127.0.0.1:4001"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("flag --proxy is not supported yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("flag --addr is not supported yet"));
     let out = run(&["--version"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("etcd API Version: 2.3.7"));
