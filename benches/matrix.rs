@@ -29,8 +29,10 @@
 //! Quick by default (0.5 s per cell, N = 100,000; about a minute and a half). `TERN_BENCH_FULL=1`
 //! runs 5 s per cell and N = 1,000,000. `TERN_BENCH_CELL_SECS` and `TERN_BENCH_LOAD_KEYS`
 //! override either; `TERN_BENCH_THREADS` sets the client threads (default 1);
-//! `TERN_BENCH_TLS_ONLY=1` runs the TLS section alone, `TERN_BENCH_AUTH_ONLY=1` the auth
-//! section (`matrix/auth.rs`: auth off, then basic auth as a user, tern beside etcd).
+//! `TERN_BENCH_ONLY=tls|auth|proxy` runs one section alone (`TERN_BENCH_TLS_ONLY=1` and
+//! `TERN_BENCH_AUTH_ONLY=1` as before): TLS, auth (`matrix/auth.rs`: auth off, then basic
+//! auth as a user, tern beside etcd) or proxy (`matrix/proxy.rs`: GET and PUT through tern's
+//! proxy and etcd's v2 proxy, each before a 1-member cluster of its kind).
 //! Everything runs on one machine: the client shares the cores with the servers, so figures
 //! are relative (tern/etcd) more than absolute.
 
@@ -45,6 +47,8 @@ use tern::loadgen::{self, Endpoint, Op, Report, Spec, Stop};
 
 #[path = "matrix/auth.rs"]
 mod auth;
+#[path = "matrix/proxy.rs"]
+mod proxy;
 
 const ETCD: &str = "/usr/bin/etcd";
 
@@ -58,14 +62,18 @@ fn main() {
     }
 
     let mut notes = Vec::new();
-    if !mode.tls_only && !mode.auth_only {
+    let only = mode.only.as_deref();
+    if only.is_none() {
         plain_sections(&root, etcd_bin.as_ref(), &mode, &mut notes);
     }
-    if !mode.auth_only {
+    if only.is_none() || only == Some("tls") {
         tls_section(&root, etcd_bin.as_ref(), &mode, &mut notes);
     }
-    if !mode.tls_only {
+    if only.is_none() || only == Some("auth") {
         auth::auth_section(&root, etcd_bin.as_ref(), &mode, &mut notes);
+    }
+    if only.is_none() || only == Some("proxy") {
+        proxy::proxy_section(&root, etcd_bin.as_ref(), &mode, &mut notes);
     }
     if !notes.is_empty() {
         println!("## Errors\n");
@@ -190,10 +198,9 @@ struct Mode {
     cell: Duration,
     load_keys: u64,
     threads: usize,
-    /// Only the TLS section.
-    tls_only: bool,
-    /// Only the auth section.
-    auth_only: bool,
+    /// Only this section (`TERN_BENCH_ONLY=tls|auth|proxy`; the older `TERN_BENCH_TLS_ONLY=1`
+    /// and `TERN_BENCH_AUTH_ONLY=1` still work).
+    only: Option<String>,
 }
 
 impl Mode {
@@ -211,8 +218,16 @@ impl Mode {
                 .map(|v| v as u64)
                 .unwrap_or(if full { 1_000_000 } else { 100_000 }),
             threads: var("TERN_BENCH_THREADS").map_or(1, |v| v.max(1.0) as usize),
-            tls_only: std::env::var("TERN_BENCH_TLS_ONLY").as_deref() == Ok("1"),
-            auth_only: std::env::var("TERN_BENCH_AUTH_ONLY").as_deref() == Ok("1"),
+            only: std::env::var("TERN_BENCH_ONLY").ok().or_else(|| {
+                let set = |name: &str| std::env::var(name).as_deref() == Ok("1");
+                if set("TERN_BENCH_TLS_ONLY") {
+                    Some("tls".to_string())
+                } else if set("TERN_BENCH_AUTH_ONLY") {
+                    Some("auth".to_string())
+                } else {
+                    None
+                }
+            }),
         }
     }
 }
@@ -225,6 +240,7 @@ fn print_header(mode: &Mode) {
         "TERN_BENCH_THREADS",
         "TERN_BENCH_TLS_ONLY",
         "TERN_BENCH_AUTH_ONLY",
+        "TERN_BENCH_ONLY",
     ]
     .iter()
     .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v} ")))

@@ -181,7 +181,13 @@ mod tests {
         assert_eq!(two.available(t0), ["http://a", "http://b"]);
         one.failed("http://a", t0);
         assert_eq!(two.available(t0), ["http://b"]);
-        assert_eq!(two.available(t0 + Duration::from_secs(6)), ["http://a", "http://b"]);
-        assert_eq!(one.available(t0 + Duration::from_secs(6)), ["http://a", "http://b"]);
+        assert_eq!(
+            two.available(t0 + Duration::from_secs(6)),
+            ["http://a", "http://b"]
+        );
+        assert_eq!(
+            one.available(t0 + Duration::from_secs(6)),
+            ["http://a", "http://b"]
+        );
     }
 }
