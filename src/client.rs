@@ -678,6 +678,9 @@ pub struct Transport {
     /// TLS settings for `https` endpoints (`--ca-file`, `--cert-file`, `--key-file`); the
     /// system's roots when `None`.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// An HTTP forward proxy (`--discovery-proxy`): `http` requests go to it in absolute
+    /// form, `https` ones through a `CONNECT` tunnel, as Go's `http.ProxyURL` does.
+    pub proxy: Option<Url>,
 }
 
 fn remaining(deadline: Option<Instant>) -> Option<Duration> {
@@ -742,7 +745,21 @@ fn io_text(e: &io::Error) -> String {
 impl Transport {
     /// Connects to `url`, with TLS for `https`.
     fn connect(&mut self, url: &Url, deadline: Option<Instant>) -> Result<Conn, TransportError> {
-        let tcp = self.dial(url, deadline)?;
+        let tcp = match &self.proxy {
+            Some(proxy) => {
+                let tcp = self.dial(proxy, deadline).map_err(|e| match e {
+                    TransportError::Dial(why) => {
+                        TransportError::Dial(format!("proxyconnect tcp: {why}"))
+                    }
+                    e => e,
+                })?;
+                if url.scheme == "https" {
+                    tunnel(&tcp, &url.dial_addr(), deadline)?;
+                }
+                tcp
+            }
+            None => self.dial(url, deadline)?,
+        };
         if url.scheme != "https" {
             return Ok(Conn::Plain(tcp));
         }
@@ -842,11 +859,16 @@ impl Transport {
             )));
         }
         let key = req.url.dial_addr();
+        // Through a forward proxy a plain request names its whole URL.
+        let target = match &self.proxy {
+            Some(_) if req.url.scheme == "http" => {
+                format!("http://{}{}", req.url.host, req.url.request_uri())
+            }
+            _ => req.url.request_uri(),
+        };
         let mut head = format!(
-            "{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Go-http-client/1.1\r\n",
-            req.method,
-            req.url.request_uri(),
-            req.url.host
+            "{} {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Go-http-client/1.1\r\n",
+            req.method, req.url.host
         );
         if let Some((u, p)) = &req.basic_auth {
             head.push_str(&format!(
@@ -947,6 +969,50 @@ impl Transport {
             }
         }
         Err(TransportError::Conn("EOF".into()))
+    }
+}
+
+/// Opens a `CONNECT` tunnel to `authority` through the proxy on `tcp`.
+fn tunnel(
+    tcp: &TcpStream,
+    authority: &str,
+    deadline: Option<Instant>,
+) -> Result<(), TransportError> {
+    let mut s = tcp;
+    let _ = s.set_read_timeout(remaining(deadline).map(|r| r.max(Duration::from_millis(1))));
+    let request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+    s.write_all(request.as_bytes())
+        .map_err(|e| TransportError::Conn(format!("proxyconnect tcp: {}", io_text(&e))))?;
+    // Read the answer's head byte by byte: what follows it belongs to the tunnel.
+    let mut decoder = crate::http::decode::ResponseDecoder::new(true).with_limits(64 * 1024, 0);
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match s.read(&mut byte) {
+            Ok(0) => return Err(TransportError::Conn("proxyconnect tcp: EOF".into())),
+            Ok(_) => buf.push(byte[0]),
+            Err(e) => {
+                return Err(TransportError::Conn(format!(
+                    "proxyconnect tcp: {}",
+                    io_text(&e)
+                )))
+            }
+        }
+        match decoder.decode(&buf) {
+            Ok((_, Some(crate::http::decode::Event::Head(head)))) => {
+                return match head.status {
+                    200..=299 => Ok(()),
+                    status => Err(TransportError::Other(format!(
+                        "proxyconnect tcp: {status} {}",
+                        head.reason
+                    ))),
+                };
+            }
+            Ok((used, _)) => {
+                buf.drain(..used);
+            }
+            Err(e) => return Err(TransportError::Other(format!("proxyconnect tcp: {e}"))),
+        }
     }
 }
 

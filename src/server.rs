@@ -363,7 +363,11 @@ fn discover(config: &mut Config) -> Result<(), StartError> {
         "discovery: registering member {} ({me}) at {url}",
         crate::cluster::id_hex(id)
     );
-    let found = join_cluster(&url, id, &me.to_string(), None).map_err(|e| match e {
+    let via = crate::cluster::discovery::Via {
+        tls: None,
+        proxy: config.discovery_proxy.clone(),
+    };
+    let found = join_cluster(&url, id, &me.to_string(), &via).map_err(|e| match e {
         DiscoveryError::FullCluster
             if config.discovery_fallback == crate::config::DiscoveryFallback::Proxy =>
         {

@@ -267,3 +267,105 @@ fn a_proxy_becomes_a_member_as_the_manual_describes() {
     let members = c.client(0).get("/v2/members").json();
     assert_eq!(members["members"].as_array().unwrap().len(), 2, "{members}");
 }
+
+/// A forward HTTP proxy on a local port for absolute-form requests (what `--discovery-proxy`
+/// sends for an `http` URL): each connection is piped to the host its first request names.
+/// Returns its URL and the requests it saw (their first lines).
+fn forward_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut first = String::new();
+                if reader.read_line(&mut first).unwrap_or(0) == 0 {
+                    return;
+                }
+                log.lock().unwrap().push(first.trim_end().to_string());
+                let target = first.split_whitespace().nth(1).unwrap_or("");
+                let Some(rest) = target.strip_prefix("http://") else {
+                    return;
+                };
+                let authority = rest.split('/').next().unwrap().to_string();
+                let Ok(mut upstream) = TcpStream::connect(&authority) else {
+                    return;
+                };
+                // Origin form upstream; the rest of this connection's bytes as they come
+                // (the client uses one request per connection through here or keeps it
+                // alive: later requests are absolute-form too, which tern also accepts).
+                let line = first.replacen(&format!("http://{authority}"), "", 1);
+                upstream.write_all(line.as_bytes()).unwrap();
+                let mut back = upstream.try_clone().unwrap();
+                let mut client_w = client.try_clone().unwrap();
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut back, &mut client_w);
+                });
+                let _ = upstream.write_all(reader.buffer());
+                let mut rest = reader.into_inner();
+                let _ = std::io::copy(&mut rest, &mut upstream);
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn members_reach_the_discovery_service_through_the_discovery_proxy() {
+    let registry = common::start_tern(1, &[]);
+    let token = format!("http://{}/v2/keys/discovery/viaproxy", registry.addr);
+    let size = registry.client().put(
+        "/v2/keys/discovery/viaproxy/_config/size",
+        &[("value", "1")],
+    );
+    assert_eq!(size.status, 201);
+    let (proxy_url, seen) = forward_proxy();
+    let mut c = Cluster::plan(1, &[]);
+    c.spawn(
+        0,
+        "",
+        "new",
+        &["--discovery", &token, "--discovery-proxy", &proxy_url],
+    );
+    c.wait_serving(0, LONG);
+    let log = c.nodes[0].log();
+    assert!(log.contains("discovery: using proxy"), "{log}");
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with(&format!("GET {token}/_config/size "))),
+        "{seen:?}"
+    );
+    // Registered through the proxy, under the member's ID.
+    let listed = registry.client().get("/v2/keys/discovery/viaproxy").json();
+    assert_eq!(
+        listed["node"]["nodes"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
+
+    // A proxy that cannot be reached: discovery fails, naming it.
+    let mut d = Cluster::plan(1, &[]);
+    let dead = format!("http://127.0.0.1:{}", common::free_port());
+    d.spawn(
+        0,
+        "",
+        "new",
+        &[
+            "--discovery",
+            &token,
+            "--discovery-proxy",
+            &dead,
+            "--discovery-fallback",
+            "exit",
+        ],
+    );
+    assert_eq!(d.nodes[0].wait_exit(Duration::from_secs(60)), Some(1));
+    let log = d.nodes[0].log();
+    assert!(log.contains("proxyconnect tcp"), "{log}");
+}

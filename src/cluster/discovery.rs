@@ -79,19 +79,31 @@ struct Discovery {
 }
 
 impl Discovery {
-    fn new(
-        url: &str,
-        member_id: u64,
-        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
-    ) -> Result<Discovery, DiscoveryError> {
+    fn new(url: &str, member_id: u64, via: &Via) -> Result<Discovery, DiscoveryError> {
         let base = Url::parse(url).map_err(DiscoveryError::BadEndpoint)?;
+        let proxy = match &via.proxy {
+            Some(p) => {
+                let p = Url::parse(p)
+                    .ok()
+                    .filter(|u| u.scheme == "http" && !u.host.is_empty())
+                    .ok_or_else(|| {
+                        DiscoveryError::BadEndpoint(format!(
+                            "--discovery-proxy {p:?} is not an http://host:port URL"
+                        ))
+                    })?;
+                tracing::info!("discovery: using proxy {:?}", p.to_string_go());
+                Some(p)
+            }
+            None => None,
+        };
         Ok(Discovery {
             url: url.trim_end_matches('/').to_string(),
             base,
             transport: {
                 let mut t = Transport::default();
                 t.dial_timeout = Some(Duration::from_secs(5));
-                t.tls = tls;
+                t.tls = via.tls.clone();
+                t.proxy = proxy;
                 t
             },
             id: crate::cluster::id_hex(member_id),
@@ -124,15 +136,23 @@ impl Discovery {
     }
 }
 
+/// How the discovery service is reached: TLS settings for an `https` URL (the system's roots
+/// when `None`) and an HTTP forward proxy (`--discovery-proxy`).
+#[derive(Clone, Default)]
+pub struct Via {
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    pub proxy: Option<String>,
+}
+
 /// Registers this member (`member_id`, announcing `registration` = `name=peerURL,…`) under
 /// the discovery `url` and waits for the others; the initial cluster as `name=peerURL,…`.
 pub fn join_cluster(
     url: &str,
     member_id: u64,
     registration: &str,
-    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    via: &Via,
 ) -> Result<String, DiscoveryError> {
-    let mut d = Discovery::new(url, member_id, tls)?;
+    let mut d = Discovery::new(url, member_id, via)?;
     let size = d.size()?;
     let (nodes, _) = d.registrations()?;
     d.check_room(&nodes, size)?;
@@ -146,11 +166,8 @@ pub fn join_cluster(
 
 /// The cluster registered under the discovery `url`, without registering (etcd's
 /// `GetCluster`, what a proxy bootstraps from): waits until the cluster is complete.
-pub fn get_cluster(
-    url: &str,
-    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
-) -> Result<String, DiscoveryError> {
-    let mut d = Discovery::new(url, 0, tls)?;
+pub fn get_cluster(url: &str, via: &Via) -> Result<String, DiscoveryError> {
+    let mut d = Discovery::new(url, 0, via)?;
     let size = d.size()?;
     let (nodes, index) = d.registrations()?;
     d.wait_for_all(size, nodes, index)

@@ -80,6 +80,7 @@ pub const SUPPORTED_NOW: &[&str] = &[
     "proxy-dial-timeout",
     "proxy-write-timeout",
     "proxy-read-timeout",
+    "discovery-proxy",
 ];
 
 /// tern's own flags: read from `TERN_*` variables instead of `ETCD_*`.

@@ -535,7 +535,7 @@ fn check_supported() {
         (
             &["-discovery=http://d:1/t", "-discovery-proxy=http://p:3128"],
             &[],
-            Err("flag --discovery-proxy is not supported yet"),
+            Ok(()),
         ),
         (&["-force-new-cluster"], &[], Ok(())),
         (&["-strict-reconfig-check"], &[], Ok(())),

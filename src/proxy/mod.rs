@@ -80,7 +80,11 @@ fn initial_peer_urls(
 ) -> Result<Vec<String>, StartError> {
     if let Some(url) = &config.discovery {
         tracing::info!("proxy: waiting for the cluster at {url} to be complete");
-        let found = crate::cluster::discovery::get_cluster(url, Some(tls.clone()))
+        let via = crate::cluster::discovery::Via {
+            tls: Some(tls.clone()),
+            proxy: config.discovery_proxy.clone(),
+        };
+        let found = crate::cluster::discovery::get_cluster(url, &via)
             .map_err(|e| StartError(e.to_string()))?;
         return Ok(peer_urls_of(&found));
     }
