@@ -10,6 +10,7 @@ use std::time::Duration;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 
+use crate::api::discovery::DiscoveryService;
 use crate::api::{Api, ApiShared};
 use crate::cluster::{cluster_id, Member};
 use crate::config::Config;
@@ -67,6 +68,8 @@ struct ShardPlan {
     force_new_cluster: bool,
     peer_listen: Vec<Listen>,
     cors: Vec<String>,
+    /// `--discovery-service`: how `/new` makes tokens, when it is on.
+    discovery_service: Option<DiscoveryService>,
     nshards: usize,
 }
 
@@ -147,6 +150,21 @@ fn log_configuration(config: &Config, nshards: usize) {
     for (what, value) in lines {
         tracing::info!("{what} = {value}");
     }
+}
+
+/// `--discovery-service`: token URLs start with the first advertised client URL (sorted, as
+/// `/v2/members` lists them), so every member of a cluster answers alike.
+fn discovery_service(config: &Config) -> Option<DiscoveryService> {
+    if !config.discovery_service {
+        return None;
+    }
+    let base = config.advertise_client_urls.first()?.to_string();
+    tracing::info!(
+        "discovery service on: GET /new makes tokens under {base}/v2/keys{} that expire after {}s",
+        crate::api::discovery::PREFIX,
+        config.discovery_service_ttl.as_secs()
+    );
+    Some(DiscoveryService::new(&base, config.discovery_service_ttl))
 }
 
 pub fn run(config: Config) -> Result<(), StartError> {
@@ -254,6 +272,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         force_new_cluster: config.force_new_cluster,
         peer_listen,
         cors: config.cors.clone(),
+        discovery_service: discovery_service(&config),
         nshards,
     };
     let mesh = MeshBuilder::full(nshards, MESH_CHANNEL);
@@ -693,13 +712,15 @@ async fn recover_member(plan: &ShardPlan) -> Result<(Startup, Recovered), String
     member.id = b.member_id;
     plan.shared.member_id.store(b.member_id, Ordering::Relaxed);
     plan.shared.set_membership(rec.membership.clone());
-    let api = Arc::new(ApiShared::new(
+    let mut api = ApiShared::new(
         member,
         b.cluster_id,
         Arc::new(TransportStats::default()),
         plan.cors.clone(),
         plan.nshards,
-    ));
+    );
+    api.discovery_service = plan.discovery_service.clone();
+    let api = Arc::new(api);
     let startup = Startup {
         api,
         store_snapshot: rec.store_snapshot.clone().map(Arc::new),

@@ -73,10 +73,21 @@ impl Api {
 
     /// etcd's `hasKeyPrefixAccess`: may this request touch `key` (recursively)?
     pub(crate) async fn key_access(&self, req: &Request, key: &str, recursive: bool) -> bool {
+        self.key_access_as(req, key, recursive, is_write(&req.method))
+            .await
+    }
+
+    /// [`Self::key_access`] for a read or a write (`write`) whatever the request's method.
+    pub(crate) async fn key_access_as(
+        &self,
+        req: &Request,
+        key: &str,
+        recursive: bool,
+        write: bool,
+    ) -> bool {
         if !self.auth_enabled() {
             return true;
         }
-        let write = is_write(&req.method);
         match credentials(req) {
             Credentials::Absent => self
                 .shard

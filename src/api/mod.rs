@@ -1,11 +1,12 @@
 //! The client API: maps HTTP requests to v2 operations on this shard.
 //!
 //! Owns routing (`/v2/keys`, `/v2/members`, `/v2/machines`, `/v2/stats/*`, `/version`,
-//! `/health`), CORS, and the etcd headers every answer carries. Reads go to this shard's store
+//! `/health`, and `/new` with `--discovery-service`), CORS, and the etcd headers every answer carries. Reads go to this shard's store
 //! replica; writes go through [`Shard::propose`]. Knows nothing about how commands are
 //! replicated or how bytes reach the socket.
 
 mod auth;
+pub mod discovery;
 mod keys;
 mod members;
 mod stats;
@@ -44,6 +45,8 @@ pub struct ApiShared {
     /// When this process started, unix nanoseconds.
     pub start_time: i64,
     pub counters: Box<[Padded<ReadCounters>]>,
+    /// `--discovery-service`: `Some` serves `/new`.
+    pub discovery_service: Option<discovery::DiscoveryService>,
 }
 
 impl ApiShared {
@@ -63,6 +66,7 @@ impl ApiShared {
             counters: (0..nshards)
                 .map(|_| Padded(ReadCounters::default()))
                 .collect(),
+            discovery_service: None,
         }
     }
 }
@@ -185,6 +189,10 @@ impl Api {
             "/metrics" => stats::metrics(self),
             // Go's expvar handler answers every method too.
             "/debug/vars" => stats::debug_vars(self),
+            "/new" => match &self.shared.discovery_service {
+                Some(service) => discovery::handle(self, service, &req).await,
+                None => not_found(),
+            },
             _ => not_found(),
         }
     }

@@ -233,6 +233,12 @@ pub(super) struct Flags {
     /// Pin shard i to CPU i (env TERN_PIN_SHARDS): for machines whose cores tern has to itself.
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool, help_heading = "tern")]
     pub pin_shards: bool,
+    /// Serve a discovery service: `GET /new?size=N` answers a token URL for `--discovery` (env TERN_DISCOVERY_SERVICE).
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = go_bool, help_heading = "tern")]
+    pub discovery_service: bool,
+    /// Seconds until a discovery token made by /new expires with everything under it (env TERN_DISCOVERY_SERVICE_TTL).
+    #[arg(long, default_value = "604800", value_parser = discovery_service_ttl, help_heading = "tern")]
+    pub discovery_service_ttl: u64,
 }
 
 pub(super) const DEFAULT_INITIAL_CLUSTER: &str =
@@ -280,6 +286,8 @@ impl Flags {
             "enable-pprof" => enable_pprof,
             "shards" => shards, "watch-history" => watch_history,
             "max-request-bytes" => max_request_bytes, "pin-shards" => pin_shards,
+            "discovery-service" => discovery_service,
+            "discovery-service-ttl" => discovery_service_ttl,
         ]
     }
 }
@@ -337,6 +345,20 @@ pub(super) fn positive_uint(s: &str) -> Result<u64, String> {
     match go_uint(s)? {
         0 => Err("must be at least 1".into()),
         v => Ok(v),
+    }
+}
+
+/// The longest `--discovery-service-ttl`, in seconds (ten years): far beyond any bootstrap,
+/// and far from where seconds overflow etcd's nanosecond expirations.
+pub(super) const MAX_DISCOVERY_SERVICE_TTL: u64 = 10 * 365 * 24 * 3600;
+
+/// `--discovery-service-ttl`: whole seconds, at least 1, at most ten years.
+pub(super) fn discovery_service_ttl(s: &str) -> Result<u64, String> {
+    match go_uint(s)? {
+        v @ 1..=MAX_DISCOVERY_SERVICE_TTL => Ok(v),
+        _ => Err(format!(
+            "must be from 1 to {MAX_DISCOVERY_SERVICE_TTL} seconds"
+        )),
     }
 }
 
@@ -459,6 +481,22 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(ip_port(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn discovery_service_ttl_syntax() {
+        let range = Err("must be from 1 to 315360000 seconds".to_string());
+        let cases = [
+            ("604800", Ok(604_800)),
+            ("1", Ok(1)),
+            ("315360000", Ok(315_360_000)),
+            ("0", range.clone()),
+            ("315360001", range),
+            ("7d", Err("parse error".to_string())),
+        ];
+        for (input, want) in cases {
+            assert_eq!(discovery_service_ttl(input), want, "{input}");
         }
     }
 

@@ -1,6 +1,6 @@
 //! tern's command line: every etcd 2.3 flag and its `ETCD_*` variable, tern's own flags
-//! (`--shards`, `--watch-history`, `--max-request-bytes`, `--pin-shards` and their `TERN_*`
-//! variables), their validation (etcd 2.3's `etcdmain/config.go` checks and messages) and the derived configuration
+//! (`--shards`, `--watch-history`, `--max-request-bytes`, `--pin-shards`,
+//! `--discovery-service`, `--discovery-service-ttl` and their `TERN_*` variables), their validation (etcd 2.3's `etcdmain/config.go` checks and messages) and the derived configuration
 //! (default data dir, default initial cluster, durations, listen addresses).
 //!
 //! Flags are read the way Go's `flag` package reads them: `-flag` or `--flag`, `-flag=value` or
@@ -81,10 +81,19 @@ pub const SUPPORTED_NOW: &[&str] = &[
     "proxy-write-timeout",
     "proxy-read-timeout",
     "discovery-proxy",
+    "discovery-service",
+    "discovery-service-ttl",
 ];
 
 /// tern's own flags: read from `TERN_*` variables instead of `ETCD_*`.
-const TERN_FLAGS: &[&str] = &["shards", "watch-history", "max-request-bytes", "pin-shards"];
+const TERN_FLAGS: &[&str] = &[
+    "shards",
+    "watch-history",
+    "max-request-bytes",
+    "pin-shards",
+    "discovery-service",
+    "discovery-service-ttl",
+];
 
 /// Flags of etcd 0.4 that etcd 2.3 accepts (as booleans or with `=value`) and ignores with a warning.
 const IGNORED_FLAGS: &[&str] = &[
@@ -299,6 +308,11 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// Pin shard i to CPU i (off: the kernel places the shard threads).
     pub pin_shards: bool,
+    /// `--discovery-service`: answer `GET /new?size=N` on the client URLs with a new
+    /// discovery token URL in this cluster's keys space.
+    pub discovery_service: bool,
+    /// How long a token made by `/new` lives (its directory expires as a whole).
+    pub discovery_service_ttl: Duration,
     /// Things worth logging at start (ignored legacy flags).
     pub warnings: Vec<String>,
 
@@ -888,6 +902,8 @@ fn build(
         shards,
         watch_history: f.watch_history as usize,
         pin_shards: f.pin_shards,
+        discovery_service: f.discovery_service,
+        discovery_service_ttl: Duration::from_secs(f.discovery_service_ttl),
         max_request_bytes: f.max_request_bytes as usize,
         warnings,
         flags: f,

@@ -120,6 +120,24 @@ fn environment() {
         ),
         (
             &[],
+            &[("TERN_DISCOVERY_SERVICE", "true")],
+            |c| c.discovery_service.to_string(),
+            "true",
+        ),
+        (
+            &[],
+            &[("ETCD_DISCOVERY_SERVICE", "true")],
+            |c| c.discovery_service.to_string(),
+            "false",
+        ),
+        (
+            &["--discovery-service"],
+            &[("TERN_DISCOVERY_SERVICE_TTL", "60")],
+            |c| format!("{} {:?}", c.discovery_service, c.discovery_service_ttl),
+            "true 60s",
+        ),
+        (
+            &[],
             &[("ETCD_VERSION", "2.3.7")],
             |c| c.name.clone(),
             "default",
@@ -225,6 +243,10 @@ fn defaults() {
         (|c| (c.shards >= 1).to_string(), "true"),
         (|c| c.watch_history.to_string(), "1000"),
         (|c| c.max_request_bytes.to_string(), "1572864"),
+        (
+            |c| format!("{} {:?}", c.discovery_service, c.discovery_service_ttl),
+            "false 604800s",
+        ),
         (|c| format!("{:?}", c.warnings), "[]"),
         (
             |c| format!("{:?}", c.listen_client_addrs()),
@@ -383,6 +405,9 @@ fn errors() {
         (&[], &[("ETCD_PROXY", "yes")], "invalid value \"yes\" for ETCD_PROXY: valid values are off, readonly, on"),
         (&[], &[("TERN_SHARDS", "x")], "invalid value \"x\" for TERN_SHARDS: parse error"),
         (&["-shards=0"], &[], "invalid value \"0\" for flag -shards: must be at least 1"),
+        (&["-discovery-service=maybe"], &[], "invalid boolean value \"maybe\" for -discovery-service: parse error"),
+        (&["-discovery-service-ttl=0"], &[], "invalid value \"0\" for flag -discovery-service-ttl: must be from 1 to 315360000 seconds"),
+        (&[], &[("TERN_DISCOVERY_SERVICE_TTL", "1w")], "invalid value \"1w\" for TERN_DISCOVERY_SERVICE_TTL: parse error"),
         (&["-heartbeat-interval=300"], &[], "-election-timeout[1000ms] should be at least as 5 times as -heartbeat-interval[300ms]"),
         (&["-heartbeat-interval=0"], &[], "-heartbeat-interval[0ms] must be greater than 0"),
         (
@@ -540,6 +565,11 @@ fn check_supported() {
         (&["-force-new-cluster"], &[], Ok(())),
         (&["-strict-reconfig-check"], &[], Ok(())),
         (&["-discovery-srv=example.com"], &[], Ok(())),
+        (
+            &["-discovery-service", "-discovery-service-ttl=60"],
+            &[],
+            Ok(()),
+        ),
         (&["-enable-pprof=false"], &[], Ok(())),
         (&["-proxy-read-timeout=0"], &[], Ok(())),
         (

@@ -182,6 +182,14 @@ impl Cluster {
         Some(c.start_planned())
     }
 
+    /// Addresses and directories for `n` members of Debian's etcd 3.4, nothing started (`None`
+    /// when it is not installed).
+    pub fn plan_etcd(n: usize, extra: &[&str]) -> Option<Cluster> {
+        let mut c = Cluster::plan(n, extra);
+        c.etcd = Some(super::etcd_binary()?);
+        Some(c)
+    }
+
     fn start_planned(mut self) -> Cluster {
         let c = &mut self;
         let n = c.nodes.len();
