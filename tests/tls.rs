@@ -885,3 +885,37 @@ fn cipher_suites_limit_tls12_and_leave_tls13_on() {
         "TLS 1.3 stays on"
     );
 }
+
+/// A proxy in a TLS cluster: clients reach it over `https://` with a client certificate, it
+/// reaches the members' `https://` client URLs with its own certificate (`--cert-file`, as
+/// etcd's proxy uses the client TLS files) and their peers for the member list with its peer
+/// certificate.
+#[test]
+fn a_proxy_speaks_tls_to_its_clients_and_to_the_members() {
+    let mut c = Cluster::plan(2, &[]);
+    let pki = Pki::new(&temp_dir("tls-proxy-pki"), "ca");
+    let client = pki.issue("client", &[]);
+    for i in 0..2 {
+        let cert = pki.issue(&format!("n{i}"), &[&c.nodes[i].ip.clone()]);
+        c.nodes[i].tls = member_tls(&pki, &cert, &client);
+    }
+    let ic = c.initial_cluster(&[0]);
+    c.spawn(0, &ic, "new", &[]);
+    c.wait_serving(0, Duration::from_secs(30));
+    c.spawn(1, &ic, "new", &["--proxy", "on"]);
+    c.wait_serving(1, Duration::from_secs(30));
+    let mut through = c.client(1);
+    let w = through.put("/v2/keys/tls-proxy", &[("value", "1")]);
+    assert_eq!(w.status, 201, "{}", w.text());
+    c.wait_value(0, "/tls-proxy", "1", Duration::from_secs(10));
+    let endpoints = through.get("/v2/config/local/proxy").json();
+    assert_eq!(
+        endpoints["endpoints"][0],
+        format!("https://{}:{}", c.nodes[0].ip, c.nodes[0].client_port),
+        "{endpoints}"
+    );
+    // Without a client certificate the proxy's listener refuses the handshake.
+    let anonymous = Client::try_connect_tls(c.nodes[1].addr(), pki.client_config(None))
+        .and_then(|mut a| a.try_request("GET", "/v2/keys/tls-proxy", &[], b""));
+    assert!(anonymous.is_err(), "{:?}", anonymous.map(|r| r.status));
+}
