@@ -312,7 +312,7 @@ pub fn base64(input: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
-// HTTP/1.1 response parsing: pure, incremental, testable at every split point.
+// HTTP/1.1 responses, read with the shared sans-IO decoder (`crate::http::decode`).
 
 /// A parsed HTTP response.
 #[derive(Clone, Debug, Default)]
@@ -333,229 +333,61 @@ impl HttpResponse {
     }
 }
 
-/// How the body of a response is delimited.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodyKind {
-    None,
-    Length(usize),
-    Chunked,
-    UntilClose,
-}
-
-/// A parsed response head: status, lower-cased headers, body kind, bytes consumed.
-pub type Head = (u16, Vec<(String, String)>, BodyKind, usize);
-
-/// Parses a response head from `buf`. `Ok(None)` means "need more bytes".
-/// Returns the status, headers, body kind and the number of bytes consumed.
-pub fn parse_head(buf: &[u8], method: &str) -> Result<Option<Head>, String> {
-    let end = match find(buf, b"\r\n\r\n") {
-        Some(i) => i + 4,
-        None => {
-            if buf.len() > 1 << 20 {
-                return Err("net/http: server response headers exceeded 1048576 bytes".into());
-            }
-            return Ok(None);
-        }
-    };
-    let text =
-        std::str::from_utf8(&buf[..end - 4]).map_err(|_| "malformed HTTP response".to_string())?;
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let mut parts = status_line.splitn(3, ' ');
-    let proto = parts.next().unwrap_or("");
-    if !proto.starts_with("HTTP/") {
-        return Err(format!("malformed HTTP response {:?}", status_line));
-    }
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("malformed HTTP status code {:?}", status_line))?;
-    let mut headers = Vec::new();
-    for line in lines {
-        let (k, v) = line
-            .split_once(':')
-            .ok_or_else(|| format!("malformed MIME header line: {line}"))?;
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-    }
-    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let kind = if method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status)
-    {
-        BodyKind::None
-    } else if get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-        BodyKind::Chunked
-    } else if let Some(cl) = get("content-length") {
-        BodyKind::Length(
-            cl.parse()
-                .map_err(|_| format!("bad Content-Length {:?}", cl))?,
-        )
-    } else {
-        BodyKind::UntilClose
-    };
-    Ok(Some((status, headers, kind, end)))
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Incremental chunked-body decoder. Feed bytes; it reports how many it consumed.
-#[derive(Debug, Default)]
-pub struct ChunkedDecoder {
-    state: ChunkState,
-    pub body: Vec<u8>,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum ChunkState {
-    #[default]
-    Size,
-    Data(usize),
-    DataCrlf,
-    Trailer,
-    Done,
-}
-
-impl ChunkedDecoder {
-    pub fn is_done(&self) -> bool {
-        self.state == ChunkState::Done
-    }
-
-    /// Consumes as much of `buf` as possible; returns the number of bytes used.
-    pub fn feed(&mut self, buf: &[u8]) -> Result<usize, String> {
-        let mut pos = 0;
-        loop {
-            match self.state {
-                ChunkState::Done => return Ok(pos),
-                ChunkState::Size => {
-                    let Some(i) = find(&buf[pos..], b"\r\n") else {
-                        return Ok(pos);
-                    };
-                    let line = std::str::from_utf8(&buf[pos..pos + i])
-                        .map_err(|_| "malformed chunked encoding".to_string())?;
-                    let hex = line.split(';').next().unwrap_or("").trim();
-                    let n = usize::from_str_radix(hex, 16)
-                        .map_err(|_| "malformed chunked encoding".to_string())?;
-                    pos += i + 2;
-                    self.state = if n == 0 {
-                        ChunkState::Trailer
-                    } else {
-                        ChunkState::Data(n)
-                    };
-                }
-                ChunkState::Data(n) => {
-                    let take = n.min(buf.len() - pos);
-                    if take == 0 {
-                        return Ok(pos);
-                    }
-                    self.body.extend_from_slice(&buf[pos..pos + take]);
-                    pos += take;
-                    self.state = if take == n {
-                        ChunkState::DataCrlf
-                    } else {
-                        ChunkState::Data(n - take)
-                    };
-                }
-                ChunkState::DataCrlf => {
-                    if buf.len() - pos < 2 {
-                        return Ok(pos);
-                    }
-                    if &buf[pos..pos + 2] != b"\r\n" {
-                        return Err("malformed chunked encoding".into());
-                    }
-                    pos += 2;
-                    self.state = ChunkState::Size;
-                }
-                ChunkState::Trailer => {
-                    let Some(i) = find(&buf[pos..], b"\r\n") else {
-                        return Ok(pos);
-                    };
-                    pos += i + 2;
-                    if i == 0 {
-                        self.state = ChunkState::Done;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Reads one full response from `r`. `leftover` holds bytes read past the previous
-/// response on this connection (and receives bytes past this one). Returns the response
-/// and whether the connection may be reused.
+/// Reads one full response from `r` with the shared decoder ([`crate::http::decode`]).
+/// `leftover` holds bytes read past the previous response on this connection (and receives
+/// bytes past this one). Returns the response and whether the connection may be reused.
 pub fn read_response<R: Read>(
     r: &mut R,
     leftover: &mut Vec<u8>,
     method: &str,
 ) -> Result<(HttpResponse, bool), ReadError> {
+    use crate::http::decode::{Event, ResponseDecoder};
+    let mut decoder = ResponseDecoder::new(method == "HEAD");
     let mut buf = std::mem::take(leftover);
     let mut tmp = [0u8; 8192];
-    let (status, headers, kind, used) = loop {
-        if let Some(h) = parse_head(&buf, method).map_err(ReadError::Protocol)? {
-            break h;
+    let mut resp = HttpResponse::default();
+    let mut keep_alive = false;
+    loop {
+        let (used, event) = decoder
+            .decode(&buf)
+            .map_err(|e| ReadError::Protocol(e.to_string()))?;
+        let starved = used == 0 && event.is_none();
+        let mut done = false;
+        match event {
+            Some(Event::Head(head)) => {
+                resp.status = head.status;
+                keep_alive = head.keep_alive;
+                resp.headers = head
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                    .collect();
+            }
+            Some(Event::Data(d)) => resp.body.extend_from_slice(d),
+            Some(Event::End) => done = true,
+            None => {}
         }
-        let n = r.read(&mut tmp).map_err(ReadError::Io)?;
-        if n == 0 {
-            return Err(if buf.is_empty() {
-                ReadError::Eof
-            } else {
-                ReadError::UnexpectedEof
-            });
-        }
-        buf.extend_from_slice(&tmp[..n]);
-    };
-    buf.drain(..used);
-    let close = headers
-        .iter()
-        .any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close"));
-    let mut resp = HttpResponse {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    match kind {
-        BodyKind::None => {
+        buf.drain(..used);
+        if done {
             *leftover = buf;
-            Ok((resp, !close))
+            return Ok((resp, keep_alive));
         }
-        BodyKind::Length(n) => {
-            while buf.len() < n {
-                let k = r.read(&mut tmp).map_err(ReadError::Io)?;
-                if k == 0 {
-                    return Err(ReadError::UnexpectedEof);
+        if starved {
+            let n = r.read(&mut tmp).map_err(ReadError::Io)?;
+            if n == 0 {
+                if decoder.in_head() {
+                    return Err(if buf.is_empty() && resp.status == 0 {
+                        ReadError::Eof
+                    } else {
+                        ReadError::UnexpectedEof
+                    });
                 }
-                buf.extend_from_slice(&tmp[..k]);
+                return match decoder.finish() {
+                    Ok(_) => Ok((resp, false)),
+                    Err(_) => Err(ReadError::UnexpectedEof),
+                };
             }
-            resp.body = buf[..n].to_vec();
-            *leftover = buf[n..].to_vec();
-            Ok((resp, !close))
-        }
-        BodyKind::Chunked => {
-            let mut dec = ChunkedDecoder::default();
-            let mut used = dec.feed(&buf).map_err(ReadError::Protocol)?;
-            buf.drain(..used);
-            while !dec.is_done() {
-                let k = r.read(&mut tmp).map_err(ReadError::Io)?;
-                if k == 0 {
-                    return Err(ReadError::UnexpectedEof);
-                }
-                buf.extend_from_slice(&tmp[..k]);
-                used = dec.feed(&buf).map_err(ReadError::Protocol)?;
-                buf.drain(..used);
-            }
-            resp.body = dec.body;
-            *leftover = buf;
-            Ok((resp, !close))
-        }
-        BodyKind::UntilClose => {
-            loop {
-                let k = r.read(&mut tmp).map_err(ReadError::Io)?;
-                if k == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&tmp[..k]);
-            }
-            resp.body = buf;
-            Ok((resp, false))
+            buf.extend_from_slice(&tmp[..n]);
         }
     }
 }
@@ -2309,22 +2141,6 @@ mod tests {
     }
 
     #[test]
-    fn chunked_decoder_at_every_split_point() {
-        let body = b"3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nTrailer: x\r\n\r\n";
-        for split in 0..body.len() {
-            let mut d = ChunkedDecoder::default();
-            let mut buf = body[..split].to_vec();
-            let used = d.feed(&buf).unwrap();
-            buf.drain(..used);
-            buf.extend_from_slice(&body[split..]);
-            let used = d.feed(&buf).unwrap();
-            assert_eq!(used, buf.len(), "split {split}");
-            assert!(d.is_done(), "split {split}");
-            assert_eq!(d.body, b"abc0123456789abcdef", "split {split}");
-        }
-    }
-
-    #[test]
     fn content_length_and_close_bodies() {
         let mut r = Trickle {
             data: b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nabcHTTP/1.0 200 OK\r\nConnection: close\r\n\r\nrest",
@@ -2358,7 +2174,14 @@ mod tests {
             read_response(&mut r, &mut Vec::new(), "GET"),
             Err(ReadError::Eof)
         ));
-        assert!(parse_head(b"FOO 200\r\n\r\n", "GET").is_err());
+        let mut r = Trickle {
+            data: b"FOO 200\r\n\r\n",
+            step: 4,
+        };
+        assert!(matches!(
+            read_response(&mut r, &mut Vec::new(), "GET"),
+            Err(ReadError::Protocol(_))
+        ));
     }
 
     #[test]

@@ -41,6 +41,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("tern::tls", "transport"),
     ("tern::shard", "etcdserver"),
     ("tern::server", "etcdserver"),
+    ("tern::listener", "etcdserver"),
     ("tern::metrics", "etcdserver"),
 ];
 
