@@ -38,6 +38,7 @@ pub fn probed_addresses(
     let mut listens = Vec::with_capacity(urls.len());
     for u in urls {
         let addr = u.socket_addr();
+        claim(&addr)?;
         probe_listen_address(&addr)?;
         let tls = match u.url().scheme {
             crate::config::Scheme::Https => tls.clone(),
@@ -46,6 +47,34 @@ pub fn probed_addresses(
         listens.push(Listen { addr, tls });
     }
     Ok(listens)
+}
+
+/// Claims `addr` for this process for its lifetime: an abstract Unix socket named after it,
+/// which the kernel lets one socket hold at a time (and frees when the process ends, however it
+/// ends). Every shard binds with SO_REUSEPORT, which lets any process of the same user bind the
+/// same address too: two terns started at once on one port would both listen and share its
+/// connections. The claim makes the second fail instead.
+fn claim(addr: &SocketAddr) -> Result<(), StartError> {
+    use std::os::linux::net::SocketAddrExt;
+    static HELD: std::sync::Mutex<Vec<std::os::unix::net::UnixListener>> =
+        std::sync::Mutex::new(Vec::new());
+    let name = format!("tern-listen-{addr}");
+    let bound = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+        .and_then(|sa| std::os::unix::net::UnixListener::bind_addr(&sa));
+    match bound {
+        Ok(l) => {
+            HELD.lock().unwrap_or_else(|p| p.into_inner()).push(l);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(StartError(format!(
+            "listen tcp {addr}: bind: address already in use (another tern listens there)"
+        ))),
+        Err(e) => {
+            // No abstract sockets here (another network namespace setup): the probe remains.
+            tracing::warn!("cannot claim {addr} for this process: {e}");
+            Ok(())
+        }
+    }
 }
 
 /// Every shard binds each client address with SO_REUSEPORT, which would let a second tern on
@@ -161,5 +190,20 @@ pub async fn accept_connections<H: Handler + 'static>(
                 backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_claimed_once() {
+        let addr: SocketAddr = format!("127.0.0.1:{}", 40000 + std::process::id() % 20000)
+            .parse()
+            .unwrap();
+        assert!(claim(&addr).is_ok());
+        let second = claim(&addr).unwrap_err().0;
+        assert!(second.contains("address already in use"), "{second}");
     }
 }

@@ -473,3 +473,61 @@ fn etcd_environment_variables_configure_tern() {
     let _ = std::fs::remove_dir_all(dir);
     assert_eq!(name, "from-env");
 }
+
+#[test]
+fn two_terns_started_at_once_on_one_port_do_not_share_it() {
+    let port = common::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let start = |tag: &str| {
+        let dir = common::temp_dir(tag);
+        let peer = format!("http://127.0.0.1:{}", common::free_port());
+        std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+            .args(["--data-dir"])
+            .arg(dir.join("data"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut a = start("twin-a");
+    let mut b = start("twin-b");
+    // One of them gives up; the other serves.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let loser = loop {
+        if let Some(status) = a.try_wait().unwrap() {
+            break (a, b, status);
+        }
+        if let Some(status) = b.try_wait().unwrap() {
+            break (b, a, status);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both terns kept running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (lost, mut won, status) = loser;
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut lost.stderr.unwrap(), &mut err).unwrap();
+    assert!(err.contains("address already in use"), "{err}");
+    assert!(
+        won.try_wait().unwrap().is_none(),
+        "the other tern stopped too"
+    );
+    let _ = won.kill();
+    let _ = won.wait();
+}

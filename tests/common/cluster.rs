@@ -3,13 +3,13 @@
 //! file in its directory, and helpers to kill, pause, restart, and ask who leads.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{temp_dir, Client, Resp};
+use super::{free_port_on, temp_dir, Client, Resp};
 
 /// Heartbeat and election timeout every test cluster runs with (ms): quick elections.
 pub const HEARTBEAT_MS: u64 = 50;
@@ -83,14 +83,6 @@ fn next_network() -> (u8, u8) {
     let n = N.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
     ((10 + pid % 200) as u8, (n % 250) as u8 + 1)
-}
-
-fn free_port_on(ip: &str) -> u16 {
-    TcpListener::bind(format!("{ip}:0"))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub struct Cluster {
