@@ -1,4 +1,4 @@
-//! A small blocking etcd v2 client for `ternctl` (and later discovery, proxy and bench).
+//! A small blocking etcd v2 client: `ternctl`, discovery and the proxy's refresher use it.
 //!
 //! Owns: endpoint URLs, a keep-alive HTTP/1.1 transport on `std::net` (Content-Length,
 //! chunked and read-to-close bodies, dial/header/total timeouts), the cluster client that
