@@ -14,7 +14,7 @@
 //! Std only: threads and blocking `TcpStream`s. The machine is shared and the client threads
 //! compete with the server for cores, so figures move between runs.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -334,7 +334,9 @@ struct Response {
 
 /// One keep-alive HTTP/1.1 connection.
 struct Conn {
-    reader: BufReader<TcpStream>,
+    reader: TcpStream,
+    /// Bytes read past the previous response.
+    leftover: Vec<u8>,
     writer: TcpStream,
     host: String,
 }
@@ -345,7 +347,8 @@ impl Conn {
         s.set_read_timeout(Some(Duration::from_secs(60)))?;
         s.set_nodelay(true)?;
         Ok(Conn {
-            reader: BufReader::new(s.try_clone()?),
+            reader: s.try_clone()?,
+            leftover: Vec::new(),
             writer: s,
             host: addr.to_string(),
         })
@@ -370,69 +373,14 @@ impl Conn {
         self.read_response()
     }
 
+    /// Reads one response with tern's shared decoder (`tern::client::read_response`).
     fn read_response(&mut self) -> std::io::Result<Response> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(invalid("connection closed before the status line"));
-        }
-        let status = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| invalid(&format!("bad status line {line:?}")))?;
-        let (mut length, mut chunked) = (None, false);
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line)?;
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            let Some((name, value)) = header.split_once(':') else {
-                continue;
-            };
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = Some(value.parse().map_err(|_| invalid(header))?);
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.eq_ignore_ascii_case("chunked");
-            }
-        }
-        let body = if status == 204 || status == 304 {
-            Vec::new()
-        } else if chunked {
-            self.read_chunked()?
-        } else {
-            let mut body = vec![0; length.unwrap_or(0)];
-            self.reader.read_exact(&mut body)?;
-            body
-        };
-        Ok(Response { status, body })
-    }
-
-    fn read_chunked(&mut self) -> std::io::Result<Vec<u8>> {
-        let mut body = Vec::new();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line)?;
-            let size = line.trim().split(';').next().unwrap_or("");
-            let size = usize::from_str_radix(size, 16)
-                .map_err(|_| invalid(&format!("bad chunk size {line:?}")))?;
-            if size == 0 {
-                // Trailers (none expected), then the empty line.
-                loop {
-                    line.clear();
-                    if self.reader.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
-                        return Ok(body);
-                    }
-                }
-            }
-            let start = body.len();
-            body.resize(start + size + 2, 0);
-            self.reader.read_exact(&mut body[start..])?;
-            body.truncate(start + size);
-        }
+        let (resp, _) = tern::client::read_response(&mut self.reader, &mut self.leftover, "GET")
+            .map_err(|e| invalid(&format!("{e:?}")))?;
+        Ok(Response {
+            status: resp.status,
+            body: resp.body,
+        })
     }
 }
 

@@ -1110,16 +1110,18 @@ fn read_all(r: &mut impl Read) -> std::io::Result<Vec<u8>> {
 }
 
 fn parse_response(raw: &[u8]) -> std::io::Result<(u16, String)> {
-    let text = String::from_utf8_lossy(raw);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "no status"))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string());
-    Ok((status, body))
+    // The whole answer is in `raw` (the connection was read to its end): tern's decoder.
+    match tern::http::decode::decode_all(raw, false, true) {
+        Ok(Some((head, body, _))) => Ok((head.status, String::from_utf8_lossy(&body).into_owned())),
+        Ok(None) => Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "no response",
+        )),
+        Err(e) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            e.to_string(),
+        )),
+    }
 }
 
 /// A listener on a free port of `ip` (the caller releases it before the server binds it).

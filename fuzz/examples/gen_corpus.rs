@@ -196,6 +196,31 @@ fn http() {
     write(t, "over-small-limit", b"1e\r\n012345678901234567890123456789\r\n1e\r\n012345678901234567890123456789\r\n0\r\n\r\n");
     write(t, "bad-data-end", b"2\r\nabXY0\r\n\r\n");
     write(t, "bad-trailer", b"0\r\nbad trailer\r\n\r\n");
+
+    // Responses: the first byte picks the piece size of the split feed.
+    let t = "http_response";
+    write(
+        t,
+        "length-then-chunked",
+        b"\x03HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
+    write(
+        t,
+        "continue-then-close",
+        b"\x01HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\n\r\nuntil close",
+    );
+    write(
+        t,
+        "no-content-then-trailer",
+        b"\x07HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;ext=1\r\nab\r\n0\r\nTrailer: x\r\n\r\n",
+    );
+    write(
+        t,
+        "etcd-watch-stream",
+        b"\x05HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Etcd-Index: 7\r\nTransfer-Encoding: chunked\r\n\r\n54\r\n{\"action\":\"set\",\"node\":{\"key\":\"/a\",\"value\":\"1\",\"modifiedIndex\":8,\"createdIndex\":8}}\n\r\n",
+    );
+    write(t, "bad-status", b"\x02HTTP/1.1 2x0 OK\r\n\r\n");
+    write(t, "leading-crlf", b"\x01\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 }
 
 fn form() {

@@ -4,7 +4,9 @@
 // ---------------------------------------------------------------------------------------
 // URLs and escaping (Go's net/url rules, so --debug prints the same cURL lines).
 
-/// A parsed endpoint or request URL: `scheme://host[:port]path[?query]`.
+/// A parsed endpoint or request URL: `scheme://host[:port]path[?query]`. Not
+/// [`crate::config::Url`], which validates a flag's `scheme://host:port` as etcd's flags are
+/// validated; this one takes what Go's `url.Parse` takes, with its error texts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
     pub scheme: String,

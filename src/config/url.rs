@@ -23,6 +23,9 @@ impl Scheme {
 }
 
 /// One parsed `scheme://host:port` URL. `host` is kept as written (IPv6 without brackets).
+/// Not [`crate::client::Url`]: a flag's URL is validated as etcd validates flags (a port, no
+/// path, a scheme tern listens with), while the client's follows Go's `net/url` for requests
+/// (paths, queries, opaque forms and the error texts etcdctl prints).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Url {
     pub scheme: Scheme,

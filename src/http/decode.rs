@@ -158,6 +158,12 @@ impl ResponseDecoder {
         self.state == State::Done
     }
 
+    /// True inside a chunk's data: the last [`Event::Data`] did not end its chunk (callers that
+    /// treat each chunk as a message, as a watch stream's events are, read on).
+    pub fn in_chunk_data(&self) -> bool {
+        matches!(self.state, State::ChunkData(_))
+    }
+
     /// True while no byte of the current response has been decoded.
     pub fn in_head(&self) -> bool {
         self.state == State::Head

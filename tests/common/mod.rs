@@ -6,12 +6,14 @@ pub mod certs;
 pub mod cluster;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use tern::http::decode::{Event, ResponseDecoder};
 
 /// A free TCP port on 127.0.0.1 (bound and released).
 pub fn free_port() -> u16 {
@@ -293,10 +295,25 @@ impl Write for Stream {
     }
 }
 
-/// A keep-alive HTTP/1.1 client over one connection (plain or TLS).
+/// A keep-alive HTTP/1.1 client over one connection (plain or TLS). Responses are read with
+/// tern's own decoder (`tern::http::decode`), the one every tern client uses.
 pub struct Client {
-    reader: BufReader<Stream>,
+    stream: Stream,
+    /// Bytes read and not yet decoded.
+    buf: Vec<u8>,
+    decoder: ResponseDecoder,
     addr: SocketAddr,
+}
+
+/// What the decoder produced, owned.
+enum Decoded {
+    Head(tern::http::decode::ResponseHead),
+    Data(Vec<u8>),
+    End,
+}
+
+fn invalid(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
 }
 
 impl Client {
@@ -309,7 +326,9 @@ impl Client {
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
         s.set_nodelay(true)?;
         Ok(Client {
-            reader: BufReader::new(Stream::Plain(s)),
+            stream: Stream::Plain(s),
+            buf: Vec::new(),
+            decoder: ResponseDecoder::new(false),
             addr,
         })
     }
@@ -331,14 +350,16 @@ impl Client {
         // TLS 1.3: a refused client certificate shows only on the first read; a request
         // answered proves the server took it.
         Ok(Client {
-            reader: BufReader::new(Stream::Tls(Box::new(tls))),
+            stream: Stream::Tls(Box::new(tls)),
+            buf: Vec::new(),
+            decoder: ResponseDecoder::new(false),
             addr,
         })
     }
 
     /// The server's certificate chain (TLS connections only).
     pub fn peer_certificates(&self) -> Vec<Vec<u8>> {
-        match self.reader.get_ref() {
+        match &self.stream {
             Stream::Tls(t) => t
                 .conn
                 .peer_certificates()
@@ -349,11 +370,7 @@ impl Client {
     }
 
     pub fn set_read_timeout(&self, d: Duration) {
-        self.reader
-            .get_ref()
-            .tcp()
-            .set_read_timeout(Some(d))
-            .unwrap();
+        self.stream.tcp().set_read_timeout(Some(d)).unwrap();
     }
 
     /// Sends a request; `form` pairs become an urlencoded body (PUT/POST) or are ignored.
@@ -376,7 +393,7 @@ impl Client {
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        let w = self.reader.get_mut();
+        let w = &mut self.stream;
         w.write_all(bytes).unwrap();
         w.flush().unwrap();
     }
@@ -398,30 +415,55 @@ impl Client {
         req.push_str("\r\n");
         let mut bytes = req.into_bytes();
         bytes.extend_from_slice(body);
-        let w = self.reader.get_mut();
+        let w = &mut self.stream;
         w.write_all(&bytes)?;
         w.flush()?;
         self.read_response(method == "HEAD")
     }
 
-    /// Reads one response (headers, then a Content-Length or chunked body).
-    pub fn read_response(&mut self, head_only: bool) -> std::io::Result<Resp> {
-        let (status, headers) = self.read_head()?;
-        let mut body = Vec::new();
-        if head_only || status == 204 || status == 304 {
-        } else if headers
-            .get("transfer-encoding")
-            .is_some_and(|v| v.contains("chunked"))
-        {
-            while let Some(chunk) = self.read_chunk()? {
-                body.extend_from_slice(&chunk);
+    /// The decoder's next event, reading from the connection as it needs.
+    fn next_event(&mut self) -> std::io::Result<Decoded> {
+        loop {
+            let (used, event) = self.decoder.decode(&self.buf).map_err(invalid)?;
+            let event = event.map(|e| match e {
+                Event::Head(h) => Decoded::Head(h),
+                Event::Data(d) => Decoded::Data(d.to_vec()),
+                Event::End => Decoded::End,
+            });
+            self.buf.drain(..used);
+            if let Some(event) = event {
+                return Ok(event);
             }
-        } else if let Some(len) = headers.get("content-length") {
-            let len: usize = len.trim().parse().unwrap();
-            body.resize(len, 0);
-            self.reader.read_exact(&mut body)?;
-        } else {
-            self.reader.read_to_end(&mut body)?;
+            if used > 0 {
+                continue;
+            }
+            let mut tmp = [0u8; 16 * 1024];
+            let n = self.stream.read(&mut tmp)?;
+            if n == 0 {
+                if self.decoder.in_head() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "connection closed",
+                    ));
+                }
+                self.decoder.finish().map_err(invalid)?;
+                return Ok(Decoded::End);
+            }
+            self.buf.extend_from_slice(&tmp[..n]);
+        }
+    }
+
+    /// Reads one response (headers, then a Content-Length, chunked or until-close body).
+    pub fn read_response(&mut self, head_only: bool) -> std::io::Result<Resp> {
+        self.decoder = ResponseDecoder::new(head_only);
+        let (status, headers) = self.head()?;
+        let mut body = Vec::new();
+        loop {
+            match self.next_event()? {
+                Decoded::Data(d) => body.extend_from_slice(&d),
+                Decoded::End => break,
+                Decoded::Head(_) => return Err(invalid("a head inside a body")),
+            }
         }
         Ok(Resp {
             status,
@@ -430,60 +472,41 @@ impl Client {
         })
     }
 
+    /// Reads a response's head (header names lower-cased); its body follows with
+    /// [`Client::read_chunk`].
     pub fn read_head(&mut self) -> std::io::Result<(u16, BTreeMap<String, String>)> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "connection closed",
-            ));
-        }
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("bad status line {line:?}"),
-                )
-            })?;
-        let mut headers = BTreeMap::new();
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line)?;
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
-        Ok((status, headers))
+        self.decoder = ResponseDecoder::new(false);
+        self.head()
     }
 
-    /// One chunk of a chunked body, `None` at the terminating chunk.
-    pub fn read_chunk(&mut self) -> std::io::Result<Option<Vec<u8>>> {
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).map_err(
-            |_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("bad chunk size {line:?}"),
-                )
-            },
-        )?;
-        if size == 0 {
-            line.clear();
-            self.reader.read_line(&mut line)?;
-            return Ok(None);
+    fn head(&mut self) -> std::io::Result<(u16, BTreeMap<String, String>)> {
+        match self.next_event()? {
+            Decoded::Head(h) => Ok((
+                h.status,
+                h.headers
+                    .into_iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                    .collect(),
+            )),
+            _ => Err(invalid("a body before its head")),
         }
-        let mut chunk = vec![0; size + 2];
-        self.reader.read_exact(&mut chunk)?;
-        chunk.truncate(size);
-        Ok(Some(chunk))
+    }
+
+    /// One chunk of a chunked body (a watch event), `None` at the terminating chunk.
+    pub fn read_chunk(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        let mut chunk = Vec::new();
+        loop {
+            match self.next_event()? {
+                Decoded::Data(d) => {
+                    chunk.extend_from_slice(&d);
+                    if !self.decoder.in_chunk_data() {
+                        return Ok(Some(chunk));
+                    }
+                }
+                Decoded::End => return Ok(None),
+                Decoded::Head(_) => return Err(invalid("a head inside a body")),
+            }
+        }
     }
 }
 
