@@ -395,12 +395,21 @@ fn run_cell(cluster: &Cluster, cell: &Cell, mode: &Mode) -> CellResult {
             v
         }
     };
+    loadgen::run(&cell_spec(endpoints, cell, mode)).map_err(|e| e.to_string())
+}
+
+/// The load of `cell` (operation, value size, clients) on `endpoints` for one cell's time.
+fn cell_spec<E: Into<Endpoint>>(
+    endpoints: impl IntoIterator<Item = E>,
+    cell: &Cell,
+    mode: &Mode,
+) -> Spec {
     let mut spec = Spec::new(endpoints, cell.op);
     spec.value_size = cell.value_size;
     spec.clients = cell.clients;
     spec.threads = mode.threads.min(cell.clients);
     spec.stop = Stop::Duration(mode.cell);
-    loadgen::run(&spec).map_err(|e| e.to_string())
+    spec
 }
 
 fn table_row(
@@ -670,12 +679,8 @@ fn tls_section(root: &Path, etcd_bin: Option<&PathBuf>, mode: &Mode, notes: &mut
                     (true, Some((addr, _))) => Endpoint::https(*addr),
                     _ => Endpoint::plain(c.leader),
                 };
-                let mut spec = Spec::new([endpoint], op);
+                let mut spec = cell_spec([endpoint], &cell, mode);
                 spec.tls = Some(Arc::clone(&tls.client));
-                spec.value_size = cell.value_size;
-                spec.clients = cell.clients;
-                spec.threads = mode.threads.min(cell.clients);
-                spec.stop = Stop::Duration(mode.cell);
                 run_measured(&spec, c.members[0].child.id())
             };
             let t = run(&tern);

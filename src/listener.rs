@@ -124,6 +124,38 @@ pub async fn stopping(shared: &Shared) {
     }
 }
 
+/// Binds this shard's listener on each of `listens` and starts its accept loop; the loops end
+/// once the process is stopping.
+pub fn accept_on_all<H: Handler + 'static>(
+    listens: &[Listen],
+    handler: &Rc<H>,
+    limits: Limits,
+    shared: &Arc<Shared>,
+) -> Result<Vec<glommio::task::JoinHandle<()>>, StartError> {
+    let mut loops = Vec::with_capacity(listens.len());
+    for listen in listens {
+        let listener = bind_shard_listener(listen.addr)?;
+        loops.push(
+            glommio::spawn_local(accept_connections(
+                listener,
+                listen.clone(),
+                handler.clone(),
+                limits,
+                shared.clone(),
+            ))
+            .detach(),
+        );
+    }
+    Ok(loops)
+}
+
+/// Counts this shard as serving clients; the last of them tells systemd the process is ready.
+pub fn shard_serving(shared: &Shared) {
+    if shared.serving.fetch_add(1, Ordering::SeqCst) + 1 == shared.nshards {
+        crate::shutdown::notify("READY=1");
+    }
+}
+
 /// Accepts connections on one listener and serves each with `handler` under `limits`. A
 /// connection beyond the descriptor budget ([`ConnectionPermit`]) is closed at once; a failing
 /// accept (descriptors exhausted all the same) backs off up to a second. Both are logged at

@@ -15,9 +15,7 @@ use crate::api::{Api, ApiShared};
 use crate::cluster::{cluster_id, Member};
 use crate::config::Config;
 use crate::http::Limits;
-use crate::listener::{
-    accept_connections, bind_shard_listener, probed_addresses, stopping, Listen,
-};
+use crate::listener::{accept_on_all, probed_addresses, shard_serving, stopping, Listen};
 use crate::raft::storage::{recover, Bootstrap, FirstStart, Paths, Recovered};
 use crate::raft::RaftSettings;
 use crate::shard::{Shard, ShardMsg, Shared};
@@ -34,9 +32,6 @@ const PEER_MAX_BODY: usize = crate::transport::peer_api::MAX_SNAPSHOT_BODY;
 const PEER_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Locked memory each executor asks io_uring for (registered buffers).
 const IO_MEMORY: usize = 1 << 20;
-
-/// What `discover` says when the cluster is full and the flags ask for a proxy instead.
-const FALL_BACK_TO_PROXY: &str = "discovery: cluster is full; falling back to proxy";
 
 /// A start-up failure, printed as `tern: <message>` before exiting 1.
 #[derive(Debug)]
@@ -191,13 +186,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
     if config.is_proxy() {
         return crate::proxy::run(config);
     }
-    if let Err(e) = discover(&mut config) {
-        if e.0 == FALL_BACK_TO_PROXY {
-            tracing::info!("discovery cluster full, falling back to proxy");
-            config.proxy = crate::config::ProxyMode::On;
-            return crate::proxy::run(config);
-        }
-        return Err(e);
+    if discover(&mut config)? == Discovered::ClusterFull {
+        tracing::info!("discovery cluster full, falling back to proxy");
+        config.proxy = crate::config::ProxyMode::On;
+        return crate::proxy::run(config);
     }
     let mut cluster = plan_cluster(&config)?;
     // Every certificate and key is checked before anything else is done or printed.
@@ -276,27 +268,44 @@ pub fn run(config: Config) -> Result<(), StartError> {
         nshards,
     };
     let mesh = MeshBuilder::full(nshards, MESH_CHANNEL);
+    run_executors("shard", nshards, config.pin_shards, move |i| {
+        let (plan, mesh) = (plan.clone(), mesh.clone());
+        move || shard_main(i, plan, mesh)
+    })
+}
+
+/// Runs `body(i)()` on executor `i` of `nshards` (threads `tern-<kind>-<i>`) until every one
+/// ends; the first error any returns, or a panic's. Pinned (`--pin-shards`), executor `i` owns
+/// CPU `i`; unpinned (the default), the kernel can move one off a core that other processes (a
+/// co-located member, a load generator) need. Shared by members and proxies.
+pub(crate) fn run_executors<B, S, F>(
+    kind: &str,
+    nshards: usize,
+    pin: bool,
+    body: B,
+) -> Result<(), StartError>
+where
+    B: Fn(usize) -> S,
+    S: FnOnce() -> F + Send + 'static,
+    F: std::future::Future<Output = Result<(), StartError>> + 'static,
+{
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     let mut handles = Vec::with_capacity(nshards);
     for i in 0..nshards {
-        let plan = plan.clone();
-        let mesh = mesh.clone();
-        // Pinned, shards own their cores; unpinned (the default), the kernel can move a shard
-        // off a core that other processes (a co-located member, a load generator) need.
-        let placement = if config.pin_shards {
+        let placement = if pin {
             Placement::Fixed(i % cpus)
         } else {
             Placement::Unbound
         };
         let handle = LocalExecutorBuilder::new(placement)
-            .name(&format!("tern-shard-{i}"))
+            .name(&format!("tern-{kind}-{i}"))
             .io_memory(IO_MEMORY)
-            .spawn(move || shard_main(i, plan, mesh))
+            .spawn(body(i))
             .map_err(|e| {
                 StartError(format!(
-                    "cannot start shard {i}: {e} (io_uring and locked memory are required)"
+                    "cannot start {kind} {i}: {e} (io_uring and locked memory are required)"
                 ))
             })?;
         handles.push(handle);
@@ -305,7 +314,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     for h in handles {
         let outcome = match h.join() {
             Ok(result) => result,
-            Err(e) => Err(StartError(format!("shard failed: {e}"))),
+            Err(e) => Err(StartError(format!("{kind} failed: {e}"))),
         };
         if let Err(e) = outcome {
             first_error.get_or_insert(e);
@@ -330,7 +339,16 @@ struct ClusterPlan {
 /// `--discovery` and `--discovery-srv`: on a first start the initial cluster comes from the
 /// discovery service (which may wait for the other members) or the DNS SRV records; on a
 /// restart the WAL knows the cluster (and a discovery token is ignored, with etcd's warning).
-fn discover(config: &mut Config) -> Result<(), StartError> {
+/// What discovery decided this process is.
+#[derive(Debug, PartialEq, Eq)]
+enum Discovered {
+    /// A member (of the cluster found, or of the one its flags or WAL describe).
+    Member,
+    /// The discovery cluster is full and `--discovery-fallback proxy` asks for a proxy.
+    ClusterFull,
+}
+
+fn discover(config: &mut Config) -> Result<Discovered, StartError> {
     use crate::cluster::discovery::{join_cluster, DiscoveryError};
     let restart =
         crate::wal::Wal::exists(&Paths::new(&config.data_dir, config.wal_dir.as_deref()).wal);
@@ -340,7 +358,7 @@ fn discover(config: &mut Config) -> Result<(), StartError> {
             &config.name,
             &config.initial_advertise_peer_urls,
         );
-        return Ok(());
+        return Ok(Discovered::Member);
     }
     if let Some(domain) = config.discovery_srv.clone() {
         let urls: Vec<String> = config
@@ -354,10 +372,10 @@ fn discover(config: &mut Config) -> Result<(), StartError> {
         tracing::info!("discovery-srv: the initial cluster from {domain} is {found}");
         config.initial_cluster = crate::config::InitialCluster::parse(&found)
             .map_err(|e| StartError(format!("discovery-srv: {e}")))?;
-        return Ok(());
+        return Ok(Discovered::Member);
     }
     let Some(url) = config.discovery.clone() else {
-        return Ok(());
+        return Ok(Discovered::Member);
     };
     let me = crate::config::InitialCluster::from_member(
         &config.name,
@@ -370,7 +388,7 @@ fn discover(config: &mut Config) -> Result<(), StartError> {
             paths.wal.display()
         );
         config.initial_cluster = me;
-        return Ok(());
+        return Ok(Discovered::Member);
     }
     let urls: Vec<String> = config
         .initial_advertise_peer_urls
@@ -386,14 +404,15 @@ fn discover(config: &mut Config) -> Result<(), StartError> {
         tls: None,
         proxy: config.discovery_proxy.clone(),
     };
-    let found = join_cluster(&url, id, &me.to_string(), &via).map_err(|e| match e {
-        DiscoveryError::FullCluster
+    let found = match join_cluster(&url, id, &me.to_string(), &via) {
+        Ok(found) => found,
+        Err(DiscoveryError::FullCluster)
             if config.discovery_fallback == crate::config::DiscoveryFallback::Proxy =>
         {
-            StartError(FALL_BACK_TO_PROXY.into())
+            return Ok(Discovered::ClusterFull)
         }
-        e => StartError(e.to_string()),
-    })?;
+        Err(e) => return Err(StartError(e.to_string())),
+    };
     tracing::info!("discovery: the initial cluster is {found}");
     config.initial_cluster = crate::config::InitialCluster::parse(&found).map_err(|e| {
         StartError(format!(
@@ -401,7 +420,7 @@ fn discover(config: &mut Config) -> Result<(), StartError> {
         ))
     })?;
     config.initial_cluster_state = crate::config::ClusterState::New;
-    Ok(())
+    Ok(Discovered::Member)
 }
 
 fn plan_cluster(config: &Config) -> Result<ClusterPlan, StartError> {
@@ -577,23 +596,13 @@ async fn shard_main(
             max_batch_body: crate::transport::max_batch_body(plan.limits.max_body_bytes),
             snap_dir,
         });
-        for listen in &plan.peer_listen {
-            let listener = bind_shard_listener(listen.addr)?;
-            // The peer port takes bodies as large as a snapshot of the whole store.
-            let limits = Limits {
-                max_body_bytes: PEER_MAX_BODY,
-                body_timeout: Some(PEER_BODY_TIMEOUT),
-                ..Limits::default()
-            };
-            glommio::spawn_local(accept_connections(
-                listener,
-                listen.clone(),
-                peer_api.clone(),
-                limits,
-                plan.shared.clone(),
-            ))
-            .detach();
-        }
+        // The peer port takes bodies as large as a snapshot of the whole store.
+        let limits = Limits {
+            max_body_bytes: PEER_MAX_BODY,
+            body_timeout: Some(PEER_BODY_TIMEOUT),
+            ..Limits::default()
+        };
+        accept_on_all(&plan.peer_listen, &peer_api, limits, &plan.shared)?;
     }
     // Serve nothing older than what was committed before this start, and (as etcd) only once
     // the cluster knows this member's name and client URLs.
@@ -616,17 +625,7 @@ async fn shard_main(
         }
     }
     let api = Rc::new(Api::new(shard, startup.api.clone()));
-    let mut accept_loops = Vec::new();
-    for listen in &plan.listen {
-        let listener = bind_shard_listener(listen.addr)?;
-        accept_loops.push(glommio::spawn_local(accept_connections(
-            listener,
-            listen.clone(),
-            api.clone(),
-            plan.limits,
-            plan.shared.clone(),
-        )));
-    }
+    let accept_loops = accept_on_all(&plan.listen, &api, plan.limits, &plan.shared)?;
     if id == 0 {
         tracing::info!(
             "member {} ({}) of cluster {} serving clients on {} with {} shard(s)",
@@ -644,9 +643,7 @@ async fn shard_main(
             plan.nshards
         );
     }
-    if plan.shared.serving.fetch_add(1, Ordering::SeqCst) + 1 == plan.nshards {
-        crate::shutdown::notify("READY=1");
-    }
+    shard_serving(&plan.shared);
     panic_if_asked(id);
     for task in accept_loops {
         task.await;

@@ -109,11 +109,7 @@ pub fn auth_section(root: &Path, etcd_bin: Option<&PathBuf>, mode: &Mode, notes:
                 "auth off".to_string()
             };
             let run = |c: &Cluster| {
-                let mut spec = Spec::new([Endpoint::plain(c.leader)], op);
-                spec.value_size = cell.value_size;
-                spec.clients = cell.clients;
-                spec.threads = mode.threads.min(cell.clients);
-                spec.stop = Stop::Duration(mode.cell);
+                let mut spec = cell_spec([Endpoint::plain(c.leader)], &cell, mode);
                 spec.request_timeout = Duration::from_secs(60);
                 spec.basic_auth = with_auth.then(|| credentials.clone());
                 run_measured(&spec, c.members[0].child.id())

@@ -103,11 +103,7 @@ pub fn proxy_section(
             target: Target::Leader,
         };
         let run = |p: &Proxy| {
-            let mut spec = Spec::new([Endpoint::plain(p.addr)], op);
-            spec.value_size = cell.value_size;
-            spec.clients = cell.clients;
-            spec.threads = mode.threads.min(cell.clients);
-            spec.stop = Stop::Duration(mode.cell);
+            let mut spec = cell_spec([Endpoint::plain(p.addr)], &cell, mode);
             spec.request_timeout = Duration::from_secs(60);
             run_measured(&spec, p.child.id())
         };

@@ -302,14 +302,9 @@ impl Transport {
                 c
             }
         };
-        let host = url.dial_addr();
-        let host = host
-            .rsplit_once(':')
-            .map_or(host.as_str(), |(h, _)| h)
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let name = rustls::pki_types::ServerName::try_from(host.clone())
+        let addr = url.dial_addr();
+        let host = crate::tls::client::host_of(&addr);
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
             .map_err(|_| TransportError::Other(format!("bad TLS server name {host:?}")))?;
         let conn = rustls::ClientConnection::new(config, name)
             .map_err(|e| TransportError::Other(format!("tls: {e}")))?;

@@ -263,7 +263,7 @@ pub fn parse_endpoints(list: &str) -> Result<Vec<Endpoint>, SpecError> {
             .next()
             .ok_or_else(|| SpecError(format!("{raw}: resolves to no address")))?;
         let tls = if tls {
-            let host = host_of(hostport);
+            let host = crate::tls::client::host_of(hostport);
             let name = ServerName::try_from(host.to_string())
                 .map_err(|_| SpecError(format!("{raw}: {host:?} is not a TLS server name")))?;
             Some(name)
@@ -279,11 +279,6 @@ pub fn parse_endpoints(list: &str) -> Result<Vec<Endpoint>, SpecError> {
 }
 
 /// The host of `host:port` or `[v6]:port`, without brackets.
-fn host_of(hostport: &str) -> &str {
-    let host = hostport.rsplit_once(':').map_or(hostport, |(h, _)| h);
-    host.trim_start_matches('[').trim_end_matches(']')
-}
-
 /// The value written: `n` bytes of lowercase letters (no form escaping needed).
 pub fn value_of_size(n: usize) -> String {
     (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect()

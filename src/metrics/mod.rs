@@ -289,6 +289,22 @@ fn register(r: &prometheus::Registry, c: impl Collector + 'static) {
     let _ = r.register(Box::new(c));
 }
 
+/// The process's own families, a member's and a proxy's alike: `os_fd_used`, `os_fd_limit`
+/// and `process_*` (CPU, descriptors, memory, start time).
+fn process_families(r: &prometheus::Registry) {
+    gauge(
+        r,
+        "os_fd_used",
+        "The number of used file descriptors.",
+        open_fds(),
+    );
+    gauge(r, "os_fd_limit", "The file descriptor limit.", fd_limit());
+    register(
+        r,
+        prometheus::process_collector::ProcessCollector::for_self(),
+    );
+}
+
 fn open_fds() -> i64 {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as i64)
 }
@@ -607,17 +623,7 @@ pub fn render(s: &Scrape<'_>) -> String {
         "Total number of bytes written in WAL.",
         load(&raft.wal_write_bytes) as i64,
     );
-    gauge(
-        &r,
-        "os_fd_used",
-        "The number of used file descriptors.",
-        open_fds(),
-    );
-    gauge(&r, "os_fd_limit", "The file descriptor limit.", fd_limit());
-    register(
-        &r,
-        prometheus::process_collector::ProcessCollector::for_self(),
-    );
+    process_families(&r);
 
     // tern's own.
     register(&r, raft.wal_sync_entries.0.clone());

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 
-use super::{fd_limit, gauge, open_fds, register};
+use super::register;
 
 /// The proxy's families.
 pub struct ProxyMetrics {
@@ -91,17 +91,7 @@ pub fn render(m: &ProxyMetrics) -> String {
     register(&r, m.handled.clone());
     register(&r, m.dropped.clone());
     register(&r, m.handling.clone());
-    gauge(
-        &r,
-        "os_fd_used",
-        "The number of used file descriptors.",
-        open_fds(),
-    );
-    gauge(&r, "os_fd_limit", "The file descriptor limit.", fd_limit());
-    register(
-        &r,
-        prometheus::process_collector::ProcessCollector::for_self(),
-    );
+    super::process_families(&r);
     super::encode(&r)
 }
 

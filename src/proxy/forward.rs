@@ -90,23 +90,6 @@ impl Pool {
     }
 }
 
-/// Why a member gave no answer.
-#[derive(Debug)]
-enum ForwardError {
-    /// Nothing reached the member (dial or handshake failed): safe to try the next one.
-    Unreachable(String),
-    /// The request went out and no (complete) answer came.
-    NoAnswer(String),
-}
-
-impl std::fmt::Display for ForwardError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ForwardError::Unreachable(e) | ForwardError::NoAnswer(e) => f.write_str(e),
-        }
-    }
-}
-
 fn message(status: u16, text: &str) -> Response {
     let body = serde_json::json!({ "message": text }).to_string();
     Response::full(status, body).with_header("Content-Type", "application/json")
@@ -153,13 +136,7 @@ impl ProxyHandler {
                     .tls
                     .clone()
                     .ok_or("an https member and no TLS client configuration")?;
-                let host = authority
-                    .rsplit_once(':')
-                    .map_or(authority, |(h, _)| h)
-                    .trim_start_matches('[')
-                    .trim_end_matches(']');
-                let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                    .map_err(|_| format!("bad host {host:?}"))?;
+                let name = crate::tls::client::server_name(authority).map_err(|e| e.to_string())?;
                 let connector = futures_rustls::TlsConnector::from(config);
                 let handshake = connector.connect(name, stream);
                 match with_timeout(self.timeouts.dial.max(MIN_DIAL), handshake).await {
@@ -197,10 +174,10 @@ impl ProxyHandler {
         }
     }
 
-    /// One member's answer to `req`.
-    async fn forward(&self, endpoint: &str, req: &Request) -> Result<Response, ForwardError> {
-        let (_, authority) = split_endpoint(endpoint)
-            .ok_or(ForwardError::Unreachable("not an http(s) URL".into()))?;
+    /// One member's answer to `req`, or why there was none (the dial failed, or the request
+    /// went out and no complete answer came): either way the next member is tried.
+    async fn forward(&self, endpoint: &str, req: &Request) -> Result<Response, String> {
+        let (_, authority) = split_endpoint(endpoint).ok_or("not an http(s) URL")?;
         let request = encode_upstream(req, authority);
         let head_request = req.method == Method::Head;
         // A pooled connection the member has closed meanwhile fails at once: try a new one.
@@ -208,21 +185,11 @@ impl ProxyHandler {
         let (mut conn, head) = loop {
             let (mut conn, fresh) = match reused.take() {
                 Some(c) => (c, false),
-                None => (
-                    self.dial(endpoint)
-                        .await
-                        .map_err(ForwardError::Unreachable)?,
-                    true,
-                ),
+                None => (self.dial(endpoint).await?, true),
             };
             match self.exchange(&mut conn, &request, head_request).await {
                 Ok(head) => break (conn, head),
-                Err(e) if fresh => {
-                    return Err(ForwardError::NoAnswer(format!(
-                        "{} {endpoint}: {e}",
-                        req.method.as_str()
-                    )))
-                }
+                Err(e) if fresh => return Err(format!("{} {endpoint}: {e}", req.method.as_str())),
                 Err(_) => continue,
             }
         };
@@ -237,7 +204,9 @@ impl ProxyHandler {
         }
         match head.framing {
             Framing::None => {
-                self.pool.put(endpoint, conn);
+                if head.keep_alive {
+                    self.pool.put(endpoint, conn);
+                }
             }
             Framing::Length(n) if n <= WHOLE_BODY => {
                 let mut body = Vec::with_capacity(n as usize);
@@ -245,7 +214,7 @@ impl ProxyHandler {
                     match conn.read_body().await {
                         Ok(Some(piece)) => body.extend_from_slice(&piece),
                         Ok(None) => break,
-                        Err(e) => return Err(ForwardError::NoAnswer(e.to_string())),
+                        Err(e) => return Err(e.to_string()),
                     }
                 }
                 if head.keep_alive {
@@ -310,12 +279,8 @@ const MIN_DIAL: Duration = Duration::from_millis(10);
 
 /// `(https?, authority)` of an `http(s)://authority[/…]` endpoint.
 fn split_endpoint(endpoint: &str) -> Option<(bool, &str)> {
-    let (tls, rest) = match endpoint.strip_prefix("https://") {
-        Some(rest) => (true, rest),
-        None => (false, endpoint.strip_prefix("http://")?),
-    };
-    let authority = rest.split('/').next().unwrap_or(rest);
-    (!authority.is_empty()).then_some((tls, authority))
+    let authority = crate::transport::url_authority(endpoint)?;
+    Some((endpoint.starts_with("https://"), authority))
 }
 
 /// The request as the member gets it: same method, target and end-to-end headers; `Host` is
@@ -356,32 +321,32 @@ fn encode_upstream(req: &Request, authority: &str) -> Vec<u8> {
 impl Handler for ProxyHandler {
     async fn handle(&self, req: Request) -> Response {
         let started = Instant::now();
-        let method = req.method.as_str().to_string();
+        let method = req.method.as_str();
         if let Some(resp) = self.own_answer(&req) {
             return resp;
         }
         if self.readonly && req.method != Method::Get {
             return Response::new(501);
         }
-        self.metrics.requested(&method);
+        self.metrics.requested(method);
         let endpoints = self.director.borrow_mut().available(started);
         if endpoints.is_empty() {
             tracing::info!("proxy: zero endpoints currently available");
-            self.metrics.dropped(&method, "zero_endpoints");
+            self.metrics.dropped(method, "zero_endpoints");
             return message(503, "httpproxy: zero endpoints currently available");
         }
         for endpoint in &endpoints {
             match self.forward(endpoint, &req).await {
                 Ok(resp) => {
-                    self.metrics.handled(&method, resp.status);
+                    self.metrics.handled(method, resp.status);
                     if matches!(resp.body, crate::http::Body::Full(_)) {
-                        self.metrics.took(&method, started.elapsed());
+                        self.metrics.took(method, started.elapsed());
                     }
                     return resp;
                 }
                 Err(e) => {
                     tracing::info!("proxy: failed to direct request to {endpoint}: {e}");
-                    self.metrics.dropped(&method, "failed_sending_request");
+                    self.metrics.dropped(method, "failed_sending_request");
                     self.director.borrow_mut().failed(endpoint, Instant::now());
                 }
             }
@@ -390,7 +355,7 @@ impl Handler for ProxyHandler {
             "proxy: unable to get response from {} endpoint(s)",
             endpoints.len()
         );
-        self.metrics.dropped(&method, "failed_getting_response");
+        self.metrics.dropped(method, "failed_getting_response");
         message(
             502,
             &format!(

@@ -18,15 +18,12 @@ pub mod forward;
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use glommio::{LocalExecutorBuilder, Placement};
-
 use crate::config::{Config, ProxyMode};
 use crate::http::Limits;
-use crate::listener::{accept_connections, bind_shard_listener, probed_addresses, Listen};
+use crate::listener::{accept_on_all, probed_addresses, shard_serving, Listen};
 use crate::metrics::proxy::ProxyMetrics;
 use crate::server::StartError;
 use crate::shard::Shared;
@@ -92,12 +89,7 @@ fn initial_peer_urls(
         let server = crate::dns::name_server();
         return crate::cluster::srv::peer_urls(domain, &server).map_err(StartError);
     }
-    Ok(config
-        .initial_cluster
-        .to_string()
-        .split(',')
-        .filter_map(|pair| pair.split_once('=').map(|(_, u)| u.to_string()))
-        .collect())
+    Ok(peer_urls_of(&config.initial_cluster.to_string()))
 }
 
 /// The URLs of a `name=url,…` cluster string.
@@ -327,7 +319,6 @@ pub fn run(config: Config) -> Result<(), StartError> {
             read: config.proxy_read_timeout,
         },
         tls: upstream_tls,
-        nshards,
     };
     tracing::info!(
         "{} proxy with {nshards} shard(s) serving clients on {} (at most {connections} connections)",
@@ -338,30 +329,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let mut handles = Vec::with_capacity(nshards);
-    for i in 0..nshards {
+    crate::server::run_executors("proxy", nshards, config.pin_shards, move |_| {
         let plan = plan.clone();
-        let placement = if config.pin_shards {
-            Placement::Fixed(i % std::thread::available_parallelism().map_or(1, |n| n.get()))
-        } else {
-            Placement::Unbound
-        };
-        let handle = LocalExecutorBuilder::new(placement)
-            .name(&format!("tern-proxy-{i}"))
-            .spawn(move || proxy_shard(plan))
-            .map_err(|e| StartError(format!("cannot start proxy shard {i}: {e}")))?;
-        handles.push(handle);
-    }
-    let mut first_error = None;
-    for h in handles {
-        let outcome = h
-            .join()
-            .unwrap_or_else(|e| Err(StartError(format!("proxy shard failed: {e}"))));
-        if let Err(e) = outcome {
-            first_error.get_or_insert(e);
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+        move || proxy_shard(plan)
+    })
 }
 
 /// Everything a proxy shard needs, cloned into each executor.
@@ -376,7 +347,6 @@ struct ShardPlan {
     failure_wait: Duration,
     timeouts: Timeouts,
     tls: Arc<rustls::ClientConfig>,
-    nshards: usize,
 }
 
 async fn proxy_shard(plan: ShardPlan) -> Result<(), StartError> {
@@ -387,20 +357,8 @@ async fn proxy_shard(plan: ShardPlan) -> Result<(), StartError> {
         Some(plan.tls.clone()),
         plan.metrics.clone(),
     ));
-    let mut loops = Vec::new();
-    for listen in &plan.listen {
-        let listener = bind_shard_listener(listen.addr)?;
-        loops.push(glommio::spawn_local(accept_connections(
-            listener,
-            listen.clone(),
-            handler.clone(),
-            plan.limits,
-            plan.shared.clone(),
-        )));
-    }
-    if plan.shared.serving.fetch_add(1, Ordering::SeqCst) + 1 == plan.nshards {
-        crate::shutdown::notify("READY=1");
-    }
+    let loops = accept_on_all(&plan.listen, &handler, plan.limits, &plan.shared)?;
+    shard_serving(&plan.shared);
     for task in loops {
         task.await;
     }

@@ -28,6 +28,24 @@ impl ClientFiles {
     }
 }
 
+/// The host a certificate is checked against for `authority` (`host:port`, IPv6 in brackets):
+/// the host without the port and brackets, as Go's TLS client takes it.
+pub fn host_of(authority: &str) -> &str {
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// The server name to verify when dialling `authority` over TLS.
+pub fn server_name(authority: &str) -> std::io::Result<ServerName<'static>> {
+    let host = host_of(authority);
+    ServerName::try_from(host.to_string()).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("bad host {host:?}"),
+        )
+    })
+}
+
 fn certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     super::pem::certs(Path::new(path))
 }

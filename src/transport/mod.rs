@@ -305,13 +305,7 @@ async fn tls_handshake(
     authority: &str,
     ctx: &Context,
 ) -> io::Result<futures_rustls::client::TlsStream<glommio::net::TcpStream>> {
-    let host = authority
-        .rsplit_once(':')
-        .map_or(authority, |(h, _)| h)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("bad host {host:?}")))?;
+    let name = crate::tls::client::server_name(authority)?;
     let connector = futures_rustls::TlsConnector::from(ctx.tls.get());
     with_timeout(HANDSHAKE_TIMEOUT, connector.connect(name, stream))
         .await
