@@ -29,10 +29,11 @@
 //! Quick by default (0.5 s per cell, N = 100,000; about a minute and a half). `TERN_BENCH_FULL=1`
 //! runs 5 s per cell and N = 1,000,000. `TERN_BENCH_CELL_SECS` and `TERN_BENCH_LOAD_KEYS`
 //! override either; `TERN_BENCH_THREADS` sets the client threads (default 1);
-//! `TERN_BENCH_ONLY=tls|auth|proxy` runs one section alone (`TERN_BENCH_TLS_ONLY=1` and
+//! `TERN_BENCH_ONLY=tls|auth|proxy|memory` runs one section alone (`TERN_BENCH_TLS_ONLY=1` and
 //! `TERN_BENCH_AUTH_ONLY=1` as before): TLS, auth (`matrix/auth.rs`: auth off, then basic
-//! auth as a user, tern beside etcd) or proxy (`matrix/proxy.rs`: GET and PUT through tern's
-//! proxy and etcd's v2 proxy, each before a 1-member cluster of its kind).
+//! auth as a user, tern beside etcd), proxy (`matrix/proxy.rs`: GET and PUT through tern's
+//! proxy and etcd's v2 proxy, each before a 1-member cluster of its kind) or memory
+//! (`matrix/memory.rs`: RSS per key after N keys with `--shards` 1, 2, 4 and 8, and etcd).
 //! Everything runs on one machine: the client shares the cores with the servers, so figures
 //! are relative (tern/etcd) more than absolute.
 
@@ -47,6 +48,8 @@ use tern::loadgen::{self, Endpoint, Op, Report, Spec, Stop};
 
 #[path = "matrix/auth.rs"]
 mod auth;
+#[path = "matrix/memory.rs"]
+mod memory;
 #[path = "matrix/proxy.rs"]
 mod proxy;
 
@@ -74,6 +77,9 @@ fn main() {
     }
     if only.is_none() || only == Some("proxy") {
         proxy::proxy_section(&root, etcd_bin.as_ref(), &mode, &mut notes);
+    }
+    if only.is_none() || only == Some("memory") {
+        memory::memory_section(&root, etcd_bin.as_ref(), &mode);
     }
     if !notes.is_empty() {
         println!("## Errors\n");
@@ -893,10 +899,23 @@ impl Cluster {
     /// Starts `size` members on plain client URLs; with `tls`, each also listens on an
     /// `https://` client URL with its certificate and key.
     fn start(kind: Kind, size: usize, root: &Path, tls: Option<&BenchTls>) -> Cluster {
+        Cluster::start_with(kind, size, root, tls, &[])
+    }
+
+    /// [`Cluster::start`] with `extra` flags for every member (its data under a directory
+    /// named after them too).
+    fn start_with(
+        kind: Kind,
+        size: usize,
+        root: &Path,
+        tls: Option<&BenchTls>,
+        extra: &[&str],
+    ) -> Cluster {
         let dir = root.join(format!(
-            "{}-{size}{}",
+            "{}-{size}{}{}",
             kind.name(),
-            if tls.is_some() { "-tls" } else { "" }
+            if tls.is_some() { "-tls" } else { "" },
+            extra.concat().replace(['-', ' '], "")
         ));
         std::fs::create_dir_all(&dir).expect("cluster dir");
         let ips: Vec<Ipv4Addr> = (1..=size as u8)
@@ -943,6 +962,7 @@ impl Cluster {
                 .args(["--initial-cluster", &initial])
                 .args(["--initial-cluster-state", "new"])
                 .args(["--initial-cluster-token", &token])
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(log_file);
             if let Some(tls) = tls {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tern::http::response::{encode_response, ResponseContext};
 use tern::http::{parse_request, Limits, Parsed, Response};
-use tern::store::{Command, Store};
+use tern::store::{Command, Published, Store, WatcherHub};
 use tern::wal::{MemFs, Wal, WalOptions};
 
 const PUT: &[u8] = b"PUT /v2/keys/foo HTTP/1.1\r\nHost: 127.0.0.1:2379\r\n\
@@ -89,54 +89,68 @@ fn http(c: &mut Criterion) {
 
 fn store(c: &mut Criterion) {
     let value = value64();
-    let mut s = Store::new(1000);
+    let mut s = Store::new(Published::new(1000));
     for i in 0..10_000 {
         s.apply(&set(&format!("/dir{}/key{i}", i % 100), &value));
     }
     s.apply(&set("/foo", &value));
+    s.publish(1, 1);
     let mut g = c.benchmark_group("store");
     g.throughput(Throughput::Elements(1));
     let cmd = set("/foo", &value);
-    g.bench_function("set", |b| {
+    // One write per published version: the most a batch of one costs (path copies included).
+    let mut raft_index = 1;
+    g.bench_function("set_and_publish", |b| {
         b.iter(|| {
             let applied = s.apply(black_box(&cmd));
+            raft_index += 1;
+            s.publish(raft_index, 1);
             black_box(applied.result.is_some())
         })
     });
+    let published = s.published().clone();
     g.bench_function("get", |b| {
-        b.iter(|| black_box(s.get(black_box("/foo"), false, false).is_ok()))
+        b.iter(|| {
+            black_box(
+                published
+                    .view()
+                    .get(black_box("/foo"), false, false)
+                    .is_ok(),
+            )
+        })
     });
 
-    // One-shot watchers: registered in the (untimed) setup, fired and removed by the set.
+    // One-shot watchers: registered in the (untimed) setup, fired and removed by the change.
+    let change = s.apply(&cmd).changes.remove(0);
     g.bench_function("watch_dispatch_100_oneshot", |b| {
         b.iter_batched_ref(
             || {
-                let mut s = Store::new(1000);
-                s.apply(&set("/foo", &value));
+                let mut hub = WatcherHub::default();
                 for _ in 0..100 {
-                    s.watch("/foo", false, false, None).expect("watch");
+                    hub.add("/foo".into(), false, false, 1);
                 }
-                s
+                hub
             },
-            |s| {
-                let applied = s.apply(&cmd);
-                assert_eq!(applied.fired.len(), 100);
-                applied
+            |hub| {
+                let mut fired = Vec::new();
+                hub.fire(&change, &mut fired);
+                assert_eq!(fired.len(), 100);
+                fired
             },
             BatchSize::SmallInput,
         )
     });
-    // Stream watchers stay registered: every set fires all 100 again.
-    let mut s = Store::new(1000);
-    s.apply(&set("/foo", &value));
+    // Stream watchers stay registered: every change fires all 100 again.
+    let mut hub = WatcherHub::default();
     for _ in 0..100 {
-        s.watch("/foo", false, true, None).expect("watch");
+        hub.add("/foo".into(), false, true, 1);
     }
     g.bench_function("watch_dispatch_100_stream", |b| {
         b.iter(|| {
-            let applied = s.apply(&cmd);
-            debug_assert_eq!(applied.fired.len(), 100);
-            black_box(applied.fired.len())
+            let mut fired = Vec::new();
+            hub.fire(&change, &mut fired);
+            debug_assert_eq!(fired.len(), 100);
+            black_box(fired.len())
         })
     });
     g.finish();

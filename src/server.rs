@@ -49,7 +49,6 @@ struct ShardPlan {
     shared: Arc<Shared>,
     listen: Vec<Listen>,
     limits: Limits,
-    history: usize,
     /// What shard 0 learns from the data dir; the other shards wait for it.
     startup: Arc<OnceLock<Result<Startup, String>>>,
     /// Shard 0 only: the raft node's settings, taken once.
@@ -77,7 +76,6 @@ enum FirstStartPlan {
 /// The outcome of recovery on shard 0, shared with every shard.
 struct Startup {
     api: Arc<ApiShared>,
-    store_snapshot: Option<Arc<Vec<u8>>>,
     /// Every shard applies up to here before it accepts clients.
     commit: u64,
 }
@@ -211,7 +209,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
 
     let listen = probed_addresses(&config.listen_client_urls, &tls.client)?;
 
-    let shared = Arc::new(Shared::new(nshards, Duration::from_secs(5)));
+    let shared = Arc::new(Shared::new(
+        nshards,
+        Duration::from_secs(5),
+        config.watch_history,
+    ));
     crate::shutdown::install(shared.clone()).map_err(StartError)?;
     let paths = Paths::new(&config.data_dir, config.wal_dir.as_deref());
     let first_start = if crate::wal::Wal::exists(&paths.wal) {
@@ -230,7 +232,6 @@ pub fn run(config: Config) -> Result<(), StartError> {
             max_body_bytes: config.max_request_bytes,
             ..Limits::default()
         },
-        history: config.watch_history,
         startup: Arc::new(OnceLock::new()),
         raft: Arc::new(std::sync::Mutex::new(Some(RaftSettings {
             heartbeat: config.heartbeat_interval,
@@ -546,9 +547,9 @@ async fn shard_main(
     if id == 0 {
         let result = recover_member(&plan).await;
         match result {
-            Ok((startup, rec)) => {
+            Ok((startup, rec, store)) => {
                 let _ = plan.startup.set(Ok(startup));
-                recovered = Some(rec);
+                recovered = Some((rec, store));
             }
             Err(e) => {
                 let _ = plan.startup.set(Err(e.clone()));
@@ -564,19 +565,14 @@ async fn shard_main(
             None => glommio::timer::sleep(Duration::from_millis(1)).await,
         }
     };
-    let store = match &startup.store_snapshot {
-        Some(bytes) => Store::restore(bytes, plan.history)
-            .map_err(|e| StartError(format!("restoring the store from its snapshot: {e:?}")))?,
-        None => Store::new(plan.history),
-    };
-    let shard = Shard::start(id, plan.shared.clone(), store, mesh).await;
+    let shard = Shard::start(id, plan.shared.clone(), mesh).await;
     let ending = shard.clone();
     glommio::spawn_local(async move {
         stopping(&ending.shared).await;
         ending.end_watches();
     })
     .detach();
-    if let Some(rec) = recovered {
+    if let Some((rec, store)) = recovered {
         let settings = plan
             .raft
             .lock()
@@ -584,9 +580,14 @@ async fn shard_main(
             .and_then(|mut s| s.take())
             .ok_or_else(|| StartError("raft settings already taken".into()))?;
         let snap_dir = settings.snap_dir.clone();
-        let inbox =
-            crate::raft::start_node(settings, shard.clone(), rec, startup.api.transport.clone())
-                .map_err(StartError)?;
+        let inbox = crate::raft::start_node(
+            settings,
+            shard.clone(),
+            rec,
+            store,
+            startup.api.transport.clone(),
+        )
+        .map_err(StartError)?;
         let peer_api = Rc::new(PeerApi {
             cluster: startup.api.cluster_id,
             shared: plan.shared.clone(),
@@ -669,13 +670,14 @@ fn panic_if_asked(shard: usize) {
 
 /// Shard 0: opens (or creates) the WAL and the newest snapshot; what the member is comes from
 /// them once it has started before, whatever the `--initial-*` flags now say.
-async fn recover_member(plan: &ShardPlan) -> Result<(Startup, Recovered), String> {
+/// Recovers raft's log and the store (published for every shard) from the data dir.
+async fn recover_member(plan: &ShardPlan) -> Result<(Startup, Recovered, Store), String> {
     let first = match plan.first_start {
         Some(FirstStartPlan::Join) | None => FirstStart::Join,
         Some(FirstStartPlan::NewCluster) => FirstStart::NewCluster(&plan.cluster.initial),
     };
     let started = std::time::Instant::now();
-    let rec = recover(
+    let mut rec = recover(
         &plan.paths,
         plan.configured.clone(),
         first,
@@ -693,6 +695,12 @@ async fn recover_member(plan: &ShardPlan) -> Result<(Startup, Recovered), String
     for w in &rec.warnings {
         tracing::warn!("{w}");
     }
+    let published = plan.shared.published.clone();
+    let store = match rec.store_snapshot.take() {
+        Some(bytes) => Store::restore(&bytes, published, rec.applied, 0)
+            .map_err(|e| format!("restoring the store from its snapshot: {e:?}"))?,
+        None => Store::new(published),
+    };
     let b = &rec.bootstrap;
     if !rec.fresh {
         tracing::info!(
@@ -720,8 +728,7 @@ async fn recover_member(plan: &ShardPlan) -> Result<(Startup, Recovered), String
     let api = Arc::new(api);
     let startup = Startup {
         api,
-        store_snapshot: rec.store_snapshot.clone().map(Arc::new),
         commit: rec.commit,
     };
-    Ok((startup, rec))
+    Ok((startup, rec, store))
 }

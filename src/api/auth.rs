@@ -55,16 +55,16 @@ fn is_write(method: &Method) -> bool {
 
 impl Api {
     fn auth_state(&self) -> AuthState {
-        self.shard.store.borrow().auth().clone()
+        self.shard.view().auth().clone()
     }
 
     fn auth_enabled(&self) -> bool {
-        self.shard.store.borrow().auth().enabled
+        self.shard.view().auth().enabled
     }
 
     /// The user named in valid credentials, when their password is right.
     async fn authenticated(&self, user: &str, password: &str) -> Option<User> {
-        let found = self.shard.store.borrow().auth().user(user).cloned()?;
+        let found = self.shard.view().auth().user(user).cloned()?;
         self.auth_verifier
             .check(&found, password)
             .await
@@ -91,8 +91,7 @@ impl Api {
         match credentials(req) {
             Credentials::Absent => self
                 .shard
-                .store
-                .borrow()
+                .view()
                 .auth()
                 .role(GUEST)
                 .is_some_and(|r| r.has_key_access(key, write)),
@@ -101,8 +100,8 @@ impl Api {
                 let Some(user) = self.authenticated(&user, &password).await else {
                     return false;
                 };
-                let store = self.shard.store.borrow();
-                let state = store.auth();
+                let view = self.shard.view();
+                let state = view.auth();
                 user.roles.iter().filter_map(|r| state.role(r)).any(|role| {
                     if recursive {
                         role.has_recursive_access(key, write)

@@ -1,7 +1,7 @@
 //! `/v2/keys`: etcd 2.3's request parsing (`parseKeyRequest`), the mapping of PUT/POST/DELETE
 //! to store commands (`applyRequest`), and the rendering of events, watches and errors.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::{error_response, json_response, method_not_allowed, unix_nanos_now, Api};
 use crate::error::{Code, Error};
@@ -309,9 +309,10 @@ async fn serve_parsed(api: &Api, req: &Request, r: &KeyRequest) -> Response {
                     return error_response(&e);
                 }
             }
-            // Nothing older than what this member already showed any client.
-            api.shard.catch_up().await;
             if r.wait && !r.quorum {
+                // Nothing older than what this member already showed any client (a GET reads
+                // the newest published version, which is never older than that).
+                api.shard.catch_up().await;
                 return watch(api, r);
             }
             get(api, r)
@@ -321,13 +322,11 @@ async fn serve_parsed(api: &Api, req: &Request, r: &KeyRequest) -> Response {
 }
 
 fn get(api: &Api, r: &KeyRequest) -> Response {
-    let result = api
-        .shard
-        .store
-        .borrow_mut()
-        .get(&r.key, r.recursive, r.sorted);
-    api.publish_read_counters();
-    let (raft_index, raft_term) = api.shard.applied();
+    let view = api.shard.view();
+    let result = view.get(&r.key, r.recursive, r.sorted);
+    api.count_read(result.is_ok());
+    let (raft_index, raft_term) = (view.raft_index, view.raft_term);
+    drop(view);
     api.shard.observe(raft_index);
     match result {
         Ok(event) => event_response(&event, false, raft_index, raft_term),
@@ -387,7 +386,7 @@ fn event_response(
 /// etcd's `handleKeyWatch`: headers at once, then one event (or every event with `stream=true`).
 fn watch(api: &Api, r: &KeyRequest) -> Response {
     let since = (r.wait_index > 0).then_some(r.wait_index);
-    let start_index = api.shard.store.borrow().index();
+    let start_index = api.shard.watch_index();
     let watcher = match api.shard.watch(&r.key, r.recursive, r.stream, since) {
         Ok(w) => w,
         Err(e) => return error_response(&e),
@@ -407,7 +406,7 @@ fn watch(api: &Api, r: &KeyRequest) -> Response {
 fn event_stream(watcher: WatchStream, stream: bool) -> impl futures_lite::Stream<Item = Vec<u8>> {
     futures_lite::stream::unfold(Some(watcher), move |watcher| async move {
         let mut watcher = watcher?;
-        let event: Rc<Event> = watcher.next().await?;
+        let event: Arc<Event> = watcher.next().await?;
         let mut body = Vec::with_capacity(256);
         event.write_json(&mut body, unix_nanos_now());
         Some((body, stream.then_some(watcher)))

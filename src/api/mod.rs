@@ -26,7 +26,8 @@ use crate::transport::TransportStats;
 pub const ETCD_SERVER_VERSION: &str = "2.3.7";
 pub const ETCD_CLUSTER_VERSION: &str = "2.3.0";
 
-/// Per-shard read counters, summed when `/v2/stats/store` is asked for.
+/// Per-shard read counters (written by their shard only), summed when `/v2/stats/store` is
+/// asked for.
 #[derive(Default)]
 pub struct ReadCounters {
     pub gets_success: AtomicU64,
@@ -100,13 +101,12 @@ impl Api {
         &self.shared.counters[self.shard.id].0
     }
 
-    /// Publishes this shard's read counters for other shards' `/v2/stats/store`.
-    fn publish_read_counters(&self) {
-        let store = self.shard.store.borrow();
-        let stats = store.stats();
+    /// Counts one GET (etcd's getsSuccess/getsFail). Only this shard writes its counters, so
+    /// a load and a store do (no locked instruction per GET).
+    fn count_read(&self, ok: bool) {
         let c = self.counters();
-        c.gets_success.store(stats.gets_success, Ordering::Relaxed);
-        c.gets_fail.store(stats.gets_fail, Ordering::Relaxed);
+        let counter = if ok { &c.gets_success } else { &c.gets_fail };
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     fn cluster_id_header(&self) -> (&'static str, String) {

@@ -111,8 +111,7 @@ pub fn leader_stats(api: &Api) -> Response {
 
 /// Write counters are the same on every replica; read counters and watchers are summed over shards.
 pub fn store_stats(api: &Api) -> Response {
-    api.publish_read_counters();
-    let mut stats: StoreStats = api.shard.store.borrow().stats().clone();
+    let mut stats: StoreStats = api.shard.view().stats().clone();
     stats.gets_success = 0;
     stats.gets_fail = 0;
     for c in api.shared.counters.iter() {
@@ -148,14 +147,13 @@ pub fn debug_vars(api: &Api) -> Response {
 /// `/metrics` in Prometheus text format (see [`crate::metrics`]).
 pub fn metrics(api: &Api) -> Response {
     let shared = &api.shard.shared;
-    api.publish_read_counters();
     let reads = api.shared.counters.iter().fold((0, 0), |(ok, fail), c| {
         (
             ok + c.0.gets_success.load(Ordering::Relaxed),
             fail + c.0.gets_fail.load(Ordering::Relaxed),
         )
     });
-    let store = api.shard.store.borrow().stats().clone();
+    let store = api.shard.view().stats().clone();
     let body = crate::metrics::render(&crate::metrics::Scrape {
         shared,
         member_id: shared.member_id.load(Ordering::Relaxed),

@@ -709,7 +709,7 @@ mod tests {
 
     #[test]
     fn every_listed_family_is_rendered_once() {
-        let shared = Shared::new(2, Duration::from_secs(5));
+        let shared = Shared::new(2, Duration::from_secs(5), 1000);
         shared
             .raft
             .wal_sync_seconds

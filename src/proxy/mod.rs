@@ -300,7 +300,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .spawn(move || refresher.run())
         .map_err(|e| StartError(format!("cannot start the refresher: {e}")))?;
 
-    let shared = Arc::new(Shared::new(nshards, Duration::from_secs(5)));
+    let shared = Arc::new(Shared::new(nshards, Duration::from_secs(5), 1));
     crate::shutdown::install(shared.clone()).map_err(StartError)?;
     let plan = ShardPlan {
         listen,

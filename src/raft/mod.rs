@@ -2,7 +2,8 @@
 //!
 //! Owns proposal batching (everything that reached the inbox while the previous Ready was being
 //! handled goes into the next one), ReadIndex batching, ticking, leader-clock `Sync` proposals
-//! for TTL expiry, the committed-entry stream to every shard, the member list
+//! for TTL expiry, applying committed entries to the store once and publishing each batch's
+//! version and changes to every shard, the member list
 //! ([`membership`]) and snapshots ([`snapshots`]). Messages to peers go through the
 //! [`Transport`]. Knows nothing about HTTP.
 //!
@@ -34,9 +35,9 @@ use crate::cluster::membership::Membership;
 use crate::error::{Code, Error};
 use crate::ratelog::RateLimited;
 use crate::shard::local::Mailbox;
-use crate::shard::proposal::{self, Origin};
-use crate::shard::{CommittedBatch, CommittedEntry, RaftInput, Shard, ShardMsg};
-use crate::store::Command;
+use crate::shard::proposal::{self, Origin, Payload};
+use crate::shard::{AppliedBatch, RaftInput, Shard, ShardMsg, WriteAnswer};
+use crate::store::{Command, Store};
 use crate::transport::{Transport, TransportStats};
 use crate::wal::Wal;
 use storage::LogStorage;
@@ -75,7 +76,9 @@ pub struct RaftDriver {
     transport: Transport,
     /// Raft index of the newest snapshot on disk.
     snapshot_index: u64,
-    /// Raft index shard 0's store has applied.
+    /// The store: every committed entry is applied to it here, once.
+    store: Store,
+    /// Raft index the store has applied.
     applied_index: u64,
     /// The snapshot being written (only one at a time); offered to followers once saved.
     snapshot_in_flight: Option<Snapshot>,
@@ -116,6 +119,7 @@ pub fn start_node(
     settings: RaftSettings,
     shard: Rc<Shard>,
     recovered: storage::Recovered,
+    store: Store,
     stats: Arc<TransportStats>,
 ) -> Result<Rc<Mailbox<RaftInput>>, String> {
     let storage::Recovered {
@@ -171,6 +175,7 @@ pub fn start_node(
         members: membership,
         transport,
         snapshot_index: applied,
+        store,
         applied_index: applied,
         snapshot_in_flight: None,
         snapshot_retry: None,
@@ -471,7 +476,7 @@ impl RaftDriver {
         {
             return;
         }
-        let index = self.shard.store.borrow().index();
+        let index = self.store.index();
         let waiting = std::mem::take(&mut self.waiting_for_leader);
         for (since, data) in waiting {
             if since.elapsed() < limit {
@@ -538,12 +543,7 @@ impl RaftDriver {
             return;
         }
         let now = unix_nanos_now();
-        let due = self
-            .shard
-            .store
-            .borrow()
-            .next_expiration()
-            .is_some_and(|at| at <= now);
+        let due = self.store.next_expiration().is_some_and(|at| at <= now);
         if due && self.wal_room >= WAL_FULL_BELOW {
             let mut data = Vec::with_capacity(32);
             proposal::encode_store(Origin::NONE, &Command::Sync { now }, &mut data);
@@ -553,7 +553,7 @@ impl RaftDriver {
 
     fn request_read_index(&mut self, reads: Vec<(usize, u64)>) {
         if self.node.raft.state != StateRole::Leader && !self.leader_known() {
-            let index = self.shard.store.borrow().index();
+            let index = self.store.index();
             for (from, id) in reads {
                 self.answer_read(from, id, Err(Error::new(Code::LeaderElect, "", index)));
             }
@@ -834,43 +834,35 @@ impl RaftDriver {
         Ok(())
     }
 
+    /// Applies committed entries to the store, publishes the new version, then hands every
+    /// shard the batch: the answers to its writes and the changes for its watchers.
     fn apply_committed(&mut self, entries: Vec<Entry>) {
-        if entries.is_empty() {
+        let Some(last) = entries.last() else {
             return;
-        }
-        let term = self.node.raft.term;
-        let mut batch = CommittedBatch {
-            entries: Vec::with_capacity(entries.len()),
-            term,
         };
-        for mut entry in entries {
-            let data = match entry.get_entry_type() {
+        let term = self.node.raft.term;
+        let mut batch = AppliedBatch {
+            raft_index: last.index,
+            raft_term: term.max(last.term),
+            ..AppliedBatch::default()
+        };
+        let started = Instant::now();
+        for entry in &entries {
+            match entry.get_entry_type() {
                 EntryType::EntryNormal if proposal::is_member_change(&entry.data) => {
-                    self.apply_member_entry(&entry);
-                    Default::default()
+                    self.apply_member_entry(entry)
                 }
-                EntryType::EntryNormal => std::mem::take(&mut entry.data),
-                EntryType::EntryConfChange => {
-                    self.apply_conf_change(&entry);
-                    Default::default()
-                }
+                EntryType::EntryNormal if entry.data.is_empty() => {}
+                EntryType::EntryNormal => self.apply_store_entry(entry, term, &mut batch),
+                EntryType::EntryConfChange => self.apply_conf_change(entry),
                 EntryType::EntryConfChangeV2 => {
                     tracing::warn!("ignoring a joint-consensus conf change at {}", entry.index);
-                    Default::default()
                 }
-            };
-            batch.entries.push(CommittedEntry {
-                index: entry.index,
-                term: entry.term,
-                data,
-            });
+            }
         }
-        if let Some(last) = batch.entries.last() {
-            self.applied_index = last.index;
-        }
-        let batch = Arc::new(batch);
-        let started = Instant::now();
-        self.shard.apply_batch(&batch);
+        self.applied_index = batch.raft_index;
+        self.store.publish(batch.raft_index, batch.raft_term);
+        batch.store_index = self.store.index();
         let took = started.elapsed();
         if took > SLOW_APPLY {
             self.shard
@@ -882,13 +874,42 @@ impl RaftDriver {
             crate::ratelog!(
                 SLOW,
                 "apply entries took too long [{took:?} for {} entries]",
-                batch.entries.len()
+                entries.len()
             );
         }
+        let batch = Arc::new(batch);
+        self.shard.take_applied(&batch);
         for peer in 0..self.shard.shared.nshards {
             if peer != self.shard.id {
-                self.shard.send_to(peer, ShardMsg::Committed(batch.clone()));
+                self.shard.send_to(peer, ShardMsg::Applied(batch.clone()));
             }
+        }
+    }
+
+    /// Applies one client write (or leader `Sync`) and keeps its answer when this member
+    /// proposed it.
+    fn apply_store_entry(&mut self, entry: &Entry, term: u64, batch: &mut AppliedBatch) {
+        let (origin, cmd) = match proposal::decode(&entry.data) {
+            Ok((origin, Payload::Store(cmd))) => (origin, cmd),
+            Ok((_, Payload::Member(_))) => return,
+            Err(e) => {
+                // Every member skips the same undecodable entry, so they stay equal.
+                tracing::warn!("skipping undecodable entry {}: {e}", entry.index);
+                return;
+            }
+        };
+        let applied = self.store.apply(&cmd);
+        batch.changes.extend(applied.changes);
+        if origin.is(self.member_id, usize::from(origin.shard)) {
+            batch.answers.push(WriteAnswer {
+                shard: origin.shard,
+                id: origin.id,
+                raft_index: entry.index,
+                raft_term: term.max(entry.term),
+                result: applied
+                    .result
+                    .unwrap_or_else(|| Err(Error::new(Code::RaftInternal, "", 0))),
+            });
         }
     }
 }

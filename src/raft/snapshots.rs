@@ -1,11 +1,10 @@
 //! Snapshots on the raft node: taking one every `--snapshot-count` applied entries, or when a
-//! follower needs a newer one than the last (the store
-//! is serialised on the loop — the stall `/metrics` reports — and written on a blocking thread),
+//! follower needs a newer one than the last (the newest published version of the store is
+//! encoded on a blocking thread while the loop goes on applying, then written to a file),
 //! compacting the log and purging old files once it is durable, and installing a snapshot a
 //! leader sent because this member fell behind its compacted log.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use raft::eraftpb::Snapshot;
 use raft::Storage as _;
@@ -14,14 +13,16 @@ use super::storage::{self, raft_snapshot};
 use super::RaftDriver;
 use crate::ratelog::RateLimited;
 use crate::shard::{RaftInput, RestorePoint, ShardMsg};
+use crate::store::Store;
 
 /// A failed snapshot is tried again after this, doubling with every failure in a row.
 const SNAPSHOT_RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(500);
 const SNAPSHOT_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl RaftDriver {
-    /// Every `--snapshot-count` applied entries: write shard 0's store to a snapshot file (on a
-    /// blocking thread, so the loop keeps serving), then compact the log and purge old files.
+    /// Every `--snapshot-count` applied entries: write the published version of the store to a
+    /// snapshot file (encoded on a blocking thread, so the loop keeps applying), then compact
+    /// the log and purge old files.
     pub(super) fn maybe_snapshot(&mut self) {
         if self.snapshot_in_flight.is_some()
             || self
@@ -36,15 +37,15 @@ impl RaftDriver {
         if !due && !wanted {
             return;
         }
-        let index = self.applied_index;
+        // The published version is the applied one: both move together in apply_committed.
+        let started = std::time::Instant::now();
+        let source = self.store.published().snapshot();
+        let index = source.raft_index();
         let Ok(term) = self.node.store().term(index) else {
             return;
         };
-        let started = std::time::Instant::now();
         let voters = self.node.raft.prs().conf().to_conf_state().voters;
-        let store = self.shard.store.borrow().snapshot();
-        let payload = storage::encode_snapshot_payload(&voters, &self.members, &store);
-        drop(store);
+        let members = self.members.clone();
         let stall = started.elapsed().as_micros() as u64;
         let status = &self.shard.shared.raft;
         status.snapshots.fetch_add(1, Ordering::Relaxed);
@@ -54,14 +55,22 @@ impl RaftDriver {
         status
             .snapshot_stall_micros_max
             .fetch_max(stall, Ordering::Relaxed);
-        self.snapshot_in_flight = Some(raft_snapshot(index, term, voters, payload.clone()));
+        self.snapshot_in_flight = Some(raft_snapshot(index, term, voters.clone(), Vec::new()));
         let dir = self.settings.snap_dir.clone();
         let inbox = self.inbox.clone();
         let histograms = self.shard.shared.raft.snap_save.clone();
         glommio::spawn_local(async move {
-            let result = crate::snap::save_async(dir, index, term, payload)
+            let payload = glommio::executor()
+                .spawn_blocking(move || {
+                    storage::encode_snapshot_payload(&voters, &members, &source.encode())
+                })
+                .await;
+            let result = crate::snap::save_async(dir, index, term, payload.clone())
                 .await
-                .map(|(_, times)| histograms.observe(times))
+                .map(|(_, times)| {
+                    histograms.observe(times);
+                    payload
+                })
                 .map_err(|e| e.to_string());
             inbox.push(RaftInput::SnapshotSaved {
                 index,
@@ -76,27 +85,31 @@ impl RaftDriver {
         &mut self,
         index: u64,
         term: u64,
-        result: Result<(), String>,
+        result: Result<Vec<u8>, String>,
     ) -> Result<(), String> {
         let snapshot = self.snapshot_in_flight.take();
-        if let Err(e) = result {
-            static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
-            let failures = self.snapshot_retry.map_or(0, |(_, n)| n) + 1;
-            let wait = SNAPSHOT_RETRY_MIN
-                .saturating_mul(1 << failures.min(16))
-                .min(SNAPSHOT_RETRY_MAX);
-            self.snapshot_retry = Some((std::time::Instant::now() + wait, failures));
-            crate::ratelog!(
+        let payload = match result {
+            Ok(payload) => payload,
+            Err(e) => {
+                static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
+                let failures = self.snapshot_retry.map_or(0, |(_, n)| n) + 1;
+                let wait = SNAPSHOT_RETRY_MIN
+                    .saturating_mul(1 << failures.min(16))
+                    .min(SNAPSHOT_RETRY_MAX);
+                self.snapshot_retry = Some((std::time::Instant::now() + wait, failures));
+                crate::ratelog!(
                 FAILED,
                 "snapshot at {index} failed ({failures} in a row; next attempt in {wait:?}): {e}"
             );
-            return Ok(());
-        }
+                return Ok(());
+            }
+        };
         self.snapshot_retry = None;
         self.wal.append_snapshot_marker(index, term);
         self.wal.sync().await.map_err(|e| e.to_string())?;
         self.snapshot_index = self.snapshot_index.max(index);
-        if let Some(snapshot) = snapshot {
+        if let Some(mut snapshot) = snapshot {
+            snapshot.data = payload.into();
             self.node.mut_store().set_snapshot(snapshot);
         }
         if let Err(e) = self.node.mut_store().mem.wl().compact(index) {
@@ -143,11 +156,15 @@ impl RaftDriver {
             snapshot.data.len()
         );
 
-        let point = Arc::new(RestorePoint {
+        self.store = Store::restore(payload.store, self.store.published().clone(), index, term)
+            .map_err(|e| {
+                format!("restoring the store from the leader's snapshot at {index}: {e:?}")
+            })?;
+        let point = RestorePoint {
             index,
             term,
-            store: payload.store.to_vec(),
-        });
+            store_index: self.store.index(),
+        };
         self.members = payload.members;
         let mut bare = snapshot.clone();
         bare.data = Default::default();
@@ -159,10 +176,10 @@ impl RaftDriver {
             .map_err(|e| format!("raft snapshot: {e}"))?;
         self.node.mut_store().set_snapshot(snapshot);
         self.members_changed();
-        self.shard.restore(&point);
+        self.shard.restore(point);
         for peer in 0..self.shard.shared.nshards {
             if peer != self.shard.id {
-                self.shard.send_to(peer, ShardMsg::Restore(point.clone()));
+                self.shard.send_to(peer, ShardMsg::Restore(point));
             }
         }
         self.applied_index = index;

@@ -1,16 +1,19 @@
-//! Shards: one glommio executor per core, each with its own store replica.
+//! Shards: one glommio executor per core, all reading one published copy of the store.
 //!
-//! Owns the cross-shard mesh, the apply fan-out, write waiters, read-index waiters and the
-//! delivery of watch events to the connections of this shard. A shard applies the committed
-//! entries that shard 0's raft node streams to it, in order, and answers the writes proposed
-//! on it as soon as it has applied them.
+//! Owns the cross-shard mesh, the fan-out of applied batches, write waiters, read-index waiters,
+//! each shard's watcher hub and the delivery of watch events to the connections of this shard.
+//! Shard 0's raft node applies every committed entry once (to [`crate::store::Store`]),
+//! publishes the new version, then sends each shard the batch's [`AppliedBatch`]: the answers
+//! to the writes proposed there and the changes its watchers match. GETs read the newest
+//! published [`crate::store::View`] directly ([`Shard::view`]), with no message and no lock.
 //!
 //! One member, one view: whatever a client of this member has been shown (a write's
 //! acknowledgement, a watch event, a read) is recorded in a member-wide *seen* index
-//! ([`Shard::observe`]), and a shard serves a request only once its replica has applied at least
-//! that index ([`Shard::catch_up`]). A client that learned of index `i` through one connection
-//! therefore never reads an older state through another, as with etcd's single store, while a
-//! write costs no round trip between shards beyond the entries' own fan-out.
+//! ([`Shard::observe`]). A version is published before any client hears of it, so a GET (which
+//! reads the newest version) is never older than what was seen; a watch starts only once this
+//! shard has taken in every batch up to the seen index ([`Shard::catch_up`]). A client that
+//! learned of index `i` through one connection therefore never reads an older state through
+//! another, as with etcd's single store.
 //! Knows nothing about HTTP or request semantics: it moves store commands and events.
 
 pub mod local;
@@ -23,15 +26,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 
 use crate::cluster::membership::{MemberChange, MemberError, Membership};
 use crate::error::{Code, Error};
-use crate::store::{Command, Event, Store, WatchStart, WatcherId};
+use crate::store::{Change, Command, Event, Published, View, WatchStart, WatcherHub, WatcherId};
 use local::{oneshot, Mailbox, OneshotSender};
-use proposal::{Origin, Payload};
+use proposal::Origin;
 
 /// How many undelivered events a watcher may have before it is dropped (as etcd does with a
 /// full watcher channel): the client sees its long-poll end and re-watches from its index.
@@ -51,16 +53,17 @@ pub enum ShardMsg {
         id: u64,
         result: Result<(), MemberError>,
     },
-    /// Replace the replica with a snapshot received from the leader (from shard 0).
-    Restore(Arc<RestorePoint>),
+    /// The store was replaced by a snapshot received from the leader (from shard 0): watchers
+    /// end, and the shard counts as having applied up to the snapshot.
+    Restore(RestorePoint),
     /// A linearizable read wants the current read index (to shard 0).
     ReadIndex { from: usize, id: u64 },
     /// The answer to `ReadIndex` (from shard 0): the raft index to wait for, or an error.
     ReadIndexDone { id: u64, result: Result<u64, Error> },
     /// A proposal that raft refused (from shard 0).
     ProposalFailed { id: u64, error: Error },
-    /// Entries committed by raft, in order (from shard 0 to every other shard).
-    Committed(Arc<CommittedBatch>),
+    /// Entries committed by raft and applied, in order (from shard 0 to every other shard).
+    Applied(Arc<AppliedBatch>),
 }
 
 /// Input to the raft node on shard 0.
@@ -90,36 +93,46 @@ pub enum RaftInput {
         id: u64,
     },
     Tick,
-    /// A snapshot file finished writing (or failed).
+    /// A snapshot file finished writing (with the payload it holds), or failed.
     SnapshotSaved {
         index: u64,
         term: u64,
-        result: Result<(), String>,
+        result: Result<Vec<u8>, String>,
     },
 }
 
-/// A store snapshot every shard restores (a follower that fell behind the leader's log).
-#[derive(Debug)]
+/// Where a store restored from a snapshot stands (a follower that fell behind the leader's
+/// log).
+#[derive(Debug, Clone, Copy)]
 pub struct RestorePoint {
     pub index: u64,
     pub term: u64,
-    pub store: Vec<u8>,
+    /// The store's etcd index.
+    pub store_index: u64,
 }
 
-/// A run of committed raft entries, shared by every shard.
+/// A run of committed raft entries once applied and published, shared by every shard.
 #[derive(Debug, Default)]
-pub struct CommittedBatch {
-    pub entries: Vec<CommittedEntry>,
-    /// The raft term when the batch was cut (for `X-Raft-Term`).
-    pub term: u64,
+pub struct AppliedBatch {
+    /// The raft index and term of the last entry (`X-Raft-Index`, `X-Raft-Term`).
+    pub raft_index: u64,
+    pub raft_term: u64,
+    /// The store's etcd index after the batch.
+    pub store_index: u64,
+    /// What changed, in order, for every shard's watchers.
+    pub changes: Vec<Change>,
+    /// The answers to this member's writes, each for the shard that proposed it.
+    pub answers: Vec<WriteAnswer>,
 }
 
-#[derive(Debug, Clone)]
-pub struct CommittedEntry {
-    pub index: u64,
-    pub term: u64,
-    /// An encoded proposal; empty for raft's own entries (leader no-op) and member changes.
-    pub data: Bytes,
+/// The result of one write for the shard that proposed it.
+#[derive(Debug)]
+pub struct WriteAnswer {
+    pub shard: u16,
+    pub id: u64,
+    pub raft_index: u64,
+    pub raft_term: u64,
+    pub result: Result<Arc<Event>, Error>,
 }
 
 /// A cache line of its own, so shards updating their counters do not share one.
@@ -202,6 +215,8 @@ pub struct ProgressStatus {
 /// State shared by every shard of this process.
 pub struct Shared {
     pub nshards: usize,
+    /// The newest version of the store and its history, published by shard 0's applier.
+    pub published: Arc<Published>,
     /// The highest raft index any client of this member has been shown (see the module doc).
     seen: Padded<AtomicU64>,
     /// Live watchers held by each shard's connections.
@@ -225,9 +240,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(nshards: usize, request_timeout: Duration) -> Shared {
+    /// Shared state for `nshards` shards whose store history keeps `history_capacity` events.
+    pub fn new(nshards: usize, request_timeout: Duration, history_capacity: usize) -> Shared {
         Shared {
             nshards,
+            published: Published::new(history_capacity),
             seen: Padded(AtomicU64::new(0)),
             watchers: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
             pending: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
@@ -283,23 +300,22 @@ impl Shared {
     }
 }
 
-/// The result of a write, once the shard that proposed it has applied it.
+/// The result of a write, once it is applied.
 pub struct WriteOutcome {
-    pub result: Result<Rc<Event>, Error>,
+    pub result: Result<Arc<Event>, Error>,
     pub raft_index: u64,
     pub raft_term: u64,
 }
 
 struct WatcherSlot {
-    tx: LocalSender<Rc<Event>>,
+    tx: LocalSender<Arc<Event>>,
     stream: bool,
 }
 
-/// One shard: its store replica and everything that waits on it.
+/// One shard: its watchers and everything that waits on the applied batches.
 pub struct Shard {
     pub id: usize,
     pub shared: Arc<Shared>,
-    pub store: RefCell<Store>,
     outbox: Vec<Option<Rc<Mailbox<ShardMsg>>>>,
     raft_inbox: RefCell<Option<Rc<Mailbox<RaftInput>>>>,
     next_id: Cell<u64>,
@@ -308,8 +324,12 @@ pub struct Shard {
     reads: RefCell<HashMap<u64, OneshotSender<Result<u64, Error>>>>,
     member_changes: RefCell<HashMap<u64, OneshotSender<Result<(), MemberError>>>>,
     applied_waiters: RefCell<BTreeMap<u64, Vec<OneshotSender<()>>>>,
+    /// The raft index, term and store index of the last batch this shard took in.
     applied_index: Cell<u64>,
     applied_term: Cell<u64>,
+    applied_store_index: Cell<u64>,
+    /// The watches of this shard's connections.
+    hub: RefCell<WatcherHub>,
     watchers: RefCell<HashMap<WatcherId, WatcherSlot>>,
 }
 
@@ -318,7 +338,6 @@ impl Shard {
     pub async fn start(
         id: usize,
         shared: Arc<Shared>,
-        store: Store,
         mesh: glommio::channels::channel_mesh::MeshBuilder<
             ShardMsg,
             glommio::channels::channel_mesh::Full,
@@ -341,10 +360,10 @@ impl Shard {
             outbox.push(Some(mailbox.clone()));
             glommio::spawn_local(forward_to_peer(senders.clone(), peer, mailbox)).detach();
         }
+        let view = shared.published.view_owned();
         let shard = Rc::new(Shard {
             id,
             shared,
-            store: RefCell::new(store),
             outbox,
             raft_inbox: RefCell::new(None),
             // Waiter ids must not repeat across restarts: an entry proposed before a restart
@@ -354,8 +373,10 @@ impl Shard {
             reads: RefCell::new(HashMap::new()),
             member_changes: RefCell::new(HashMap::new()),
             applied_waiters: RefCell::new(BTreeMap::new()),
-            applied_index: Cell::new(0),
-            applied_term: Cell::new(0),
+            applied_index: Cell::new(view.raft_index),
+            applied_term: Cell::new(view.raft_term),
+            applied_store_index: Cell::new(view.index()),
+            hub: RefCell::new(WatcherHub::default()),
             watchers: RefCell::new(HashMap::new()),
         });
         start_receivers(shard.clone(), receivers);
@@ -373,9 +394,14 @@ impl Shard {
         id
     }
 
-    /// The raft index and term of the newest entry this shard has applied.
+    /// The raft index and term of the newest batch this shard has taken in.
     pub fn applied(&self) -> (u64, u64) {
         (self.applied_index.get(), self.applied_term.get())
+    }
+
+    /// The newest published version of the store. Lock-free; drop it before awaiting.
+    pub fn view(&self) -> arc_swap::Guard<Arc<View>> {
+        self.shared.published.view()
     }
 
     fn send_to_raft(&self, input: RaftInput) {
@@ -422,7 +448,7 @@ impl Shard {
             Some(Some(result)) => result,
             _ => {
                 self.writes.borrow_mut().remove(&id);
-                Err(timeout_error(self.store.borrow().index()))
+                Err(timeout_error(self.view().index()))
             }
         }
     }
@@ -460,31 +486,30 @@ impl Shard {
         }
     }
 
-    /// Replaces this shard's replica with a snapshot's store. Watchers end (their clients
+    /// The store was restored from a snapshot (by shard 0): watchers end (their clients
     /// re-watch from their index, as after etcd's recovery).
-    pub fn restore(&self, point: &RestorePoint) {
+    pub fn restore(&self, point: RestorePoint) {
         if point.index <= self.applied_index.get() {
             return;
         }
-        let history = self.store.borrow().history_capacity();
-        match Store::restore(&point.store, history) {
-            Ok(store) => *self.store.borrow_mut() = store,
-            Err(e) => {
-                tracing::error!(
-                    "shard {}: cannot restore the snapshot at {}: {e}",
-                    self.id,
-                    point.index
-                );
-                std::process::exit(1);
-            }
+        let ended: Vec<WatcherId> = self
+            .watchers
+            .borrow_mut()
+            .drain()
+            .map(|(id, _)| id)
+            .collect();
+        let mut hub = self.hub.borrow_mut();
+        for id in ended {
+            hub.remove(id);
         }
-        self.watchers.borrow_mut().clear();
+        drop(hub);
         self.publish_watcher_count();
+        self.applied_store_index.set(point.store_index);
         self.mark_applied(point.index, point.term);
     }
 
-    /// Waits until this shard's replica reflects every write committed before the call
-    /// (raft ReadIndex), so that a read served afterwards is linearizable.
+    /// Waits until this shard has taken in every write committed before the call (raft
+    /// ReadIndex), so that a read served afterwards is linearizable.
     pub async fn read_barrier(&self) -> Result<(), Error> {
         let outcome = self.read_barrier_once().await;
         if outcome.is_err() {
@@ -505,21 +530,21 @@ impl Shard {
             Some(Some(result)) => result?,
             _ => {
                 self.reads.borrow_mut().remove(&id);
-                return Err(timeout_error(self.store.borrow().index()));
+                return Err(timeout_error(self.view().index()));
             }
         };
         self.wait_applied(index).await;
         Ok(())
     }
 
-    /// Waits until this shard's replica shows everything a client of this member has been
-    /// shown; call before serving a request from the replica.
+    /// Waits until this shard has taken in everything a client of this member has been shown;
+    /// call before starting a watch.
     pub async fn catch_up(&self) {
         let seen = self.shared.seen.0.load(Ordering::Acquire);
         self.wait_applied(seen).await;
     }
 
-    /// Records that a client is being shown this replica's state as of raft index `index`.
+    /// Records that a client is being shown the store as of raft index `index`.
     pub fn observe(&self, index: u64) {
         let seen = &self.shared.seen.0;
         if seen.load(Ordering::Relaxed) < index {
@@ -527,7 +552,7 @@ impl Shard {
         }
     }
 
-    /// Waits until this shard's replica has applied raft index `index`.
+    /// Waits until this shard has taken in the batch with raft index `index`.
     pub async fn wait_applied(&self, index: u64) {
         if self.applied_index.get() >= index {
             return;
@@ -541,7 +566,14 @@ impl Shard {
         rx.await;
     }
 
-    /// Starts a watch on this shard's replica. Dropping the returned stream releases the watcher.
+    /// The store index a watch starts at on this shard: that of the last batch taken in (the
+    /// changes after it are still to come to this shard's hub).
+    pub fn watch_index(&self) -> u64 {
+        self.applied_store_index.get()
+    }
+
+    /// Starts a watch at [`Shard::watch_index`]. Dropping the returned stream releases the
+    /// watcher.
     pub fn watch(
         self: &Rc<Self>,
         key: &str,
@@ -549,10 +581,11 @@ impl Shard {
         stream: bool,
         since: Option<u64>,
     ) -> Result<WatchStream, Error> {
+        let at = self.applied_store_index.get();
         let start = self
-            .store
-            .borrow_mut()
-            .watch(key, recursive, stream, since)?;
+            .shared
+            .published
+            .watch_start(key, recursive, since, at)?;
         let (tx, rx) = local_channel::new_bounded(WATCHER_BUFFER);
         let id = match start {
             WatchStart::Ready(event) => {
@@ -560,12 +593,11 @@ impl Shard {
                 let _ = tx.try_send(event);
                 None
             }
-            WatchStart::Waiting(id) if self.shared.stopping.load(Ordering::Relaxed) => {
-                // A stopping member ends its watches (see `end_watches`): this one at once.
-                self.store.borrow_mut().unwatch(id);
-                None
-            }
-            WatchStart::Waiting(id) => {
+            // A stopping member ends its watches (see `end_watches`): this one at once.
+            WatchStart::Waiting { .. } if self.shared.stopping.load(Ordering::Relaxed) => None,
+            WatchStart::Waiting { since } => {
+                let path = crate::store::path::clean(key);
+                let id = self.hub.borrow_mut().add(path, recursive, stream, since);
                 self.watchers
                     .borrow_mut()
                     .insert(id, WatcherSlot { tx, stream });
@@ -590,17 +622,17 @@ impl Shard {
             .drain()
             .map(|(id, _)| id)
             .collect();
-        let mut store = self.store.borrow_mut();
+        let mut hub = self.hub.borrow_mut();
         for id in ended {
-            store.unwatch(id);
+            hub.remove(id);
         }
-        drop(store);
+        drop(hub);
         self.publish_watcher_count();
     }
 
     fn unwatch(&self, id: WatcherId) {
         self.watchers.borrow_mut().remove(&id);
-        self.store.borrow_mut().unwatch(id);
+        self.hub.borrow_mut().remove(id);
         self.publish_watcher_count();
     }
 
@@ -609,59 +641,43 @@ impl Shard {
         self.shared.watchers[self.id].0.store(n, Ordering::Relaxed);
     }
 
-    /// Applies one committed batch to this shard's replica, in order, then answers the writes
-    /// proposed here and hands the fired events to this shard's watchers.
-    pub fn apply_batch(&self, batch: &CommittedBatch) {
-        let Some(last) = batch.entries.last() else {
+    /// Takes in one applied batch: answers the writes proposed here, then hands the changes'
+    /// events to this shard's watchers.
+    pub fn take_applied(&self, batch: &AppliedBatch) {
+        if batch.raft_index <= self.applied_index.get() {
             return;
-        };
+        }
         let mut answered = Vec::new();
-        let mut fired = Vec::new();
         {
-            let member = self.shared.member_id.load(Ordering::Relaxed);
-            let mut store = self.store.borrow_mut();
             let mut writes = self.writes.borrow_mut();
-            for entry in &batch.entries {
-                if entry.data.is_empty() || entry.index <= self.applied_index.get() {
-                    continue;
-                }
-                let (origin, cmd) = match proposal::decode(&entry.data) {
-                    Ok((origin, Payload::Store(cmd))) => (origin, cmd),
-                    // Member changes are applied by the raft node on shard 0.
-                    Ok((_, Payload::Member(_))) => continue,
-                    Err(e) => {
-                        // Every replica skips the same undecodable entry, so they stay equal.
-                        tracing::warn!(
-                            "shard {}: skipping undecodable entry {}: {e}",
-                            self.id,
-                            entry.index
-                        );
-                        continue;
-                    }
-                };
-                let applied = store.apply(&cmd);
-                fired.extend(applied.fired);
-                if origin.is(member, self.id) {
-                    if let Some(tx) = writes.remove(&origin.id) {
-                        let outcome = WriteOutcome {
-                            result: applied
-                                .result
-                                .unwrap_or_else(|| Err(Error::new(Code::RaftInternal, "", 0))),
-                            raft_index: entry.index,
-                            raft_term: batch.term.max(entry.term),
-                        };
-                        answered.push((tx, outcome));
-                    }
+            for answer in batch
+                .answers
+                .iter()
+                .filter(|a| usize::from(a.shard) == self.id)
+            {
+                if let Some(tx) = writes.remove(&answer.id) {
+                    let outcome = WriteOutcome {
+                        result: answer.result.clone(),
+                        raft_index: answer.raft_index,
+                        raft_term: answer.raft_term,
+                    };
+                    answered.push((tx, outcome));
                 }
             }
         }
-        if last.index > self.applied_index.get() {
-            self.mark_applied(last.index, batch.term.max(last.term));
+        let mut fired = Vec::new();
+        {
+            let mut hub = self.hub.borrow_mut();
+            for change in &batch.changes {
+                hub.fire(change, &mut fired);
+            }
         }
+        self.applied_store_index.set(batch.store_index);
+        self.mark_applied(batch.raft_index, batch.raft_term);
         if answered.is_empty() && fired.is_empty() {
             return;
         }
-        self.observe(self.applied_index.get());
+        self.observe(batch.raft_index);
         for (tx, outcome) in answered {
             tx.send(Ok(outcome));
         }
@@ -675,11 +691,11 @@ impl Shard {
     }
 
     /// Hands fired events to this shard's watchers; a watcher that cannot keep up is dropped.
-    fn deliver(&self, fired: Vec<(WatcherId, Rc<Event>)>) {
+    fn deliver(&self, fired: Vec<(WatcherId, Arc<Event>)>) {
         if fired.is_empty() {
             return;
         }
-        let mut store = self.store.borrow_mut();
+        let mut hub = self.hub.borrow_mut();
         let mut watchers = self.watchers.borrow_mut();
         for (id, event) in fired {
             let Some(slot) = watchers.get(&id) else {
@@ -691,7 +707,7 @@ impl Shard {
             }
             if !keep {
                 if slot.stream {
-                    store.unwatch(id);
+                    hub.remove(id);
                 }
                 watchers.remove(&id);
             }
@@ -721,12 +737,12 @@ impl Shard {
             }
             ShardMsg::ReadIndexDone { id, result } => self.finish_read(id, result),
             ShardMsg::ProposalFailed { id, error } => self.fail_write(id, error),
-            ShardMsg::Committed(batch) => self.apply_batch(&batch),
+            ShardMsg::Applied(batch) => self.take_applied(&batch),
             ShardMsg::ChangeMembership { origin, change } => {
                 self.send_to_raft(RaftInput::ChangeMembership { origin, change })
             }
             ShardMsg::MembershipChanged { id, result } => self.finish_member_change(id, result),
-            ShardMsg::Restore(point) => self.restore(&point),
+            ShardMsg::Restore(point) => self.restore(point),
         }
     }
 
@@ -807,12 +823,12 @@ fn start_receivers(shard: Rc<Shard>, mut receivers: Receivers<ShardMsg>) {
 pub struct WatchStream {
     shard: Rc<Shard>,
     id: Option<WatcherId>,
-    rx: LocalReceiver<Rc<Event>>,
+    rx: LocalReceiver<Arc<Event>>,
 }
 
 impl WatchStream {
     /// The next event, or `None` once the watcher was dropped for falling behind.
-    pub async fn next(&mut self) -> Option<Rc<Event>> {
+    pub async fn next(&mut self) -> Option<Arc<Event>> {
         self.rx.recv().await
     }
 }

@@ -5,13 +5,12 @@
 //! Counting success/failure in the stats is the caller's ([`Store::apply`]), except etcd's extra
 //! `setsFail` when a create meets a file on its way. Knows nothing about encoding or HTTP.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::event::{Action, Event, NodeView};
 use super::node::{Content, Node};
 use super::path;
-use super::watch::Fired;
-use super::Store;
+use super::{Change, Store};
 use crate::error::{Code, Error};
 
 /// Expirations before 2000-01-01T00:00:00Z mean "permanent" on create, as in etcd (which treats
@@ -67,8 +66,8 @@ impl Store {
         dir: bool,
         expire_at: Option<i64>,
         refresh: bool,
-        fired: &mut Fired,
-    ) -> Result<Rc<Event>, Error> {
+        changes: &mut Vec<Change>,
+    ) -> Result<Arc<Event>, Error> {
         let path = path::clean(key);
         let current_value = match self.tree.get(&path, self.index) {
             Ok(node) => Some(node.value().to_string()),
@@ -88,7 +87,7 @@ impl Store {
             Action::Set,
         )?;
         event.refresh = refresh;
-        Ok(self.publish(event, fired))
+        Ok(self.record(event, changes))
     }
 
     /// etcd's `Create`: fails when the node exists; `unique` names it after the new index.
@@ -99,8 +98,8 @@ impl Store {
         dir: bool,
         expire_at: Option<i64>,
         unique: bool,
-        fired: &mut Fired,
-    ) -> Result<Rc<Event>, Error> {
+        changes: &mut Vec<Change>,
+    ) -> Result<Arc<Event>, Error> {
         let path = if unique {
             path::clean(&format!("{key}/{:020}", self.index + 1))
         } else {
@@ -114,7 +113,7 @@ impl Store {
             Existing::Refuse,
             Action::Create,
         )?;
-        Ok(self.publish(event, fired))
+        Ok(self.record(event, changes))
     }
 
     /// etcd's `internalCreate` on a clean path: makes missing parents, then the node.
@@ -153,16 +152,16 @@ impl Store {
                     if let Some(old_expire_at) = old.expire_at {
                         self.ttl.remove(old_expire_at, path);
                     }
-                    prev_node = Some(old.view(false));
+                    prev_node = Some(old.view(path, false));
                 }
             }
         }
         let node = if dir {
-            Node::new_dir(path.to_string(), next_index, expire_at)
+            Node::new_dir(next_index, expire_at)
         } else {
-            Node::new_file(path.to_string(), value.clone(), next_index, expire_at)
+            Node::new_file(&value, next_index, expire_at)
         };
-        siblings.insert(name.to_string(), node);
+        siblings.insert(name.into(), Arc::new(node));
         if let Some(at) = expire_at {
             self.ttl.insert(at, path);
         }
@@ -193,8 +192,8 @@ impl Store {
         value: Option<&str>,
         expire_at: Option<i64>,
         refresh: bool,
-        fired: &mut Fired,
-    ) -> Result<Rc<Event>, Error> {
+        changes: &mut Vec<Change>,
+    ) -> Result<Arc<Event>, Error> {
         let path = path::clean(key);
         let current_index = self.index;
         let next_index = current_index + 1;
@@ -209,9 +208,9 @@ impl Store {
         if refresh {
             new_value = node.value().to_string();
         }
-        let prev_node = node.view(false);
+        let prev_node = node.view(&path, false);
         if let Content::File(stored) = &mut node.content {
-            stored.clone_from(&new_value);
+            *stored = new_value.as_str().into();
             node.modified_index = next_index;
         }
         let old_expire_at = std::mem::replace(&mut node.expire_at, expire_at);
@@ -234,7 +233,7 @@ impl Store {
             etcd_index: next_index,
             refresh,
         };
-        Ok(self.publish(event, fired))
+        Ok(self.record(event, changes))
     }
 
     /// etcd's `CompareAndSwap`: files only; writes when the condition holds.
@@ -245,8 +244,8 @@ impl Store {
         condition: Condition<'_>,
         expire_at: Option<i64>,
         refresh: bool,
-        fired: &mut Fired,
-    ) -> Result<Rc<Event>, Error> {
+        changes: &mut Vec<Change>,
+    ) -> Result<Arc<Event>, Error> {
         let path = path::clean(key);
         let current_index = self.index;
         let next_index = current_index + 1;
@@ -261,12 +260,12 @@ impl Store {
             return Err(Error::new(Code::TestFailed, cause, current_index));
         }
         let new_value = if refresh {
-            stored.clone()
+            stored.to_string()
         } else {
             value.to_string()
         };
-        let prev_node = node.view(false);
-        node.content = Content::File(new_value.clone());
+        let prev_node = node.view(&path, false);
+        node.content = Content::File(new_value.as_str().into());
         node.modified_index = next_index;
         let old_expire_at = std::mem::replace(&mut node.expire_at, expire_at);
         let created_index = node.created_index;
@@ -287,7 +286,7 @@ impl Store {
             etcd_index: next_index,
             refresh,
         };
-        Ok(self.publish(event, fired))
+        Ok(self.record(event, changes))
     }
 
     /// etcd's `Delete`: a file; an empty directory with `dir`; a tree with `recursive`.
@@ -296,8 +295,8 @@ impl Store {
         key: &str,
         dir: bool,
         recursive: bool,
-        fired: &mut Fired,
-    ) -> Result<Rc<Event>, Error> {
+        changes: &mut Vec<Change>,
+    ) -> Result<Arc<Event>, Error> {
         let path = path::clean(key);
         let current_index = self.index;
         if path == "/" {
@@ -313,8 +312,8 @@ impl Store {
                 return Err(Error::new(Code::DirNotEmpty, path, current_index));
             }
         }
-        let event = removal_event(Action::Delete, node, current_index + 1);
-        Ok(self.remove_and_publish(event, fired))
+        let event = removal_event(Action::Delete, node, path, current_index + 1);
+        Ok(self.remove_and_record(event, changes))
     }
 
     /// etcd's `CompareAndDelete`: files only; removes when the condition holds.
@@ -322,8 +321,8 @@ impl Store {
         &mut self,
         key: &str,
         condition: Condition<'_>,
-        fired: &mut Fired,
-    ) -> Result<Rc<Event>, Error> {
+        changes: &mut Vec<Change>,
+    ) -> Result<Arc<Event>, Error> {
         let path = path::clean(key);
         let current_index = self.index;
         let node = self.tree.get(&path, current_index)?;
@@ -335,13 +334,13 @@ impl Store {
         if let Some(cause) = condition.failure(node) {
             return Err(Error::new(Code::TestFailed, cause, current_index));
         }
-        let event = removal_event(Action::CompareAndDelete, node, current_index + 1);
-        Ok(self.remove_and_publish(event, fired))
+        let event = removal_event(Action::CompareAndDelete, node, path, current_index + 1);
+        Ok(self.remove_and_record(event, changes))
     }
 
     /// etcd's `DeleteExpiredKeys(now)`: every node expiring at or before `now`, earliest first,
     /// each as its own "expire" event; an expiring directory takes its subtree with it.
-    pub(super) fn expire(&mut self, now: i64, fired: &mut Fired) {
+    pub(super) fn expire(&mut self, now: i64, changes: &mut Vec<Change>) {
         while let Some((expire_at, path)) = self.ttl.first() {
             if expire_at > now {
                 break;
@@ -352,44 +351,48 @@ impl Store {
                 self.ttl.remove(expire_at, &path);
                 continue;
             };
-            let event = removal_event(Action::Expire, node, self.index + 1);
+            let event = removal_event(Action::Expire, node, path, self.index + 1);
             self.stats.expire_count += 1;
-            self.remove_and_publish(event, fired);
+            self.remove_and_record(event, changes);
         }
     }
 
-    /// Removes the event's node and subtree, then fires: first every watcher on a removed node
-    /// (children before parents, as etcd's `Remove` callback), then the usual notification.
-    fn remove_and_publish(&mut self, event: Event, fired: &mut Fired) -> Rc<Event> {
-        let removed_paths: Vec<String> = match self.tree.detach(&event.node.key) {
-            Some(removed) => removed
-                .post_order()
+    /// Removes the event's node and subtree and records the change: watchers on every removed
+    /// node hear it (children before parents, as etcd's `Remove` callback), then the usual
+    /// notification.
+    fn remove_and_record(&mut self, event: Event, changes: &mut Vec<Change>) -> Arc<Event> {
+        let removed: Vec<String> = match self.tree.detach(&event.node.key) {
+            Some(node) => node
+                .post_order(&event.node.key)
                 .into_iter()
-                .map(|node| {
-                    if let Some(expire_at) = node.expire_at {
-                        self.ttl.remove(expire_at, &node.path);
+                .map(|(path, expire_at)| {
+                    if let Some(expire_at) = expire_at {
+                        self.ttl.remove(expire_at, &path);
                     }
-                    node.path.clone()
+                    path
                 })
                 .collect(),
             None => Vec::new(),
         };
         self.index = event.etcd_index;
-        let event = Rc::new(event);
-        for removed_path in &removed_paths {
-            self.watchers.notify_path(&event, removed_path, true, fired);
-        }
-        self.history.add(event.clone());
-        self.watchers.notify(&event, fired);
+        let event = Arc::new(event);
+        self.unpublished.push(event.clone());
+        changes.push(Change {
+            event: event.clone(),
+            removed,
+        });
         event
     }
 
-    /// Records a change in the history and fires its watchers (a refresh fires nobody).
-    fn publish(&mut self, event: Event, fired: &mut Fired) -> Rc<Event> {
-        let event = Rc::new(event);
-        self.history.add(event.clone());
+    /// Records a change for the history and the watchers (a refresh fires nobody).
+    fn record(&mut self, event: Event, changes: &mut Vec<Change>) -> Arc<Event> {
+        let event = Arc::new(event);
+        self.unpublished.push(event.clone());
         if !event.refresh {
-            self.watchers.notify(&event, fired);
+            changes.push(Change {
+                event: event.clone(),
+                removed: Vec::new(),
+            });
         }
         event
     }
@@ -397,11 +400,12 @@ impl Store {
 
 /// The event of a delete, compare-and-delete or expire of `node` at `index`: the node without
 /// value (a directory flagged as such), and its state before as `prevNode`.
-fn removal_event(action: Action, node: &Node, index: u64) -> Event {
+fn removal_event(action: Action, node: &Node, path: String, index: u64) -> Event {
+    let prev_node = node.view(&path, false);
     Event {
         action,
         node: NodeView {
-            key: node.path.clone(),
+            key: path,
             value: None,
             dir: node.is_dir(),
             expire_at: None,
@@ -409,7 +413,7 @@ fn removal_event(action: Action, node: &Node, index: u64) -> Event {
             modified_index: index,
             created_index: node.created_index,
         },
-        prev_node: Some(node.view(false)),
+        prev_node: Some(prev_node),
         etcd_index: index,
         refresh: false,
     }

@@ -1,22 +1,30 @@
 //! The key-space tree: files and directories with their indexes and expiration, and the walks
 //! etcd's store does over it (lookup, creating missing parents, detaching a subtree).
 //!
+//! The tree is persistent: nodes sit behind [`Arc`]s and a directory's children are an
+//! [`imbl::OrdMap`] (a B-tree whose blocks are shared between versions), so cloning a
+//! [`Tree`] costs one reference count and a change copies only the blocks on its path
+//! ([`Arc::make_mut`]), leaving every published version (see [`super::View`]) as it was.
+//! Nodes do not store their paths (the walks know them), which keeps a key's cost to its name,
+//! its value and one node.
+//!
 //! Owns the shape of the tree and the error a walk produces (100 KeyNotFound, 104 NotDir).
 //! Knows nothing about events, watchers, the TTL index or the current index: callers pass the
 //! indexes in and keep the TTL index in step with what they add and detach.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::event::NodeView;
 use super::path;
 use crate::error::{Code, Error};
 
-/// A file or a directory. Children are keyed by name; a `BTreeMap` keeps listings sorted by key
-/// and makes every replica iterate in the same order.
-#[derive(Debug, PartialEq, Eq)]
+/// A directory's children by name. Iterates in name order, so listings are sorted by key and
+/// every replica and snapshot walks the same order.
+pub type Children = imbl::OrdMap<Box<str>, Arc<Node>>;
+
+/// A file or a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    /// The clean path, `/` for the root.
-    pub path: String,
     pub created_index: u64,
     pub modified_index: u64,
     /// Absolute expiration in unix nanoseconds; `None` for a permanent node.
@@ -24,30 +32,28 @@ pub struct Node {
     pub content: Content,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
-    File(String),
-    Dir(BTreeMap<String, Node>),
+    File(Box<str>),
+    Dir(Children),
 }
 
 impl Node {
-    pub fn new_file(path: String, value: String, index: u64, expire_at: Option<i64>) -> Node {
+    pub fn new_file(value: &str, index: u64, expire_at: Option<i64>) -> Node {
         Node {
-            path,
             created_index: index,
             modified_index: index,
             expire_at,
-            content: Content::File(value),
+            content: Content::File(value.into()),
         }
     }
 
-    pub fn new_dir(path: String, index: u64, expire_at: Option<i64>) -> Node {
+    pub fn new_dir(index: u64, expire_at: Option<i64>) -> Node {
         Node {
-            path,
             created_index: index,
             modified_index: index,
             expire_at,
-            content: Content::Dir(BTreeMap::new()),
+            content: Content::Dir(Children::new()),
         }
     }
 
@@ -63,46 +69,46 @@ impl Node {
         }
     }
 
-    pub fn children(&self) -> Option<&BTreeMap<String, Node>> {
+    pub fn children(&self) -> Option<&Children> {
         match &self.content {
             Content::Dir(children) => Some(children),
             Content::File(_) => None,
         }
     }
 
-    fn children_mut(&mut self) -> Option<&mut BTreeMap<String, Node>> {
+    pub fn children_mut(&mut self) -> Option<&mut Children> {
         match &mut self.content {
             Content::Dir(children) => Some(children),
             Content::File(_) => None,
         }
     }
 
-    /// etcd's `node.Repr(recursive, sorted)`: this node alone, or with its whole visible subtree.
-    /// Hidden children are left out; children are always sorted (the `sorted` flag is free).
-    pub fn view(&self, recursive: bool) -> NodeView {
+    /// etcd's `node.Repr(recursive, sorted)` of the node at `path`: this node alone, or with
+    /// its whole visible subtree. Hidden children are left out; children are always sorted.
+    pub fn view(&self, path: &str, recursive: bool) -> NodeView {
         if recursive {
-            self.view_with_children(true)
+            self.view_with_children(path, true)
         } else {
-            self.shallow_view()
+            self.shallow_view(path.to_string())
         }
     }
 
     /// etcd's `loadInternalNode`, what a GET answers: a file with its value, or a directory with
     /// its visible children (their subtrees too when `recursive`). The root shows without a key.
-    pub fn listing(&self, recursive: bool) -> NodeView {
-        let mut view = self.view_with_children(recursive);
-        if self.path == "/" {
+    pub fn listing(&self, path: &str, recursive: bool) -> NodeView {
+        let mut view = self.view_with_children(path, recursive);
+        if path == "/" {
             view.key.clear();
         }
         view
     }
 
     /// The node without children.
-    fn shallow_view(&self) -> NodeView {
+    fn shallow_view(&self, key: String) -> NodeView {
         NodeView {
-            key: self.path.clone(),
+            key,
             value: match &self.content {
-                Content::File(value) => Some(value.clone()),
+                Content::File(value) => Some(value.to_string()),
                 Content::Dir(_) => None,
             },
             dir: self.is_dir(),
@@ -115,30 +121,33 @@ impl Node {
 
     /// A directory with its visible children listed (and theirs, when `recursive`); a file as
     /// itself. Built with an explicit stack so deep trees cannot overflow the call stack.
-    fn view_with_children(&self, recursive: bool) -> NodeView {
+    fn view_with_children(&self, path: &str, recursive: bool) -> NodeView {
         let Some(children) = self.children() else {
-            return self.shallow_view();
+            return self.shallow_view(path.to_string());
         };
-        let open = |node: &Node| {
-            let mut view = node.shallow_view();
+        let open = |node: &Node, key: String| {
+            let mut view = node.shallow_view(key);
             view.nodes = Some(Vec::new());
             view
         };
         let mut stack = Vec::new();
-        let mut current = (open(self), children.iter());
+        let mut current = (open(self, path.to_string()), children.iter());
         loop {
             match current.1.find(|(name, _)| !path::is_hidden_name(name)) {
-                Some((_, child)) => match child.children() {
-                    Some(grandchildren) if recursive => {
-                        stack.push(current);
-                        current = (open(child), grandchildren.iter());
+                Some((name, child)) => {
+                    let key = path::join(&current.0.key, name);
+                    match child.children() {
+                        Some(grandchildren) if recursive => {
+                            stack.push(current);
+                            current = (open(child, key), grandchildren.iter());
+                        }
+                        _ => current
+                            .0
+                            .nodes
+                            .get_or_insert_with(Vec::new)
+                            .push(child.shallow_view(key)),
                     }
-                    _ => current
-                        .0
-                        .nodes
-                        .get_or_insert_with(Vec::new)
-                        .push(child.shallow_view()),
-                },
+                }
                 None => match stack.pop() {
                     Some(mut parent) => {
                         parent.0.nodes.get_or_insert_with(Vec::new).push(current.0);
@@ -150,49 +159,71 @@ impl Node {
         }
     }
 
-    /// Every node of this subtree, children before their parent, siblings in key order (the order
-    /// etcd's `Remove` calls back in, with Go's random map order made deterministic).
-    pub fn post_order(&self) -> Vec<&Node> {
+    /// The path and expiration of every node of this subtree (rooted at `path`), children
+    /// before their parent, siblings in key order (the order etcd's `Remove` calls back in,
+    /// with Go's random map order made deterministic).
+    pub fn post_order(&self, path: &str) -> Vec<(String, Option<i64>)> {
         let mut reversed = Vec::new();
-        let mut stack = vec![self];
-        while let Some(node) = stack.pop() {
-            reversed.push(node);
+        let mut stack = vec![(path.to_string(), self)];
+        while let Some((path, node)) = stack.pop() {
             if let Some(children) = node.children() {
-                stack.extend(children.values());
+                stack.extend(
+                    children
+                        .iter()
+                        .map(|(name, child)| (path::join(&path, name), &**child)),
+                );
             }
+            reversed.push((path, node.expire_at));
         }
         reversed.reverse();
         reversed
     }
 }
 
-/// Dismantles a subtree with an explicit stack: the derived drop would recurse once per level,
-/// and a key with tens of thousands of components must not overflow the stack when its tree is
-/// deleted or expired (every replica would crash on the same entry).
+thread_local! {
+    /// Set while this thread drops a node's children (see `Drop for Node`).
+    static DROPPING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Children maps whose drop was put off by a drop in progress.
+    static PUT_OFF: std::cell::RefCell<Vec<Children>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Dismantles a subtree iteratively: the derived drop would recurse once per level, and a key
+/// with tens of thousands of components must not overflow the stack when the last version
+/// holding its tree is dropped (every member would crash on the same entry). The outermost drop
+/// on a thread drops its children map; a node freed by that only hands its own map over, and
+/// the outermost drop works through those one by one. A map still shared with another version
+/// costs one reference count: the shared blocks are never walked.
 impl Drop for Node {
     fn drop(&mut self) {
         let Content::Dir(children) = &mut self.content else {
             return;
         };
-        let mut pending: Vec<Node> = std::mem::take(children).into_values().collect();
-        while let Some(mut node) = pending.pop() {
-            if let Content::Dir(grandchildren) = &mut node.content {
-                pending.extend(std::mem::take(grandchildren).into_values());
-            }
+        if children.is_empty() {
+            return;
         }
+        let children = std::mem::take(children);
+        if DROPPING.with(|d| d.replace(true)) {
+            PUT_OFF.with(|p| p.borrow_mut().push(children));
+            return;
+        }
+        drop(children);
+        while let Some(next) = PUT_OFF.with(|p| p.borrow_mut().pop()) {
+            drop(next);
+        }
+        DROPPING.with(|d| d.set(false));
     }
 }
 
-/// The whole key space under a read-only root directory.
-#[derive(Debug, PartialEq, Eq)]
+/// The whole key space under a read-only root directory. Cloning shares every node.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tree {
-    pub root: Node,
+    pub root: Arc<Node>,
 }
 
 impl Default for Tree {
     fn default() -> Self {
         Tree {
-            root: Node::new_dir("/".to_string(), 0, None),
+            root: Arc::new(Node::new_dir(0, None)),
         }
     }
 }
@@ -201,37 +232,40 @@ impl Tree {
     /// etcd's `internalGet` on a clean path. Errors carry `index`: 104 NotDir with the file met on
     /// the way, 100 KeyNotFound with the path up to the first missing name.
     pub fn get(&self, path: &str, index: u64) -> Result<&Node, Error> {
-        let mut current = &self.root;
+        let mut current: &Node = &self.root;
+        let mut path_end = 0;
         for name in path::components(path) {
             let Some(children) = current.children() else {
-                return Err(Error::new(Code::NotDir, current.path.clone(), index));
+                return Err(Error::new(Code::NotDir, parent_of(path, path_end), index));
             };
             current = match children.get(name) {
                 Some(child) => child,
                 None => {
                     return Err(Error::new(
                         Code::KeyNotFound,
-                        path::join(&current.path, name),
+                        path::join(parent_of(path, path_end), name),
                         index,
                     ))
                 }
             };
+            path_end += 1 + name.len();
         }
         Ok(current)
     }
 
-    /// [`Tree::get`] for changing the node in place.
+    /// [`Tree::get`] for changing the node in place: every node on the way that a published
+    /// version shares is copied first (its children are shared, not copied).
     pub fn get_mut(&mut self, path: &str, index: u64) -> Result<&mut Node, Error> {
-        // Walk once immutably for etcd's errors, then again to borrow mutably (a mutable walk
-        // cannot name the blocking node in its error without cloning every path on the way).
+        // Walk once immutably for etcd's errors (and so nothing is copied for a failed
+        // change), then again to borrow mutably.
         self.get(path, index)?;
-        let mut current = &mut self.root;
+        let mut current = Arc::make_mut(&mut self.root);
         for name in path::components(path) {
             current = match current
                 .children_mut()
                 .and_then(|children| children.get_mut(name))
             {
-                Some(child) => child,
+                Some(child) => Arc::make_mut(child),
                 None => return Err(Error::new(Code::KeyNotFound, path, index)),
             };
         }
@@ -246,18 +280,20 @@ impl Tree {
         dir_path: &str,
         create_index: u64,
         index: u64,
-    ) -> Result<&mut BTreeMap<String, Node>, Error> {
+    ) -> Result<&mut Children, Error> {
         self.check_dirs(dir_path, index)?;
-        let mut current = &mut self.root;
-        let mut path_end = 0;
+        let mut current = Arc::make_mut(&mut self.root);
         for name in path::components(dir_path) {
-            path_end += 1 + name.len();
             let Some(children) = current.children_mut() else {
                 return Err(Error::new(Code::NotDir, dir_path, index));
             };
-            current = children.entry(name.to_string()).or_insert_with(|| {
-                Node::new_dir(dir_path[..path_end].to_string(), create_index, None)
-            });
+            if !children.contains_key(name) {
+                children.insert(name.into(), Arc::new(Node::new_dir(create_index, None)));
+            }
+            current = match children.get_mut(name) {
+                Some(child) => Arc::make_mut(child),
+                None => return Err(Error::new(Code::NotDir, dir_path, index)),
+            };
         }
         current
             .children_mut()
@@ -267,13 +303,15 @@ impl Tree {
     /// The 104 NotDir that [`Tree::make_dirs`] would meet, if any: the first existing file along
     /// `dir_path`. Stops at the first missing name (everything below it will be created).
     fn check_dirs(&self, dir_path: &str, index: u64) -> Result<(), Error> {
-        let mut current = &self.root;
+        let mut current: &Node = &self.root;
+        let mut path_end = 0;
         for name in path::components(dir_path) {
             let Some(child) = current.children().and_then(|children| children.get(name)) else {
                 return Ok(());
             };
+            path_end += 1 + name.len();
             if !child.is_dir() {
-                return Err(Error::new(Code::NotDir, child.path.clone(), index));
+                return Err(Error::new(Code::NotDir, &dir_path[..path_end], index));
             }
             current = child;
         }
@@ -281,15 +319,26 @@ impl Tree {
     }
 
     /// Unlinks the node at a clean, non-root path and hands it back with its subtree.
-    pub fn detach(&mut self, path: &str) -> Option<Node> {
+    pub fn detach(&mut self, path: &str) -> Option<Arc<Node>> {
         let (parent_path, name) = path::split(path);
         if name.is_empty() {
             return None;
         }
+        self.get(path, 0).ok()?;
         self.get_mut(parent_path, 0)
             .ok()?
             .children_mut()?
             .remove(name)
+    }
+}
+
+/// The path of the node a walk of `path` stands on after `path_end` bytes of it (`/` at the
+/// start).
+fn parent_of(path: &str, path_end: usize) -> &str {
+    if path_end == 0 {
+        "/"
+    } else {
+        &path[..path_end]
     }
 }
 
@@ -300,24 +349,18 @@ mod tests {
     fn sample() -> Tree {
         let mut tree = Tree::default();
         let dir = tree.make_dirs("/a/b", 1, 0).unwrap();
-        dir.insert(
-            "c".into(),
-            Node::new_file("/a/b/c".into(), "v".into(), 1, None),
-        );
-        dir.insert(
-            "_h".into(),
-            Node::new_file("/a/b/_h".into(), "h".into(), 2, None),
-        );
+        dir.insert("c".into(), Arc::new(Node::new_file("v", 1, None)));
+        dir.insert("_h".into(), Arc::new(Node::new_file("h", 2, None)));
         tree
     }
 
     #[test]
-    fn make_dirs_creates_parents_with_full_paths() {
+    fn make_dirs_creates_parents() {
         let tree = sample();
-        assert_eq!(tree.get("/a", 5).unwrap().path, "/a");
-        assert_eq!(tree.get("/a/b", 5).unwrap().path, "/a/b");
+        assert!(tree.get("/a", 5).unwrap().is_dir());
+        assert_eq!(tree.get("/a/b", 5).unwrap().created_index, 1);
         assert_eq!(tree.get("/a/b/c", 5).unwrap().value(), "v");
-        assert_eq!(tree.get("/", 5).unwrap().path, "/");
+        assert!(tree.get("/", 5).unwrap().is_dir());
     }
 
     #[test]
@@ -328,6 +371,8 @@ mod tests {
             (not_found.code, not_found.cause.as_str(), not_found.index),
             (Code::KeyNotFound, "/a/x", 7)
         );
+        let not_found = tree.get("/x", 7).unwrap_err();
+        assert_eq!(not_found.cause, "/x");
         let not_dir = tree.get("/a/b/c/d", 7).unwrap_err();
         assert_eq!(
             (not_dir.code, not_dir.cause.as_str()),
@@ -344,7 +389,7 @@ mod tests {
     #[test]
     fn listing_hides_underscore_children_but_view_of_a_file_does_not() {
         let tree = sample();
-        let listing = tree.get("/a/b", 0).unwrap().listing(false);
+        let listing = tree.get("/a/b", 0).unwrap().listing("/a/b", false);
         let keys: Vec<&str> = listing
             .nodes
             .as_ref()
@@ -356,22 +401,27 @@ mod tests {
         assert_eq!(
             tree.get("/a/b/_h", 0)
                 .unwrap()
-                .listing(false)
+                .listing("/a/b/_h", false)
                 .value
                 .as_deref(),
             Some("h")
         );
-        assert_eq!(tree.root.listing(false).key, "");
+        assert_eq!(tree.root.listing("/", false).key, "");
+        let recursive = tree.root.listing("/", true);
+        assert_eq!(
+            recursive.nodes.unwrap()[0].nodes.as_ref().unwrap()[0].key,
+            "/a/b"
+        );
     }
 
     #[test]
     fn post_order_lists_children_before_parents() {
         let tree = sample();
-        let paths: Vec<&str> = tree
+        let paths: Vec<String> = tree
             .root
-            .post_order()
-            .iter()
-            .map(|n| n.path.as_str())
+            .post_order("/")
+            .into_iter()
+            .map(|(p, _)| p)
             .collect();
         assert_eq!(paths, ["/a/b/_h", "/a/b/c", "/a/b", "/a", "/"]);
     }
@@ -384,5 +434,37 @@ mod tests {
         assert!(tree.get("/a/b", 0).is_err());
         assert!(tree.detach("/").is_none());
         assert!(tree.detach("/nope").is_none());
+    }
+
+    #[test]
+    fn a_change_leaves_an_earlier_version_as_it_was() {
+        let mut tree = sample();
+        let published = tree.clone();
+        tree.get_mut("/a/b/c", 0).unwrap().content = Content::File("new".into());
+        tree.detach("/a/b/_h");
+        tree.make_dirs("/z", 9, 0).unwrap();
+        assert_eq!(published.get("/a/b/c", 0).unwrap().value(), "v");
+        assert!(published.get("/a/b/_h", 0).is_ok());
+        assert!(published.get("/z", 0).is_err());
+        assert_eq!(tree.get("/a/b/c", 0).unwrap().value(), "new");
+        // The untouched sibling subtree is shared, not copied.
+        let mut other = sample();
+        other.make_dirs("/q", 1, 0).unwrap();
+        let before = other.clone();
+        other.make_dirs("/r", 2, 0).unwrap();
+        assert!(Arc::ptr_eq(
+            &before.root.children().unwrap()["q"],
+            &other.root.children().unwrap()["q"]
+        ));
+    }
+
+    #[test]
+    fn a_very_deep_tree_drops_without_overflowing_the_stack() {
+        let mut tree = Tree::default();
+        let path: String = (0..100_000).map(|_| "/d").collect();
+        tree.make_dirs(&path, 1, 0).unwrap();
+        let kept = tree.clone();
+        drop(tree);
+        drop(kept);
     }
 }

@@ -5,17 +5,15 @@
 //! Owns the snapshot format. Deterministic: equal replicas give equal bytes. Tree walks here
 //! use explicit stacks, so key depth cannot overflow the call stack.
 
-use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::event::{Action, Event, NodeView};
 use super::history::EventHistory;
-use super::node::{Content, Node, Tree};
+use super::node::{Children, Content, Node, Tree};
 use super::path;
 use super::stats::StoreStats;
 use super::ttl::TtlIndex;
-use super::watch::WatcherHub;
-use super::Store;
+use super::{Published, Snapshot, Store};
 use crate::auth::state::AuthState;
 use crate::codec::{self, DecodeError, Reader};
 
@@ -43,11 +41,13 @@ const MIN_VIEW_LEN: usize = 4 + 1 + 1 + 1 + 8 + 8;
 //           view node, opt view prev_node
 //   view  = str key, opt str value, bool dir, opt i64 expire_at, u64 modified_index,
 //           u64 created_index (history events never carry child lists)
-impl Store {
-    /// The replica's state: versioned and checksummed. Equal replicas give equal bytes.
-    pub fn snapshot(&self) -> Vec<u8> {
+impl Snapshot {
+    /// The version's state: versioned and checksummed. Equal versions give equal bytes. Reads
+    /// only immutable data, so it can run on any thread while the applier goes on.
+    pub fn encode(&self) -> Vec<u8> {
+        let view = &self.view;
         let mut out = Vec::with_capacity(4096);
-        let with_auth = self.auth != AuthState::default();
+        let with_auth = *view.auth != AuthState::default();
         codec::put_u8(
             &mut out,
             if with_auth {
@@ -56,25 +56,37 @@ impl Store {
                 SNAPSHOT_VERSION
             },
         );
-        codec::put_u64(&mut out, self.index);
-        let no_children = BTreeMap::new();
-        encode_tree(&mut out, self.tree.root.children().unwrap_or(&no_children));
-        let events: Vec<&Rc<Event>> = self.history.events().collect();
-        codec::put_len(&mut out, events.len());
-        for event in events {
+        codec::put_u64(&mut out, view.index);
+        let no_children = Children::new();
+        encode_tree(&mut out, view.tree.root.children().unwrap_or(&no_children));
+        codec::put_len(&mut out, self.events.len());
+        for event in &self.events {
             encode_event(&mut out, event);
         }
         if with_auth {
-            self.auth.encode(&mut out);
+            view.auth.encode(&mut out);
         }
         let sum = codec::checksum(&out);
         codec::put_u32(&mut out, sum);
         out
     }
 
-    /// A replica from [`Store::snapshot`] bytes, with a history of `history_capacity` (the newest
-    /// events are kept if it is smaller than the snapshot's). No watchers, zeroed stats.
-    pub fn restore(bytes: &[u8], history_capacity: usize) -> Result<Store, DecodeError> {
+    /// The raft index of the version.
+    pub fn raft_index(&self) -> u64 {
+        self.view.raft_index
+    }
+}
+
+impl Store {
+    /// The applier as [`Snapshot::encode`] left it, published into `published` as of raft
+    /// index `raft_index` (its history replaced by the snapshot's; the newest events are kept if
+    /// its capacity is smaller than the snapshot's). Zeroed stats.
+    pub fn restore(
+        bytes: &[u8],
+        published: Arc<Published>,
+        raft_index: u64,
+        raft_term: u64,
+    ) -> Result<Store, DecodeError> {
         let Some(body_len) = bytes.len().checked_sub(4) else {
             return Err(DecodeError::Truncated);
         };
@@ -93,9 +105,9 @@ impl Store {
         let index = reader.u64()?;
         let mut ttl = TtlIndex::default();
         let tree = decode_tree(&mut reader, &mut ttl)?;
-        let mut history = EventHistory::new(history_capacity);
+        let mut history = EventHistory::new(published.history_capacity());
         for _ in 0..reader.count(MIN_EVENT_LEN)? {
-            history.add(Rc::new(decode_event(&mut reader)?));
+            history.add(Arc::new(decode_event(&mut reader)?));
         }
         let auth = if version == SNAPSHOT_VERSION_AUTH {
             AuthState::decode(&mut reader)?
@@ -103,19 +115,22 @@ impl Store {
             AuthState::default()
         };
         reader.finish()?;
-        Ok(Store {
+        *published.history_mut() = history;
+        let mut store = Store {
             tree,
             index,
             ttl,
-            history,
-            watchers: WatcherHub::default(),
             stats: StoreStats::default(),
-            auth,
-        })
+            auth: Arc::new(auth),
+            unpublished: Vec::new(),
+            published,
+        };
+        store.publish(raft_index, raft_term);
+        Ok(store)
     }
 }
 
-fn encode_tree(out: &mut Vec<u8>, root_children: &BTreeMap<String, Node>) {
+fn encode_tree(out: &mut Vec<u8>, root_children: &Children) {
     codec::put_len(out, root_children.len());
     let mut stack = vec![root_children.iter()];
     while let Some(siblings) = stack.last_mut() {
@@ -138,18 +153,20 @@ fn encode_tree(out: &mut Vec<u8>, root_children: &BTreeMap<String, Node>) {
     }
 }
 
-/// A directory being filled: its node and how many children are still to read.
+/// A directory being filled: its path, node and how many children are still to read.
 struct OpenDir {
     name: String,
+    path: String,
     node: Node,
     children_left: usize,
 }
 
 fn decode_tree(reader: &mut Reader<'_>, ttl: &mut TtlIndex) -> Result<Tree, DecodeError> {
-    let root = Node::new_dir("/".to_string(), 0, None);
+    let root = Node::new_dir(0, None);
     let children_left = reader.count(MIN_NODE_LEN)?;
     let mut open = vec![OpenDir {
         name: String::new(),
+        path: "/".to_string(),
         node: root,
         children_left,
     }];
@@ -162,7 +179,11 @@ fn decode_tree(reader: &mut Reader<'_>, ttl: &mut TtlIndex) -> Result<Tree, Deco
                 return Err(DecodeError::Inconsistent("tree stack emptied early"));
             };
             match open.last_mut() {
-                None => return Ok(Tree { root: done.node }),
+                None => {
+                    return Ok(Tree {
+                        root: Arc::new(done.node),
+                    })
+                }
                 Some(grandparent) => add_child(&mut grandparent.node, done.name, done.node)?,
             }
             continue;
@@ -173,7 +194,7 @@ fn decode_tree(reader: &mut Reader<'_>, ttl: &mut TtlIndex) -> Result<Tree, Deco
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
             return Err(DecodeError::Inconsistent("invalid node name"));
         }
-        let node_path = path::join(&parent.node.path, &name);
+        let node_path = path::join(&parent.path, &name);
         let created_index = reader.u64()?;
         let modified_index = reader.u64()?;
         let expire_at = reader.opt_i64()?;
@@ -181,12 +202,11 @@ fn decode_tree(reader: &mut Reader<'_>, ttl: &mut TtlIndex) -> Result<Tree, Deco
             ttl.insert(at, &node_path);
         }
         let content = match kind {
-            KIND_FILE => Content::File(reader.string()?),
-            KIND_DIR => Content::Dir(BTreeMap::new()),
+            KIND_FILE => Content::File(reader.string()?.into()),
+            KIND_DIR => Content::Dir(Children::new()),
             other => return Err(DecodeError::UnknownTag(other)),
         };
         let node = Node {
-            path: node_path,
             created_index,
             modified_index,
             expire_at,
@@ -196,6 +216,7 @@ fn decode_tree(reader: &mut Reader<'_>, ttl: &mut TtlIndex) -> Result<Tree, Deco
             let children_left = reader.count(MIN_NODE_LEN)?;
             open.push(OpenDir {
                 name,
+                path: node_path,
                 node,
                 children_left,
             });
@@ -209,7 +230,7 @@ fn add_child(parent: &mut Node, name: String, child: Node) -> Result<(), DecodeE
     let Content::Dir(children) = &mut parent.content else {
         return Err(DecodeError::Inconsistent("child under a file"));
     };
-    if children.insert(name, child).is_some() {
+    if children.insert(name.into(), Arc::new(child)).is_some() {
         return Err(DecodeError::Inconsistent("duplicate child name"));
     }
     Ok(())

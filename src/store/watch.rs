@@ -1,5 +1,6 @@
 //! Live watchers (etcd's `watcher` and `watcherHub`): who is waiting on which path, and which of
-//! them an event fires.
+//! them an event fires. Each shard keeps its own hub for its own connections' watches and
+//! matches every published [`Change`] against it.
 //!
 //! Owns the firing rules: a watcher at path P hears an event at P, below P when recursive
 //! (unless hidden from P), and, when a directory is removed, every node removed with it.
@@ -8,18 +9,19 @@
 //! only reports `(WatcherId, event)` pairs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::event::Event;
 use super::path;
+use super::Change;
 
-/// Names one registered watcher of one store replica.
+/// Names one registered watcher of one hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WatcherId(pub u64);
 
 /// What one apply fired, in firing order. A stream watcher can appear twice for one event, as in
 /// etcd (a stream watcher on a deleted node hears both the removal and the event itself).
-pub type Fired = Vec<(WatcherId, Rc<Event>)>;
+pub type Fired = Vec<(WatcherId, Arc<Event>)>;
 
 #[derive(Debug, Clone)]
 struct Watcher {
@@ -76,9 +78,25 @@ impl WatcherHub {
         self.path_of.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.path_of.is_empty()
+    }
+
+    /// Offers one published change: first to the watchers of every node it removed (children
+    /// before parents, as etcd's `Remove` callback), then as [`WatcherHub::notify`] does.
+    pub fn fire(&mut self, change: &Change, fired: &mut Fired) {
+        if self.is_empty() {
+            return;
+        }
+        for removed in &change.removed {
+            self.notify_path(&change.event, removed, true, fired);
+        }
+        self.notify(&change.event, fired);
+    }
+
     /// etcd's `watcherHub.notify`: offers the event to the watchers of `/`, of every directory
     /// above the event's key, and of the key itself, in that order.
-    pub fn notify(&mut self, event: &Rc<Event>, fired: &mut Fired) {
+    pub fn notify(&mut self, event: &Arc<Event>, fired: &mut Fired) {
         let key = event.node.key.as_str();
         self.notify_path(event, "/", false, fired);
         for (at, byte) in key.bytes().enumerate().skip(1) {
@@ -95,7 +113,7 @@ impl WatcherHub {
     /// node removed by the event (it fires even non-recursive watchers).
     pub fn notify_path(
         &mut self,
-        event: &Rc<Event>,
+        event: &Arc<Event>,
         watched: &str,
         deleted: bool,
         fired: &mut Fired,
@@ -133,8 +151,8 @@ mod tests {
     use super::*;
     use crate::store::event::{Action, NodeView};
 
-    fn set_event(key: &str, index: u64) -> Rc<Event> {
-        Rc::new(Event {
+    fn set_event(key: &str, index: u64) -> Arc<Event> {
+        Arc::new(Event {
             action: Action::Set,
             node: NodeView {
                 key: key.into(),

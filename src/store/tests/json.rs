@@ -1,11 +1,11 @@
 //! Exact response bodies for representative events, checked against etcd 3.4's v2 API.
 
 use super::*;
-use crate::store::{Command, WatchStart};
+use crate::store::Command;
 
 #[test]
 fn set_then_overwrite_shows_prev_node() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     let first = ok(&mut store, set("/foo", "bar"));
     assert_eq!(
         json(&first, T0),
@@ -22,7 +22,7 @@ fn set_then_overwrite_shows_prev_node() {
 
 #[test]
 fn create_with_ttl_shows_expiration_and_rounded_up_ttl() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     let expire_at = T0 + 100 * SECOND + 199_049_708;
     let command = Command::Create {
         key: "/k".into(),
@@ -44,7 +44,7 @@ fn create_with_ttl_shows_expiration_and_rounded_up_ttl() {
 
 #[test]
 fn recursive_delete_of_a_dir_shows_dir_and_prev_node() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/d/e/f", "1"));
     ok(&mut store, set_ttl("/d/g", "2", T0 + 5 * SECOND));
     let event = ok(&mut store, delete("/d", false, true));
@@ -65,7 +65,7 @@ fn recursive_delete_of_a_dir_shows_dir_and_prev_node() {
 
 #[test]
 fn recursive_sorted_get_of_a_nested_dir() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/d/e/f", "1"));
     ok(&mut store, set("/d/b", "2"));
     ok(&mut store, set("/d/e/_hidden", "h"));
@@ -95,7 +95,7 @@ fn recursive_sorted_get_of_a_nested_dir() {
 
 #[test]
 fn root_get_has_no_key_and_no_indexes() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     assert_eq!(
         json(&store.get("/", false, false).unwrap(), T0),
         "{\"action\":\"get\",\"node\":{\"dir\":true}}\n"
@@ -109,7 +109,7 @@ fn root_get_has_no_key_and_no_indexes() {
 
 #[test]
 fn expire_event_has_no_value_and_prev_node_keeps_expiration() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set_ttl("/t/x", "1", T0 + SECOND + 28_448_238));
     let WatchStart::Waiting(watcher) = store.watch("/t/x", false, false, None).unwrap() else {
         panic!("nothing in the history yet")
@@ -132,7 +132,7 @@ fn expire_event_has_no_value_and_prev_node_keeps_expiration() {
 
 #[test]
 fn update_of_a_dir_ttl_shows_the_new_index_but_keeps_the_dirs() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/d/e/f", "1"));
     let command = Command::Update {
         key: "/d".into(),
@@ -156,7 +156,7 @@ fn update_of_a_dir_ttl_shows_the_new_index_but_keeps_the_dirs() {
 
 #[test]
 fn errors_render_with_code_cause_and_index() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/k", ""));
     let error = fails(&mut store, cas("/k", "1", Some("x"), Some(3)));
     assert_eq!(

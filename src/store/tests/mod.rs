@@ -7,10 +7,129 @@ mod property;
 mod snapshots;
 mod watches;
 
-use std::rc::Rc;
+use std::sync::Arc;
 
-use super::{Applied, Command, Event, Store};
+use super::{path, Command, DecodeError, Event, Fired, Published, Store, StoreStats};
+use super::{WatcherHub, WatcherId};
 use crate::error::{Code, Error};
+
+/// One member's store as its clients meet it: the applier, publishing after every command, and
+/// one shard's watcher hub matching the published changes.
+#[derive(Debug)]
+pub struct Replica {
+    pub store: Store,
+    hub: WatcherHub,
+    gets: (u64, u64),
+    raft_index: u64,
+}
+
+/// What applying one command showed: the proposer's result and the watchers it fired.
+#[derive(Debug)]
+pub struct Applied {
+    pub result: Option<Result<Arc<Event>, Error>>,
+    pub fired: Fired,
+}
+
+/// How a watch on a [`Replica`] starts.
+#[derive(Debug)]
+pub enum WatchStart {
+    Ready(Arc<Event>),
+    Waiting(WatcherId),
+}
+
+impl Replica {
+    pub fn new(history_capacity: usize) -> Replica {
+        Replica::of(Store::new(Published::new(history_capacity)))
+    }
+
+    pub fn restore(bytes: &[u8], history_capacity: usize) -> Result<Replica, DecodeError> {
+        Store::restore(bytes, Published::new(history_capacity), 0, 0).map(Replica::of)
+    }
+
+    fn of(store: Store) -> Replica {
+        Replica {
+            store,
+            hub: WatcherHub::default(),
+            gets: (0, 0),
+            raft_index: 0,
+        }
+    }
+
+    pub fn apply(&mut self, command: &Command) -> Applied {
+        let applied = self.store.apply(command);
+        self.raft_index += 1;
+        self.store.publish(self.raft_index, 1);
+        let mut fired = Fired::new();
+        for change in &applied.changes {
+            self.hub.fire(change, &mut fired);
+        }
+        Applied {
+            result: applied.result,
+            fired,
+        }
+    }
+
+    /// A GET of the newest published version, counted as a shard counts it.
+    pub fn get(&mut self, key: &str, recursive: bool, sorted: bool) -> Result<Event, Error> {
+        let result = self.store.published().view().get(key, recursive, sorted);
+        if result.is_ok() {
+            self.gets.0 += 1;
+        } else {
+            self.gets.1 += 1;
+        }
+        result
+    }
+
+    pub fn watch(
+        &mut self,
+        key: &str,
+        recursive: bool,
+        stream: bool,
+        since: Option<u64>,
+    ) -> Result<WatchStart, Error> {
+        let at = self.store.index();
+        Ok(
+            match self
+                .store
+                .published()
+                .watch_start(key, recursive, since, at)?
+            {
+                super::WatchStart::Ready(event) => WatchStart::Ready(event),
+                super::WatchStart::Waiting { since } => {
+                    WatchStart::Waiting(self.hub.add(path::clean(key), recursive, stream, since))
+                }
+            },
+        )
+    }
+
+    pub fn unwatch(&mut self, id: WatcherId) {
+        self.hub.remove(id);
+    }
+
+    pub fn watcher_count(&self) -> usize {
+        self.hub.len()
+    }
+
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.store.published().snapshot().encode()
+    }
+
+    /// The counters of `/v2/stats/store`: the applier's writes and this replica's reads.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            gets_success: self.gets.0,
+            gets_fail: self.gets.1,
+            ..self.store.stats().clone()
+        }
+    }
+}
+
+impl std::ops::Deref for Replica {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
 
 pub const SECOND: i64 = 1_000_000_000;
 /// 2026-11-23T20:12:49Z.
@@ -94,7 +213,7 @@ pub fn cad(key: &str, prev_value: Option<&str>, prev_index: Option<u64>) -> Comm
 }
 
 /// Applies a command that must succeed and returns its event.
-pub fn ok(store: &mut Store, command: Command) -> Rc<Event> {
+pub fn ok(store: &mut Replica, command: Command) -> Arc<Event> {
     match store.apply(&command).result {
         Some(Ok(event)) => event,
         other => panic!("{command:?} should succeed, got {other:?}"),
@@ -102,7 +221,7 @@ pub fn ok(store: &mut Store, command: Command) -> Rc<Event> {
 }
 
 /// Applies a command that must fail, checks the index did not move, returns the error.
-pub fn fails(store: &mut Store, command: Command) -> Error {
+pub fn fails(store: &mut Replica, command: Command) -> Error {
     let before = store.index();
     let Applied { result, fired } = store.apply(&command);
     assert_eq!(

@@ -1,11 +1,11 @@
 //! Every operation and every semantic error: results, causes, indexes and stats as etcd gives.
 
 use super::*;
-use crate::store::{Action, StoreStats, WatchStart};
+use crate::store::{Action, StoreStats};
 
 #[test]
 fn set_creates_missing_parents_at_the_new_index() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     let event = ok(&mut store, set("a//b/./c/", "v"));
     assert_eq!(
         (
@@ -27,7 +27,7 @@ fn set_creates_missing_parents_at_the_new_index() {
 
 #[test]
 fn set_replaces_files_but_never_directories() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/foo", "bar"));
     // A directory may replace a file (prevNode is the file)...
     let dir = ok(&mut store, mkdir("/foo"));
@@ -54,7 +54,7 @@ fn set_replaces_files_but_never_directories() {
 
 #[test]
 fn a_file_on_the_way_is_not_a_directory() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/k", "v"));
     assert_error(
         &fails(&mut store, set("/k/sub", "1")),
@@ -90,7 +90,7 @@ fn a_file_on_the_way_is_not_a_directory() {
 
 #[test]
 fn create_refuses_existing_nodes() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/d/e", "1"));
     let created = ok(&mut store, create("/new", "v"));
     assert_eq!(
@@ -127,7 +127,7 @@ fn create_refuses_existing_nodes() {
 
 #[test]
 fn unique_create_names_the_key_after_the_new_index() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/x", "1"));
     let post = |key: &str, value: &str| Command::Create {
         key: key.into(),
@@ -153,7 +153,7 @@ fn unique_create_names_the_key_after_the_new_index() {
 
 #[test]
 fn update_changes_value_and_ttl_but_not_created_index() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set_ttl("/k", "v1", T0 + 100 * SECOND));
     let updated = ok(&mut store, update("/k", "v2"));
     assert_eq!(updated.action, Action::Update);
@@ -192,7 +192,7 @@ fn update_changes_value_and_ttl_but_not_created_index() {
 
 #[test]
 fn update_errors() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, mkdir("/d"));
     assert_error(
         &fails(&mut store, update("/nokey", "1")),
@@ -216,7 +216,7 @@ fn update_errors() {
 
 #[test]
 fn refresh_keeps_the_value_and_only_moves_the_ttl() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set_ttl("/k", "v1", T0 + 100 * SECOND));
     let refreshed = Command::Set {
         key: "/k".into(),
@@ -298,7 +298,7 @@ fn refresh_keeps_the_value_and_only_moves_the_ttl() {
 
 #[test]
 fn compare_and_swap_tests_value_and_index() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/k", "old"));
     assert_error(
         &fails(&mut store, cas("/k", "new", Some("x"), None)),
@@ -357,7 +357,7 @@ fn compare_and_swap_tests_value_and_index() {
 
 #[test]
 fn compare_and_delete_tests_then_removes_a_file() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/k", "v"));
     ok(&mut store, mkdir("/d"));
     assert_error(
@@ -410,7 +410,7 @@ fn compare_and_delete_tests_then_removes_a_file() {
 
 #[test]
 fn delete_files_empty_dirs_and_trees() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/d/e/f", "1"));
     ok(&mut store, mkdir("/empty"));
     ok(&mut store, set("/file", "1"));
@@ -451,7 +451,7 @@ fn delete_files_empty_dirs_and_trees() {
 
 #[test]
 fn get_lists_visible_children_and_reads_hidden_keys_directly() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/d/_h", "hid"));
     ok(&mut store, set("/d/v", "vis"));
     ok(&mut store, set("/_top/x", "1"));
@@ -489,7 +489,7 @@ fn get_lists_visible_children_and_reads_hidden_keys_directly() {
 
 #[test]
 fn sync_expires_in_time_order_then_key_order() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set_ttl("/late", "1", T0 + 3 * SECOND));
     ok(&mut store, set_ttl("/b", "1", T0 + SECOND));
     ok(&mut store, set_ttl("/a", "1", T0 + SECOND));
@@ -523,7 +523,7 @@ fn sync_expires_in_time_order_then_key_order() {
 
 #[test]
 fn expiring_a_dir_removes_its_subtree_and_their_ttls() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set_ttl("/d/child", "1", T0 + 10 * SECOND));
     let dir_ttl = Command::Update {
         key: "/d".into(),
@@ -548,7 +548,7 @@ fn expiring_a_dir_removes_its_subtree_and_their_ttls() {
 
 #[test]
 fn replacing_or_deleting_a_node_drops_its_expiration() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set_ttl("/replaced", "1", T0 + SECOND));
     ok(&mut store, set("/replaced", "2"));
     ok(&mut store, set_ttl("/deleted", "1", T0 + SECOND));
@@ -573,7 +573,7 @@ fn replacing_or_deleting_a_node_drops_its_expiration() {
 
 #[test]
 fn expirations_before_2000_mean_permanent_on_create() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     let event = ok(&mut store, set_ttl("/k", "v", 1));
     assert_eq!(event.node.expire_at, None);
     assert!(!store.has_ttl_keys());
@@ -581,7 +581,7 @@ fn expirations_before_2000_mean_permanent_on_create() {
 
 #[test]
 fn stats_count_like_etcd() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/k", "v"));
     fails(&mut store, set("/k/x", "v"));
     // A create that meets a file on its way counts as a failed set too (etcd's internalCreate).
@@ -617,5 +617,5 @@ fn stats_count_like_etcd() {
         compare_and_delete_fail: 1,
         expire_count: 1,
     };
-    assert_eq!(store.stats(), &want);
+    assert_eq!(store.stats(), want);
 }

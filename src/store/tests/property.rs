@@ -2,7 +2,7 @@
 //! one restored from a snapshot midway end identical, with identical results and firings.
 
 use super::*;
-use crate::store::{Command, WatchStart};
+use crate::store::Command;
 
 /// xorshift64*: small, fast and deterministic.
 struct Rng(u64);
@@ -111,7 +111,7 @@ impl Generator {
 }
 
 /// The same watchers on a replica: a root stream, a directory stream and an exact one-shot.
-fn watch_some(store: &mut Store) {
+fn watch_some(store: &mut Replica) {
     for (key, recursive, stream) in [
         ("/", true, true),
         ("/a", true, true),
@@ -138,8 +138,8 @@ fn observed(applied: &Applied) -> (Option<Result<Event, Error>>, Vec<Event>) {
 }
 
 /// The TTL index holds exactly the tree's expirations, and the index counts events.
-fn check_invariants(store: &Store, successes: u64) {
-    let rebuilt = Store::restore(&store.snapshot(), 1).expect("own snapshot restores");
+fn check_invariants(store: &Replica, successes: u64) {
+    let rebuilt = Replica::restore(&store.snapshot(), 1).expect("own snapshot restores");
     assert_eq!(rebuilt.ttl, store.ttl, "TTL index follows the tree");
     let events = successes + store.stats().expire_count;
     assert_eq!(
@@ -157,14 +157,14 @@ fn replicas_agree_with_a_restore_midway() {
         rng: Rng(0x5eed_1234_abcd_0001),
         now: T0,
     };
-    let mut from_scratch = Store::new(64);
-    let mut restored: Option<Store> = None;
+    let mut from_scratch = Replica::new(64);
+    let mut restored: Option<Replica> = None;
     let (mut successes, mut failures, mut fired) = (0u64, 0u64, 0usize);
 
     for step in 0..COMMANDS {
         if step == SPLIT {
             let mut replica =
-                Store::restore(&from_scratch.snapshot(), 64).expect("snapshot restores");
+                Replica::restore(&from_scratch.snapshot(), 64).expect("snapshot restores");
             watch_some(&mut replica);
             watch_some(&mut from_scratch);
             restored = Some(replica);

@@ -1,11 +1,11 @@
 //! Snapshot round trips and rejection of damaged snapshots.
 
 use super::*;
-use crate::store::{DecodeError, WatchStart};
+use crate::store::DecodeError;
 
 /// A store with nested dirs, TTLs on a file and a dir, hidden keys, a refresh and deletions.
-fn populated() -> Store {
-    let mut store = Store::new(4);
+fn populated() -> Replica {
+    let mut store = Replica::new(4);
     ok(&mut store, set("/a/b/c", "1"));
     ok(&mut store, set_ttl("/a/ttl", "t", T0 + 10 * SECOND));
     ok(&mut store, set("/a/_hidden", "h"));
@@ -36,7 +36,7 @@ fn populated() -> Store {
 fn round_trip_keeps_tree_ttls_index_and_history() {
     let mut original = populated();
     let bytes = original.snapshot();
-    let mut restored = Store::restore(&bytes, 4).unwrap();
+    let mut restored = Replica::restore(&bytes, 4).unwrap();
     assert_eq!(
         restored.snapshot(),
         bytes,
@@ -54,8 +54,20 @@ fn round_trip_keeps_tree_ttls_index_and_history() {
         );
     }
     // The history came along: the same replays, including the refresh being skipped.
-    let history: Vec<Event> = restored.history.events().map(|e| (**e).clone()).collect();
-    let want: Vec<Event> = original.history.events().map(|e| (**e).clone()).collect();
+    let history: Vec<Event> = restored
+        .store
+        .published
+        .history()
+        .events()
+        .map(|e| (**e).clone())
+        .collect();
+    let want: Vec<Event> = original
+        .store
+        .published
+        .history()
+        .events()
+        .map(|e| (**e).clone())
+        .collect();
     assert_eq!(history, want);
     assert_eq!(history.len(), 4);
     let WatchStart::Ready(replayed) = restored.watch("/gone/x", false, false, Some(8)).unwrap()
@@ -83,24 +95,30 @@ fn watchers_and_stats_are_not_kept() {
     let mut store = populated();
     store.watch("/x", false, false, None).unwrap();
     store.get("/a", false, false).unwrap();
-    let restored = Store::restore(&store.snapshot(), 1000).unwrap();
+    let restored = Replica::restore(&store.snapshot(), 1000).unwrap();
     assert_eq!(restored.watcher_count(), 0);
-    assert_eq!(restored.stats(), &crate::store::StoreStats::default());
+    assert_eq!(restored.stats(), crate::store::StoreStats::default());
 }
 
 #[test]
 fn a_smaller_history_keeps_the_newest_events() {
     let original = populated();
-    let restored = Store::restore(&original.snapshot(), 2).unwrap();
-    let indexes: Vec<u64> = restored.history.events().map(|e| e.index()).collect();
+    let restored = Replica::restore(&original.snapshot(), 2).unwrap();
+    let indexes: Vec<u64> = restored
+        .store
+        .published
+        .history()
+        .events()
+        .map(|e| e.index())
+        .collect();
     assert_eq!(indexes, [8, 9]);
 }
 
 #[test]
 fn empty_store_round_trips() {
-    let store = Store::new(1000);
+    let store = Replica::new(1000);
     let bytes = store.snapshot();
-    let restored = Store::restore(&bytes, 1000).unwrap();
+    let restored = Replica::restore(&bytes, 1000).unwrap();
     assert_eq!(restored.snapshot(), bytes);
     assert_eq!(restored.index(), 0);
 }
@@ -110,14 +128,14 @@ fn damaged_snapshots_are_rejected() {
     let bytes = populated().snapshot();
     for len in 0..bytes.len() {
         assert!(
-            Store::restore(&bytes[..len], 10).is_err(),
+            Replica::restore(&bytes[..len], 10).is_err(),
             "prefix of {len} bytes"
         );
     }
     for at in 0..bytes.len() {
         let mut flipped = bytes.clone();
         flipped[at] ^= 0x40;
-        assert!(Store::restore(&flipped, 10).is_err(), "flipped byte {at}");
+        assert!(Replica::restore(&flipped, 10).is_err(), "flipped byte {at}");
     }
     let mut wrong_version = bytes.clone();
     wrong_version[0] = 9;
@@ -125,7 +143,7 @@ fn damaged_snapshots_are_rejected() {
     let sum = crate::codec::checksum(&wrong_version[..body_len]).to_le_bytes();
     wrong_version[body_len..].copy_from_slice(&sum);
     assert_eq!(
-        Store::restore(&wrong_version, 10).unwrap_err(),
+        Replica::restore(&wrong_version, 10).unwrap_err(),
         DecodeError::UnsupportedVersion(9)
     );
 }
@@ -140,14 +158,14 @@ fn deep_keys_never_overflow_the_stack() {
     let worker = std::thread::Builder::new()
         .stack_size(STACK_BYTES)
         .spawn(|| {
-            let mut store = Store::new(10);
+            let mut store = Replica::new(10);
             let deep_key = "/d".repeat(DEPTH);
             ok(&mut store, set_ttl(&deep_key, "bottom", T0));
             let listing = store.get("/", true, true).unwrap();
             assert!(json(&listing, T0).contains("\"value\":\"bottom\""));
             drop(listing);
             let bytes = store.snapshot();
-            let mut restored = Store::restore(&bytes, 10).unwrap();
+            let mut restored = Replica::restore(&bytes, 10).unwrap();
             assert_eq!(
                 restored
                     .get(&deep_key, false, false)
@@ -210,7 +228,7 @@ fn auth_state_rides_in_the_snapshot_and_takes_indexes() {
 
     let bytes = store.snapshot();
     assert_eq!(bytes[0], 2);
-    let restored = Store::restore(&bytes, 4).unwrap();
+    let restored = Replica::restore(&bytes, 4).unwrap();
     assert_eq!(restored.auth(), store.auth());
     assert_eq!(restored.snapshot(), bytes);
 }

@@ -1,10 +1,10 @@
 //! Watches: live firing, history replay, hidden keys, streams, removal through a parent.
 
 use super::*;
-use crate::store::{Action, WatchStart, WatcherId};
+use crate::store::{Action, WatcherId};
 
 fn waiting(
-    store: &mut Store,
+    store: &mut Replica,
     key: &str,
     recursive: bool,
     stream: bool,
@@ -16,7 +16,7 @@ fn waiting(
     }
 }
 
-fn ready(store: &mut Store, key: &str, recursive: bool, since: u64) -> Rc<Event> {
+fn ready(store: &mut Replica, key: &str, recursive: bool, since: u64) -> Arc<Event> {
     match store.watch(key, recursive, false, Some(since)) {
         Ok(WatchStart::Ready(event)) => event,
         other => panic!("watch {key} since {since} should be ready, got {other:?}"),
@@ -24,7 +24,7 @@ fn ready(store: &mut Store, key: &str, recursive: bool, since: u64) -> Rc<Event>
 }
 
 /// Applies a command and returns which watchers fired, with the fired event's key and index.
-fn fired_by(store: &mut Store, command: Command) -> Vec<(WatcherId, String, u64)> {
+fn fired_by(store: &mut Replica, command: Command) -> Vec<(WatcherId, String, u64)> {
     store
         .apply(&command)
         .fired
@@ -35,7 +35,7 @@ fn fired_by(store: &mut Store, command: Command) -> Vec<(WatcherId, String, u64)
 
 #[test]
 fn exact_watcher_fires_once_on_its_key_only() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     let id = waiting(&mut store, "/foo", false, false, None);
     assert_eq!(store.watcher_count(), 1);
     assert!(fired_by(&mut store, set("/foo/bar", "1")).is_empty());
@@ -57,7 +57,7 @@ fn exact_watcher_fires_once_on_its_key_only() {
 
 #[test]
 fn recursive_watcher_sees_changes_below_but_not_hidden_ones() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     let dir = waiting(&mut store, "/dir", true, true, None);
     let root = waiting(&mut store, "/", true, true, None);
     let hidden_key = waiting(&mut store, "/dir/_h", false, true, None);
@@ -84,7 +84,7 @@ fn recursive_watcher_sees_changes_below_but_not_hidden_ones() {
 
 #[test]
 fn stream_watcher_fires_repeatedly_until_unwatched() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     let id = waiting(&mut store, "/k", false, true, None);
     for i in 1..=3 {
         assert_eq!(
@@ -100,7 +100,7 @@ fn stream_watcher_fires_repeatedly_until_unwatched() {
 
 #[test]
 fn history_replays_the_first_matching_event_with_the_current_index() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/a", "1"));
     ok(&mut store, set("/b/c", "1"));
     ok(&mut store, set("/a", "2"));
@@ -128,7 +128,7 @@ fn history_replays_the_first_matching_event_with_the_current_index() {
 
 #[test]
 fn history_replay_does_not_hide_underscore_keys_like_etcd() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/w/_h", "1"));
     assert_eq!(ready(&mut store, "/w", true, 1).node.key, "/w/_h");
     assert_eq!(ready(&mut store, "/", true, 1).node.key, "/w/_h");
@@ -136,7 +136,7 @@ fn history_replay_does_not_hide_underscore_keys_like_etcd() {
 
 #[test]
 fn history_replay_skips_refreshes() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set_ttl("/r", "1", T0 + 100 * SECOND));
     let refresh = Command::Set {
         key: "/r".into(),
@@ -159,7 +159,7 @@ fn history_replay_skips_refreshes() {
 
 #[test]
 fn watch_older_than_the_history_is_401_with_etcds_cause() {
-    let mut store = Store::new(3);
+    let mut store = Replica::new(3);
     for _ in 0..5 {
         ok(&mut store, set("/k", "v"));
     }
@@ -180,7 +180,7 @@ fn watch_older_than_the_history_is_401_with_etcds_cause() {
 
 #[test]
 fn future_since_fires_only_from_that_index() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     let id = waiting(&mut store, "/k", false, false, Some(3));
     assert!(fired_by(&mut store, set("/k", "1")).is_empty());
     assert!(fired_by(&mut store, set("/k", "2")).is_empty());
@@ -189,7 +189,7 @@ fn future_since_fires_only_from_that_index() {
 
 #[test]
 fn removal_through_a_parent_reaches_watchers_of_every_removed_node() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set("/s/k", "1"));
     ok(&mut store, set("/s/_h", "1"));
     let on_key = waiting(&mut store, "/s/k", false, false, None);
@@ -225,7 +225,7 @@ fn removal_through_a_parent_reaches_watchers_of_every_removed_node() {
 
 #[test]
 fn expiry_is_seen_by_watchers_of_the_key_and_below_an_expiring_dir() {
-    let mut store = Store::new(1000);
+    let mut store = Replica::new(1000);
     ok(&mut store, set_ttl("/t/x", "1", T0 + SECOND));
     ok(&mut store, set("/td/y", "1"));
     let dir_ttl = Command::Update {
