@@ -573,37 +573,20 @@ async fn shard_main(
     })
     .detach();
     if let Some((rec, store)) = recovered {
-        let settings = plan
-            .raft
-            .lock()
-            .ok()
-            .and_then(|mut s| s.take())
-            .ok_or_else(|| StartError("raft settings already taken".into()))?;
-        let snap_dir = settings.snap_dir.clone();
-        let inbox = crate::raft::start_node(
-            settings,
-            shard.clone(),
-            rec,
-            store,
-            startup.api.transport.clone(),
-        )
-        .map_err(StartError)?;
-        let peer_api = Rc::new(PeerApi {
-            cluster: startup.api.cluster_id,
-            shared: plan.shared.clone(),
-            inbox,
-            stats: startup.api.transport.clone(),
-            version_json: crate::api::version_json(),
-            max_batch_body: crate::transport::max_batch_body(plan.limits.max_body_bytes),
-            snap_dir,
-        });
-        // The peer port takes bodies as large as a snapshot of the whole store.
-        let limits = Limits {
-            max_body_bytes: PEER_MAX_BODY,
-            body_timeout: Some(PEER_BODY_TIMEOUT),
-            ..Limits::default()
-        };
-        accept_on_all(&plan.peer_listen, &peer_api, limits, &plan.shared)?;
+        // Raft, its ticker, the transport and the peer port run in their own task queue, which
+        // the executor serves within RAFT_LATENCY of it having work however many client tasks
+        // are runnable: a flood of clients on this shard cannot hold back heartbeats (tasks
+        // spawned from inside the queue stay in it).
+        let raft_queue = glommio::executor().create_task_queue(
+            glommio::Shares::Static(1000),
+            glommio::Latency::Matters(RAFT_LATENCY),
+            "raft",
+        );
+        let start_raft =
+            start_raft_and_peer_port(plan.clone(), shard.clone(), &startup, rec, store);
+        glommio::spawn_local_into(start_raft, raft_queue)
+            .map_err(|e| StartError(format!("raft task queue: {e}")))?
+            .await?;
     }
     // Serve nothing older than what was committed before this start, and (as etcd) only once
     // the cluster knows this member's name and client URLs.
@@ -653,6 +636,49 @@ async fn shard_main(
     // the signal thread ends the process (crate::shutdown).
     std::future::pending::<()>().await;
     Ok(())
+}
+
+/// How soon shard 0's executor turns to raft's task queue once it has work, whatever the
+/// clients on that shard are doing (a heartbeat interval is 100 ms by default).
+const RAFT_LATENCY: Duration = Duration::from_millis(1);
+
+/// Shard 0: starts the raft node over the recovered log and store, and serves the peer port.
+fn start_raft_and_peer_port(
+    plan: ShardPlan,
+    shard: Rc<Shard>,
+    startup: &Startup,
+    rec: Recovered,
+    store: Store,
+) -> impl std::future::Future<Output = Result<(), StartError>> + 'static {
+    let api = startup.api.clone();
+    async move {
+        let settings = plan
+            .raft
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .ok_or_else(|| StartError("raft settings already taken".into()))?;
+        let snap_dir = settings.snap_dir.clone();
+        let inbox = crate::raft::start_node(settings, shard, rec, store, api.transport.clone())
+            .map_err(StartError)?;
+        let peer_api = Rc::new(PeerApi {
+            cluster: api.cluster_id,
+            shared: plan.shared.clone(),
+            inbox,
+            stats: api.transport.clone(),
+            version_json: crate::api::version_json(),
+            max_batch_body: crate::transport::max_batch_body(plan.limits.max_body_bytes),
+            snap_dir,
+        });
+        // The peer port takes bodies as large as a snapshot of the whole store.
+        let limits = Limits {
+            max_body_bytes: PEER_MAX_BODY,
+            body_timeout: Some(PEER_BODY_TIMEOUT),
+            ..Limits::default()
+        };
+        accept_on_all(&plan.peer_listen, &peer_api, limits, &plan.shared)?;
+        Ok(())
+    }
 }
 
 /// Test hook: `TERN_TEST_PANIC_SHARD=<n>` makes shard n panic once it serves clients, so a

@@ -588,3 +588,59 @@ fn a_follower_restarted_after_kill_still_shows_what_it_acknowledged() {
         assert_eq!(r.json()["node"]["value"], value.as_str(), "round {round}");
     }
 }
+
+/// Shard 0 runs raft beside its clients. A flood of clients on the leader's only shard, each
+/// asking for a listing that costs real CPU, must not hold back the heartbeats: raft has its
+/// own task queue, which the executor serves within a millisecond of it having work. Without
+/// it, 256 runnable client tasks stood in front of every raft step and the followers called
+/// an election.
+#[test]
+fn a_client_flood_on_the_leaders_raft_shard_calls_no_election() {
+    let c = Cluster::start(3, &["--shards", "1"]);
+    let all = [0, 1, 2];
+    let leader = c.wait_leader(&all, LONG);
+    let mut client = c.client(leader);
+    let value = "v".repeat(64);
+    for i in 0..2000 {
+        let r = client.put(&format!("/v2/keys/flood/k{i:05}"), &[("value", &value)]);
+        assert!(matches!(r.status, 200 | 201), "{}", r.text());
+    }
+    let term = |i: usize| {
+        let r = c.client(i).get("/v2/keys/flood/k00000");
+        r.header("X-Raft-Term").map(str::to_string)
+    };
+    let terms_before: Vec<_> = all.iter().map(|&i| term(i)).collect();
+    let leader_id = c.member_id(leader);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let flood: Vec<_> = (0..256)
+        .map(|_| {
+            let mut client = c.client(leader);
+            let (stop, served) = (stop.clone(), served.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match client.try_request("GET", "/v2/keys/flood?recursive=true", &[], b"") {
+                        Ok(r) if r.status == 200 => {
+                            served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(8));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in flood {
+        let _ = t.join();
+    }
+    assert!(
+        served.load(std::sync::atomic::Ordering::Relaxed) >= 256,
+        "the flood reached the leader"
+    );
+    let terms_after: Vec<_> = all.iter().map(|&i| term(i)).collect();
+    assert_eq!(terms_after, terms_before, "no member saw a new term");
+    let now_leader = c.wait_leader(&all, LONG);
+    assert_eq!(c.member_id(now_leader), leader_id, "the same leader");
+}
