@@ -3,8 +3,10 @@
 # under the same load on this machine: the budget that decides what throughput ratio is possible
 # when both share the cores.
 #
-#   perf/cpu-per-request.sh [--op get|put] [--clients N] [--secs S] [--rounds R]
+#   perf/cpu-per-request.sh [--op get|put] [--clients N] [--secs S] [--rounds R] [--shards "1 2 4 8"]
 #
+# With --shards, each round runs one tern per listed `--shards` value (then etcd once), to see
+# how the CPU per request moves with the shard count.
 # For each round, starts a fresh 1-member tern and (when /usr/bin/etcd exists) a fresh 1-member
 # etcd (--enable-v2), runs ternbench against each for S seconds, and reads user+system CPU of
 # both processes from /proc/<pid>/stat before and after. Prints, per server: requests/s, µs of
@@ -17,12 +19,14 @@ OP=get
 CLIENTS=64
 SECS=5
 ROUNDS=2
+SHARDS=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --op) OP="$2"; shift 2 ;;
         --clients) CLIENTS="$2"; shift 2 ;;
         --secs) SECS="$2"; shift 2 ;;
         --rounds) ROUNDS="$2"; shift 2 ;;
+        --shards) SHARDS="$2"; shift 2 ;;
         *) log "unknown argument $1"; exit 2 ;;
     esac
 done
@@ -86,11 +90,19 @@ echo
 echo "| server | req/s | server CPU µs/req | load generator CPU µs/req | cores used |"
 echo "|---|---:|---:|---:|---:|"
 for _ in $(seq "$ROUNDS"); do
-    rm -rf "$WORK/data" "$WORK/etcd"
-    start_tern
-    SERVER_PID=$TERN_PID
-    measure tern "$ENDPOINT"
-    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+    for shards in ${SHARDS:-default}; do
+        rm -rf "$WORK/data" "$WORK/etcd"
+        if [ "$shards" = default ]; then
+            start_tern
+            label=tern
+        else
+            TERN_ARGS="${TERN_ARGS:-} --shards $shards" start_tern
+            label="tern --shards $shards"
+        fi
+        SERVER_PID=$TERN_PID
+        measure "$label" "$ENDPOINT"
+        kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+    done
     if [ -x /usr/bin/etcd ]; then
         start_etcd
         measure etcd "$ENDPOINT"

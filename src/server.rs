@@ -582,8 +582,7 @@ async fn shard_main(
             glommio::Latency::Matters(RAFT_LATENCY),
             "raft",
         );
-        let start_raft =
-            start_raft_and_peer_port(plan.clone(), shard.clone(), startup, rec, store);
+        let start_raft = start_raft_and_peer_port(plan.clone(), shard.clone(), startup, rec, store);
         glommio::spawn_local_into(start_raft, raft_queue)
             .map_err(|e| StartError(format!("raft task queue: {e}")))?
             .await?;

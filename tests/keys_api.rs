@@ -531,3 +531,59 @@ fn two_terns_started_at_once_on_one_port_do_not_share_it() {
     let _ = won.kill();
     let _ = won.wait();
 }
+
+/// A shard without watchers or waiters is not sent the batches that carry nothing for it; when a
+/// watch starts there it catches up from the published version. Watches started on such idle
+/// shards must start at the current index, hear the next change, and replay history.
+#[test]
+fn watches_on_shards_that_sat_idle_start_current_and_hear_the_next_change() {
+    let tern = start_tern(4, &[]);
+    let mut writer = tern.client();
+    for round in 0..3 {
+        let mut last_index = 0u64;
+        for i in 0..30 {
+            let r = writer.put(&format!("/v2/keys/idle/k{i}"), &[("value", "x")]);
+            assert_eq!(r.status / 100, 2);
+            last_index = r.header("X-Etcd-Index").unwrap().parse().unwrap();
+        }
+        let mut watchers: Vec<Client> = (0..16)
+            .map(|_| {
+                let mut w = tern.client();
+                w.send_raw(
+                    format!(
+                        "GET /v2/keys/idle/w?wait=true HTTP/1.1\r\nHost: {}\r\n\r\n",
+                        tern.addr
+                    )
+                    .as_bytes(),
+                );
+                let (status, headers) = w.read_head().unwrap();
+                assert_eq!(status, 200);
+                let start: u64 = headers["x-etcd-index"].parse().unwrap();
+                assert!(
+                    start >= last_index,
+                    "round {round}: a watch started at {start}, before the write at {last_index}"
+                );
+                w
+            })
+            .collect();
+        let value = format!("r{round}");
+        let r = writer.put("/v2/keys/idle/w", &[("value", &value)]);
+        let index = r.json()["node"]["modifiedIndex"].as_u64().unwrap();
+        for w in watchers.iter_mut() {
+            let event: serde_json::Value =
+                serde_json::from_slice(&w.read_chunk().unwrap().expect("an event")).unwrap();
+            assert_eq!(event["node"]["value"], value.as_str());
+            assert_eq!(event["node"]["modifiedIndex"], json!(index));
+        }
+        drop(watchers);
+        // History, from fresh connections: the first key of this round.
+        for _ in 0..8 {
+            let mut c = tern.client();
+            let r = c.get(&format!(
+                "/v2/keys/idle/k0?wait=true&waitIndex={}",
+                last_index - 29
+            ));
+            assert_eq!(r.json()["node"]["modifiedIndex"], json!(last_index - 29));
+        }
+    }
+}

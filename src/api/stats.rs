@@ -157,7 +157,7 @@ pub fn metrics(api: &Api) -> Response {
     let body = crate::metrics::render(&crate::metrics::Scrape {
         shared,
         member_id: shared.member_id.load(Ordering::Relaxed),
-        applied: api.shard.applied().0,
+        applied: api.shard.view().raft_index,
         server_version: super::ETCD_SERVER_VERSION,
         cluster_version: super::ETCD_CLUSTER_VERSION,
         store: &store,

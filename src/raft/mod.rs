@@ -879,8 +879,14 @@ impl RaftDriver {
         }
         let batch = Arc::new(batch);
         self.shard.take_applied(&batch);
-        for peer in 0..self.shard.shared.nshards {
-            if peer != self.shard.id {
+        // A shard gets the batch when it answers a write proposed there, or when it follows
+        // every batch (watchers, waiters); the others read the published version and would
+        // only wake up for nothing. The fence pairs with the one in `Shard::follow`.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let shared = &self.shard.shared;
+        for peer in 0..shared.nshards {
+            let answers_there = || batch.answers.iter().any(|a| usize::from(a.shard) == peer);
+            if peer != self.shard.id && (shared.follows(peer) || answers_there()) {
                 self.shard.send_to(peer, ShardMsg::Applied(batch.clone()));
             }
         }

@@ -221,6 +221,10 @@ pub struct Shared {
     seen: Padded<AtomicU64>,
     /// Live watchers held by each shard's connections.
     watchers: Box<[Padded<AtomicU64>]>,
+    /// Whether each shard takes every applied batch (it has watchers or waits for an index);
+    /// otherwise shard 0 sends it only the batches that answer its writes (see
+    /// [`Shard::follow`]).
+    following: Box<[Padded<AtomicBool>]>,
     pub raft: RaftStatus,
     /// This member's ID (set by shard 0 during recovery, before any shard serves).
     pub member_id: AtomicU64,
@@ -247,6 +251,9 @@ impl Shared {
             published: Published::new(history_capacity),
             seen: Padded(AtomicU64::new(0)),
             watchers: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
+            following: (0..nshards)
+                .map(|_| Padded(AtomicBool::new(false)))
+                .collect(),
             pending: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
             http: (0..nshards).map(|_| Default::default()).collect(),
             raft: RaftStatus::default(),
@@ -277,6 +284,12 @@ impl Shared {
     /// Writes proposed on shard `i` and not yet answered.
     pub fn pending_on(&self, i: usize) -> u64 {
         self.pending[i].0.load(Ordering::Relaxed)
+    }
+
+    /// Whether shard `i` needs every applied batch. The applier reads it after publishing a
+    /// version (with a SeqCst fence between, pairing with the one in [`Shard::follow`]).
+    pub fn follows(&self, i: usize) -> bool {
+        self.following[i].0.load(Ordering::SeqCst)
     }
 
     /// Watchers held by shard `i`'s connections.
@@ -506,6 +519,7 @@ impl Shard {
         self.publish_watcher_count();
         self.applied_store_index.set(point.store_index);
         self.mark_applied(point.index, point.term);
+        self.unfollow_if_idle();
     }
 
     /// Waits until this shard has taken in every write committed before the call (raft
@@ -554,7 +568,9 @@ impl Shard {
 
     /// Waits until this shard has taken in the batch with raft index `index`.
     pub async fn wait_applied(&self, index: u64) {
+        self.follow();
         if self.applied_index.get() >= index {
+            self.unfollow_if_idle();
             return;
         }
         let (tx, rx) = oneshot();
@@ -581,11 +597,15 @@ impl Shard {
         stream: bool,
         since: Option<u64>,
     ) -> Result<WatchStream, Error> {
+        self.follow();
         let at = self.applied_store_index.get();
-        let start = self
-            .shared
-            .published
-            .watch_start(key, recursive, since, at)?;
+        let start = match self.shared.published.watch_start(key, recursive, since, at) {
+            Ok(start) => start,
+            Err(e) => {
+                self.unfollow_if_idle();
+                return Err(e);
+            }
+        };
         let (tx, rx) = local_channel::new_bounded(WATCHER_BUFFER);
         let id = match start {
             WatchStart::Ready(event) => {
@@ -605,6 +625,9 @@ impl Shard {
                 Some(id)
             }
         };
+        if id.is_none() {
+            self.unfollow_if_idle();
+        }
         Ok(WatchStream {
             shard: self.clone(),
             id,
@@ -634,6 +657,38 @@ impl Shard {
         self.watchers.borrow_mut().remove(&id);
         self.hub.borrow_mut().remove(id);
         self.publish_watcher_count();
+        self.unfollow_if_idle();
+    }
+
+    /// Makes this shard take every applied batch from now on. A shard that did not follow
+    /// (no watchers, nobody waiting) missed batches that carried nothing for it; it catches up
+    /// by jumping to the newest published version. Pairs with the applier's publish, fence,
+    /// then [`Shared::follows`]: either the applier sees the flag and sends the next batch, or
+    /// the jump sees that batch's version, so none is missed.
+    fn follow(&self) {
+        if self.id == 0
+            || self.shared.following[self.id]
+                .0
+                .swap(true, Ordering::SeqCst)
+        {
+            return;
+        }
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let view = self.shared.published.view();
+        if view.raft_index > self.applied_index.get() {
+            self.applied_store_index.set(view.index());
+            self.mark_applied(view.raft_index, view.raft_term);
+        }
+    }
+
+    /// Stops taking every batch once nothing here needs them (no watcher, nobody waiting).
+    fn unfollow_if_idle(&self) {
+        if self.id != 0 && self.hub.borrow().is_empty() && self.applied_waiters.borrow().is_empty()
+        {
+            self.shared.following[self.id]
+                .0
+                .store(false, Ordering::SeqCst);
+        }
     }
 
     fn publish_watcher_count(&self) {
@@ -674,14 +729,14 @@ impl Shard {
         }
         self.applied_store_index.set(batch.store_index);
         self.mark_applied(batch.raft_index, batch.raft_term);
-        if answered.is_empty() && fired.is_empty() {
-            return;
+        if !answered.is_empty() || !fired.is_empty() {
+            self.observe(batch.raft_index);
+            for (tx, outcome) in answered {
+                tx.send(Ok(outcome));
+            }
+            self.deliver(fired);
         }
-        self.observe(batch.raft_index);
-        for (tx, outcome) in answered {
-            tx.send(Ok(outcome));
-        }
-        self.deliver(fired);
+        self.unfollow_if_idle();
     }
 
     fn mark_applied(&self, index: u64, term: u64) {
