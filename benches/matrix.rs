@@ -29,7 +29,8 @@
 //! Quick by default (0.5 s per cell, N = 100,000; about a minute and a half). `TERN_BENCH_FULL=1`
 //! runs 5 s per cell and N = 1,000,000. `TERN_BENCH_CELL_SECS` and `TERN_BENCH_LOAD_KEYS`
 //! override either; `TERN_BENCH_THREADS` sets the client threads (default 1);
-//! `TERN_BENCH_ONLY=tls|auth|proxy|memory` runs one section alone (`TERN_BENCH_TLS_ONLY=1` and
+//! `TERN_BENCH_ONLY=plain|tls|auth|proxy|memory` runs one section alone (plain: the floor, the
+//! 1- and 3-member matrices and the RSS row) (`TERN_BENCH_TLS_ONLY=1` and
 //! `TERN_BENCH_AUTH_ONLY=1` as before): TLS, auth (`matrix/auth.rs`: auth off, then basic
 //! auth as a user, tern beside etcd), proxy (`matrix/proxy.rs`: GET and PUT through tern's
 //! proxy and etcd's v2 proxy, each before a 1-member cluster of its kind) or memory
@@ -66,7 +67,7 @@ fn main() {
 
     let mut notes = Vec::new();
     let only = mode.only.as_deref();
-    if only.is_none() {
+    if only.is_none() || only == Some("plain") {
         plain_sections(&root, etcd_bin.as_ref(), &mode, &mut notes);
     }
     if only.is_none() || only == Some("tls") {

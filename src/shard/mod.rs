@@ -505,21 +505,9 @@ impl Shard {
         if point.index <= self.applied_index.get() {
             return;
         }
-        let ended: Vec<WatcherId> = self
-            .watchers
-            .borrow_mut()
-            .drain()
-            .map(|(id, _)| id)
-            .collect();
-        let mut hub = self.hub.borrow_mut();
-        for id in ended {
-            hub.remove(id);
-        }
-        drop(hub);
-        self.publish_watcher_count();
+        self.end_watches();
         self.applied_store_index.set(point.store_index);
         self.mark_applied(point.index, point.term);
-        self.unfollow_if_idle();
     }
 
     /// Waits until this shard has taken in every write committed before the call (raft
@@ -635,9 +623,9 @@ impl Shard {
         })
     }
 
-    /// Ends every watch of this shard (the process is stopping): each response ends with its
-    /// last chunk, so a client sees a complete answer and watches again elsewhere, rather
-    /// than a connection cut in the middle of a response.
+    /// Ends every watch of this shard (the process is stopping, or the store was replaced by a
+    /// snapshot): each response ends with its last chunk, so a client sees a complete answer
+    /// and watches again, rather than a connection cut in the middle of a response.
     pub fn end_watches(&self) {
         let ended: Vec<WatcherId> = self
             .watchers
@@ -651,6 +639,7 @@ impl Shard {
         }
         drop(hub);
         self.publish_watcher_count();
+        self.unfollow_if_idle();
     }
 
     fn unwatch(&self, id: WatcherId) {

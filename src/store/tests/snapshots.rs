@@ -54,20 +54,11 @@ fn round_trip_keeps_tree_ttls_index_and_history() {
         );
     }
     // The history came along: the same replays, including the refresh being skipped.
-    let history: Vec<Event> = restored
-        .store
-        .published
-        .history()
-        .events()
-        .map(|e| (**e).clone())
-        .collect();
-    let want: Vec<Event> = original
-        .store
-        .published
-        .history()
-        .events()
-        .map(|e| (**e).clone())
-        .collect();
+    let events = |replica: &Replica| -> Vec<Event> {
+        let history = replica.store.published.history();
+        history.events().map(|e| (**e).clone()).collect()
+    };
+    let (history, want) = (events(&restored), events(&original));
     assert_eq!(history, want);
     assert_eq!(history.len(), 4);
     let WatchStart::Ready(replayed) = restored.watch("/gone/x", false, false, Some(8)).unwrap()
