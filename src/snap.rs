@@ -64,6 +64,8 @@ pub enum SnapError {
     },
     /// The payload is too large for this platform.
     TooLarge(u64),
+    /// The file is not the valid snapshot its name says.
+    Invalid { path: PathBuf, why: String },
 }
 
 impl fmt::Display for SnapError {
@@ -73,6 +75,7 @@ impl fmt::Display for SnapError {
                 write!(f, "snap: {op} {}: {source}", path.display())
             }
             SnapError::TooLarge(n) => write!(f, "snap: payload of {n} bytes is too large"),
+            SnapError::Invalid { path, why } => write!(f, "snap: {}: {why}", path.display()),
         }
     }
 }
@@ -81,7 +84,7 @@ impl std::error::Error for SnapError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SnapError::Io { source, .. } => Some(source),
-            SnapError::TooLarge(_) => None,
+            SnapError::TooLarge(_) | SnapError::Invalid { .. } => None,
         }
     }
 }
@@ -296,6 +299,24 @@ pub fn load_newest(dir: &Path) -> Result<Loaded, SnapError> {
     Ok(loaded)
 }
 
+/// The payload of the snapshot file for `index`/`term` in `dir`, checked (header, checksum and
+/// the index and term its name gives).
+pub fn load(dir: &Path, index: u64, term: u64) -> Result<Vec<u8>, SnapError> {
+    let path = dir.join(file_name(index, term));
+    let mut bytes = Vec::new();
+    File::open(&path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(io_err("read", &path))?;
+    match decode(&bytes) {
+        Ok(s) if s.index == index && s.term == term => Ok(s.payload),
+        Ok(s) => Err(SnapError::Invalid {
+            path,
+            why: format!("header says index {} term {}", s.index, s.term),
+        }),
+        Err(why) => Err(SnapError::Invalid { path, why }),
+    }
+}
+
 /// Deletes all but the `max_snapshots` newest snapshot files (0 = keep all). Returns the
 /// deleted paths.
 pub fn purge(dir: &Path, max_snapshots: usize) -> Result<Vec<PathBuf>, SnapError> {
@@ -323,6 +344,13 @@ pub async fn save_async(
         .await
 }
 
+/// [`load`] on glommio's blocking thread pool. Must be called inside a glommio executor.
+pub async fn load_async(dir: PathBuf, index: u64, term: u64) -> Result<Vec<u8>, SnapError> {
+    glommio::executor()
+        .spawn_blocking(move || load(&dir, index, term))
+        .await
+}
+
 /// [`load_newest`] on glommio's blocking thread pool. Must be called inside a glommio executor.
 pub async fn load_newest_async(dir: PathBuf) -> Result<Loaded, SnapError> {
     glommio::executor()
@@ -341,6 +369,24 @@ mod tests {
             .join(format!("tern-snap-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         d
+    }
+
+    #[test]
+    fn load_reads_back_the_payload_its_name_promises() {
+        let dir = tmpdir("load");
+        save(&dir, 7, 2, b"payload").unwrap();
+        assert_eq!(load(&dir, 7, 2).unwrap(), b"payload");
+        assert!(matches!(load(&dir, 8, 2), Err(SnapError::Io { .. })), "missing file");
+        // A file whose header disagrees with its name, and a damaged one, are refused.
+        fs::copy(dir.join(file_name(7, 2)), dir.join(file_name(9, 2))).unwrap();
+        let err = load(&dir, 9, 2).unwrap_err().to_string();
+        assert!(err.contains("header says index 7 term 2"), "{err}");
+        let path = dir.join(file_name(7, 2));
+        let mut bytes = fs::read(&path).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        fs::write(&path, bytes).unwrap();
+        assert!(load(&dir, 7, 2).unwrap_err().to_string().contains("checksum"));
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub struct RaftDriver {
     applied_index: u64,
     /// The snapshot being written (only one at a time); offered to followers once saved.
     snapshot_in_flight: Option<Snapshot>,
+    /// The newest snapshot's data is being read back from its file for a follower.
+    snapshot_loading: bool,
     /// After a failed snapshot (a full disk, no descriptors): no new attempt before this, and
     /// how many attempts in a row failed (the wait doubles with each, up to a minute).
     snapshot_retry: Option<(std::time::Instant, u32)>,
@@ -178,6 +180,7 @@ pub fn start_node(
         store,
         applied_index: applied,
         snapshot_in_flight: None,
+        snapshot_loading: false,
         snapshot_retry: None,
         wal_room: u64::MAX,
         shard,
@@ -288,6 +291,11 @@ impl RaftDriver {
                             SnapshotStatus::Failure
                         };
                         self.node.report_snapshot(to, status);
+                        // Sent or not, its data goes back to being read from the file.
+                        self.node.store().drop_snapshot_data();
+                    }
+                    RaftInput::SnapshotLoaded { index, result } => {
+                        self.on_snapshot_loaded(index, result)
                     }
                     RaftInput::SnapshotSaved {
                         index,
@@ -325,6 +333,7 @@ impl RaftDriver {
                 fatal(e);
             }
             self.maybe_snapshot();
+            self.load_snapshot_data_if_wanted();
         }
     }
 

@@ -65,12 +65,9 @@ impl RaftDriver {
                     storage::encode_snapshot_payload(&voters, &members, &source.encode())
                 })
                 .await;
-            let result = crate::snap::save_async(dir, index, term, payload.clone())
+            let result = crate::snap::save_async(dir, index, term, payload)
                 .await
-                .map(|(_, times)| {
-                    histograms.observe(times);
-                    payload
-                })
+                .map(|(_, times)| histograms.observe(times))
                 .map_err(|e| e.to_string());
             inbox.push(RaftInput::SnapshotSaved {
                 index,
@@ -85,11 +82,11 @@ impl RaftDriver {
         &mut self,
         index: u64,
         term: u64,
-        result: Result<Vec<u8>, String>,
+        result: Result<(), String>,
     ) -> Result<(), String> {
         let snapshot = self.snapshot_in_flight.take();
-        let payload = match result {
-            Ok(payload) => payload,
+        match result {
+            Ok(()) => {}
             Err(e) => {
                 static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
                 let failures = self.snapshot_retry.map_or(0, |(_, n)| n) + 1;
@@ -108,8 +105,8 @@ impl RaftDriver {
         self.wal.append_snapshot_marker(index, term);
         self.wal.sync().await.map_err(|e| e.to_string())?;
         self.snapshot_index = self.snapshot_index.max(index);
-        if let Some(mut snapshot) = snapshot {
-            snapshot.data = payload.into();
+        if let Some(snapshot) = snapshot {
+            // Without its data: that is read back from the file if a follower needs it.
             self.node.mut_store().set_snapshot(snapshot);
         }
         if let Err(e) = self.node.mut_store().mem.wl().compact(index) {
@@ -117,6 +114,40 @@ impl RaftDriver {
         }
         self.purge();
         Ok(())
+    }
+
+    /// Reads the newest snapshot's data back from its file when raft wanted it for a follower
+    /// (one read at a time; raft asks again with a later heartbeat reply).
+    pub(super) fn load_snapshot_data_if_wanted(&mut self) {
+        if self.snapshot_loading || !self.node.store().take_data_wanted() {
+            return;
+        }
+        let (index, term) = self.node.store().snapshot_index_term();
+        self.snapshot_loading = true;
+        let dir = self.settings.snap_dir.clone();
+        let inbox = self.inbox.clone();
+        glommio::spawn_local(async move {
+            let result = crate::snap::load_async(dir, index, term)
+                .await
+                .map_err(|e| e.to_string());
+            inbox.push(RaftInput::SnapshotLoaded { index, result });
+        })
+        .detach();
+    }
+
+    pub(super) fn on_snapshot_loaded(&mut self, index: u64, result: Result<Vec<u8>, String>) {
+        self.snapshot_loading = false;
+        match result {
+            Ok(data) => self.node.store().set_snapshot_data(index, data),
+            Err(e) => {
+                static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
+                crate::ratelog!(
+                    FAILED,
+                    "reading snapshot {index} for a follower: {e}; taking a new one"
+                );
+                self.node.store().want_new_snapshot();
+            }
+        }
     }
 
     fn purge(&mut self) {
@@ -168,13 +199,14 @@ impl RaftDriver {
         self.members = payload.members;
         let mut bare = snapshot.clone();
         bare.data = Default::default();
+        let bare_snapshot = bare.clone();
         self.node
             .mut_store()
             .mem
             .wl()
             .apply_snapshot(bare)
             .map_err(|e| format!("raft snapshot: {e}"))?;
-        self.node.mut_store().set_snapshot(snapshot);
+        self.node.mut_store().set_snapshot(bare_snapshot);
         self.members_changed();
         self.shard.restore(point);
         for peer in 0..self.shard.shared.nshards {

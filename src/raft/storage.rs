@@ -113,15 +113,20 @@ pub fn decode_snapshot_payload(bytes: &[u8]) -> Result<SnapshotPayload<'_>, Stri
     })
 }
 
-/// raft-rs's log as it reads it: the in-memory mirror of the WAL, plus the newest snapshot
-/// (with its data) to send to a follower that fell behind the compacted log. raft-rs's own
-/// `MemStorage` would hand out a snapshot without data.
+/// raft-rs's log as it reads it: the in-memory mirror of the WAL, plus the newest snapshot to
+/// send to a follower that fell behind the compacted log. raft-rs's own `MemStorage` would hand
+/// out a snapshot without data. The snapshot's data (the whole store, encoded) stays in its
+/// file until a follower needs it: raft is told to try again later while the node loads it
+/// ([`LogStorage::take_data_wanted`]), and it is dropped once sent, so a large store is not
+/// held twice in memory.
 pub struct LogStorage {
     pub mem: MemStorage,
     snapshot: std::cell::RefCell<Snapshot>,
     /// Raft asked for a snapshot the newest one cannot serve (too old, or taken before the
     /// follower was added): the node should take a new one now.
     snapshot_wanted: std::cell::Cell<bool>,
+    /// Raft asked for the newest snapshot while its data was on disk only.
+    data_wanted: std::cell::Cell<bool>,
 }
 
 impl LogStorage {
@@ -130,7 +135,39 @@ impl LogStorage {
             mem,
             snapshot: Default::default(),
             snapshot_wanted: Default::default(),
+            data_wanted: Default::default(),
         }
+    }
+
+    /// Whether raft wanted the newest snapshot's data since the last call.
+    pub fn take_data_wanted(&self) -> bool {
+        self.data_wanted.replace(false)
+    }
+
+    /// Asks for a new snapshot (the newest one's file could not be read).
+    pub fn want_new_snapshot(&self) {
+        self.snapshot_wanted.set(true);
+    }
+
+    /// The index and term of the newest snapshot (0, 0 without one).
+    pub fn snapshot_index_term(&self) -> (u64, u64) {
+        let snapshot = self.snapshot.borrow();
+        let meta = snapshot.get_metadata();
+        (meta.index, meta.term)
+    }
+
+    /// The newest snapshot's data, loaded from its file; ignored if a newer snapshot took its
+    /// place meanwhile.
+    pub fn set_snapshot_data(&self, index: u64, data: Vec<u8>) {
+        let mut snapshot = self.snapshot.borrow_mut();
+        if snapshot.get_metadata().index == index {
+            snapshot.data = data.into();
+        }
+    }
+
+    /// Lets the newest snapshot's data go (it was sent; it stays in its file).
+    pub fn drop_snapshot_data(&self) {
+        self.snapshot.borrow_mut().data = Default::default();
     }
 
     /// Whether raft wanted a newer snapshot since the last call.
@@ -138,7 +175,8 @@ impl LogStorage {
         self.snapshot_wanted.replace(false)
     }
 
-    /// The snapshot to offer followers from now on.
+    /// The snapshot to offer followers from now on (its data may be left out: it is loaded
+    /// from the snapshot file when wanted).
     pub fn set_snapshot(&self, snapshot: Snapshot) {
         *self.snapshot.borrow_mut() = snapshot;
     }
@@ -188,6 +226,13 @@ impl raft::Storage for LogStorage {
         let knows_follower = conf.voters.contains(&to) || conf.learners.contains(&to);
         if meta.index == 0 || meta.index < request_index || !knows_follower {
             self.snapshot_wanted.set(true);
+            return Err(raft::Error::Store(
+                raft::StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        if snapshot.data.is_empty() {
+            // On disk only: the node loads it; raft asks again with a later heartbeat reply.
+            self.data_wanted.set(true);
             return Err(raft::Error::Store(
                 raft::StorageError::SnapshotTemporarilyUnavailable,
             ));
@@ -444,12 +489,7 @@ pub async fn recover(
                 .wl()
                 .apply_snapshot(raft_snapshot(s.index, s.term, voters.clone(), Vec::new()))
                 .map_err(|e| format!("raft snapshot: {e}"))?;
-            storage.set_snapshot(raft_snapshot(
-                s.index,
-                s.term,
-                voters.clone(),
-                s.payload.clone(),
-            ));
+            storage.set_snapshot(raft_snapshot(s.index, s.term, voters.clone(), Vec::new()));
             (s.index, s.term)
         }
         None => (0, 0),
@@ -598,6 +638,27 @@ mod tests {
         let mut extra = bytes.clone();
         extra.push(0);
         assert!(Bootstrap::decode(&extra).is_err());
+    }
+
+    #[test]
+    fn a_snapshot_on_disk_only_is_asked_for_then_served_then_let_go() {
+        use raft::Storage as _;
+        let storage = LogStorage::new(MemStorage::new());
+        storage.set_snapshot(raft_snapshot(10, 2, vec![1, 2], Vec::new()));
+        let unavailable = raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable);
+        assert_eq!(storage.snapshot(5, 2).unwrap_err(), unavailable);
+        assert!(storage.take_data_wanted(), "the node is asked to read the file");
+        assert!(!storage.take_data_wanted());
+        assert_eq!(storage.snapshot_index_term(), (10, 2));
+        storage.set_snapshot_data(9, b"older".to_vec());
+        assert!(storage.snapshot(5, 2).is_err(), "data of another snapshot is ignored");
+        storage.set_snapshot_data(10, b"data".to_vec());
+        assert_eq!(&storage.snapshot(5, 2).unwrap().data[..], b"data");
+        storage.drop_snapshot_data();
+        assert!(storage.snapshot(5, 2).is_err());
+        // A follower the snapshot's configuration does not know wants a new snapshot instead.
+        assert!(storage.snapshot(5, 3).is_err());
+        assert!(storage.take_snapshot_wanted());
     }
 
     #[test]

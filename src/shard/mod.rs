@@ -93,10 +93,15 @@ pub enum RaftInput {
         id: u64,
     },
     Tick,
-    /// A snapshot file finished writing (with the payload it holds), or failed.
+    /// A snapshot file finished writing, or failed.
     SnapshotSaved {
         index: u64,
         term: u64,
+        result: Result<(), String>,
+    },
+    /// The newest snapshot's data, read back from its file for a follower (or why not).
+    SnapshotLoaded {
+        index: u64,
         result: Result<Vec<u8>, String>,
     },
 }
