@@ -3,7 +3,7 @@
 //! credentials, HTTP basic auth with the user's roles on a key (or a key prefix for recursive
 //! requests), root for administration.
 //!
-//! Reads the replicated [`AuthState`] of this shard's store replica; a change is one
+//! Reads the replicated [`AuthState`] of the newest published store version; a change is one
 //! [`AuthChange`] proposed through raft. Passwords are hashed before they are proposed and
 //! checked with the shard's [`crate::auth::password::Verifier`]; neither they nor their hashes
 //! are ever logged or returned.

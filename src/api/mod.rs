@@ -1,8 +1,8 @@
 //! The client API: maps HTTP requests to v2 operations on this shard.
 //!
 //! Owns routing (`/v2/keys`, `/v2/members`, `/v2/machines`, `/v2/stats/*`, `/version`,
-//! `/health`, and `/new` with `--discovery-service`), CORS, and the etcd headers every answer carries. Reads go to this shard's store
-//! replica; writes go through [`Shard::propose`]. Knows nothing about how commands are
+//! `/health`, and `/new` with `--discovery-service`), CORS, and the etcd headers every answer carries. Reads go to the newest published
+//! version of the store ([`Shard::view`]); writes go through [`Shard::propose`]. Knows nothing about how commands are
 //! replicated or how bytes reach the socket.
 
 mod auth;

@@ -109,7 +109,8 @@ pub fn leader_stats(api: &Api) -> Response {
     json_response(200, b)
 }
 
-/// Write counters are the same on every replica; read counters and watchers are summed over shards.
+/// Write counters come from the published store version; read counters and watchers are summed
+/// over shards.
 pub fn store_stats(api: &Api) -> Response {
     let mut stats: StoreStats = api.shard.view().stats().clone();
     stats.gets_success = 0;

@@ -162,7 +162,7 @@ impl RaftDriver {
     }
 
     /// A snapshot from the leader: persist it (file, then WAL marker), replace raft's log, the
-    /// member list and every shard's replica.
+    /// member list and the store (every shard's watches end).
     pub(super) async fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), String> {
         let meta = snapshot.get_metadata();
         let (index, term) = (meta.index, meta.term);

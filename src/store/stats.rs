@@ -1,8 +1,8 @@
 //! The counters of `/v2/stats/store` (etcd's `store.Stats`) and their JSON.
 //!
 //! Owns the field names and order of that JSON. Knows nothing about when a counter moves: the
-//! store increments them, the server sums them across shards (reads and watchers are per shard,
-//! writes are counted identically by every replica).
+//! applier counts writes, each shard counts the reads and watchers it serves, and the server
+//! sums them.
 
 /// etcd's store counters. `watchers` is not kept here: it is the live watcher count, passed in
 /// when writing the JSON.
