@@ -19,7 +19,7 @@ use tern::raft::storage::{
     bootstrap_entries, conf_change_entry, encode_snapshot_payload, raft_snapshot, Bootstrap,
 };
 use tern::shard::proposal::{self, Origin};
-use tern::store::{Command, Store};
+use tern::store::{Command, Published, Store};
 use tern::transport::encode_frame;
 use tern::wal::record::{encode, Record};
 
@@ -48,7 +48,7 @@ fn set(key: &str, value: &str, expire_at: Option<i64>) -> Command {
 
 /// A small store with files, directories, TTL keys and a history of every kind of change.
 fn store() -> Store {
-    let mut s = Store::new(1000);
+    let mut s = Store::new(Published::new(1000));
     let commands = [
         set("/message", "hello", None),
         set("/dir/a", "1", None),
@@ -101,6 +101,7 @@ fn store() -> Store {
     for c in &commands {
         let _ = s.apply(c);
     }
+    s.publish(1, 1);
     s
 }
 
@@ -316,13 +317,13 @@ fn snapshots() -> Vec<u8> {
     let t = "snapshot";
     let (list, members) = members();
     let voters: Vec<u64> = list.iter().map(|m| m.id).collect();
-    let store = store().snapshot();
+    let store = store().published().snapshot().encode();
     let payload = encode_snapshot_payload(&voters, &members, &store);
     write(t, "full", &tern::snap::encode(17, 2, &payload));
     let empty = encode_snapshot_payload(
         &voters[..1],
         &Membership::default(),
-        &Store::new(10).snapshot(),
+        &Store::new(Published::new(10)).published().snapshot().encode(),
     );
     write(t, "empty-store", &tern::snap::encode(1, 1, &empty));
     write(t, "payload-only", &payload);
