@@ -376,7 +376,10 @@ mod tests {
         let dir = tmpdir("load");
         save(&dir, 7, 2, b"payload").unwrap();
         assert_eq!(load(&dir, 7, 2).unwrap(), b"payload");
-        assert!(matches!(load(&dir, 8, 2), Err(SnapError::Io { .. })), "missing file");
+        assert!(
+            matches!(load(&dir, 8, 2), Err(SnapError::Io { .. })),
+            "missing file"
+        );
         // A file whose header disagrees with its name, and a damaged one, are refused.
         fs::copy(dir.join(file_name(7, 2)), dir.join(file_name(9, 2))).unwrap();
         let err = load(&dir, 9, 2).unwrap_err().to_string();
@@ -385,7 +388,10 @@ mod tests {
         let mut bytes = fs::read(&path).unwrap();
         *bytes.last_mut().unwrap() ^= 1;
         fs::write(&path, bytes).unwrap();
-        assert!(load(&dir, 7, 2).unwrap_err().to_string().contains("checksum"));
+        assert!(load(&dir, 7, 2)
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
         let _ = fs::remove_dir_all(&dir);
     }
 

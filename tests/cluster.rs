@@ -254,6 +254,49 @@ fn a_member_behind_the_compacted_log_gets_a_snapshot() {
     c.wait_value(lagger, "/lag/next", "n", LONG);
 }
 
+/// The leader keeps a snapshot's data in its file, not in memory. If that file is gone when a
+/// follower needs it (an operator cleaned the directory), the leader takes a new snapshot,
+/// even with nothing applied since, and the follower still catches up.
+#[test]
+fn a_follower_catches_up_after_the_leaders_snapshot_file_is_deleted() {
+    let mut c = Cluster::start(3, &["--snapshot-count", "50"]);
+    let all = [0, 1, 2];
+    let leader = c.wait_leader(&all, LONG);
+    let lagger = (leader + 1) % 3;
+    c.kill(lagger);
+    let mut client = c.client(leader);
+    for n in 0..200 {
+        let r = client.put(&format!("/v2/keys/gone/{n}"), &[("value", &n.to_string())]);
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    // Let the last snapshot finish, then remove every snapshot file of the leader.
+    std::thread::sleep(Duration::from_millis(500));
+    let snap_dir = c.nodes[leader].dir.join("data/member/snap");
+    let mut removed = 0;
+    for entry in std::fs::read_dir(&snap_dir).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "snap") {
+            std::fs::remove_file(entry.path()).unwrap();
+            removed += 1;
+        }
+    }
+    assert!(
+        removed > 0,
+        "the leader had snapshots in {}",
+        snap_dir.display()
+    );
+    c.restart(lagger);
+    c.wait_value(lagger, "/gone/199", "199", LONG);
+    assert_eq!(
+        c.client(lagger).get("/v2/keys/gone/0").json()["node"]["value"],
+        "0"
+    );
+    let log = c.nodes[leader].log();
+    assert!(
+        log.contains("taking a new one"),
+        "the leader found its file gone:\n{log}"
+    );
+}
+
 #[test]
 fn grow_from_one_to_three_and_shrink_back_with_the_members_api() {
     let mut c = Cluster::start(1, &[]);

@@ -84,6 +84,9 @@ pub struct RaftDriver {
     snapshot_in_flight: Option<Snapshot>,
     /// The newest snapshot's data is being read back from its file for a follower.
     snapshot_loading: bool,
+    /// The newest snapshot's file could not be read back: write one again even if nothing was
+    /// applied since.
+    snapshot_rewrite: bool,
     /// After a failed snapshot (a full disk, no descriptors): no new attempt before this, and
     /// how many attempts in a row failed (the wait doubles with each, up to a minute).
     snapshot_retry: Option<(std::time::Instant, u32)>,
@@ -181,6 +184,7 @@ pub fn start_node(
         applied_index: applied,
         snapshot_in_flight: None,
         snapshot_loading: false,
+        snapshot_rewrite: false,
         snapshot_retry: None,
         wal_room: u64::MAX,
         shard,

@@ -31,12 +31,13 @@ impl RaftDriver {
         {
             return;
         }
-        let wanted =
-            self.node.store().take_snapshot_wanted() && self.applied_index > self.snapshot_index;
+        let wanted = self.node.store().take_snapshot_wanted()
+            && (self.applied_index > self.snapshot_index || self.snapshot_rewrite);
         let due = self.applied_index >= self.snapshot_index + self.settings.snapshot_count.max(1);
         if !due && !wanted {
             return;
         }
+        self.snapshot_rewrite = false;
         // The published version is the applied one: both move together in apply_committed.
         let started = std::time::Instant::now();
         let source = self.store.published().snapshot();
@@ -85,22 +86,19 @@ impl RaftDriver {
         result: Result<(), String>,
     ) -> Result<(), String> {
         let snapshot = self.snapshot_in_flight.take();
-        match result {
-            Ok(()) => {}
-            Err(e) => {
-                static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
-                let failures = self.snapshot_retry.map_or(0, |(_, n)| n) + 1;
-                let wait = SNAPSHOT_RETRY_MIN
-                    .saturating_mul(1 << failures.min(16))
-                    .min(SNAPSHOT_RETRY_MAX);
-                self.snapshot_retry = Some((std::time::Instant::now() + wait, failures));
-                crate::ratelog!(
+        if let Err(e) = result {
+            static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
+            let failures = self.snapshot_retry.map_or(0, |(_, n)| n) + 1;
+            let wait = SNAPSHOT_RETRY_MIN
+                .saturating_mul(1 << failures.min(16))
+                .min(SNAPSHOT_RETRY_MAX);
+            self.snapshot_retry = Some((std::time::Instant::now() + wait, failures));
+            crate::ratelog!(
                 FAILED,
                 "snapshot at {index} failed ({failures} in a row; next attempt in {wait:?}): {e}"
             );
-                return Ok(());
-            }
-        };
+            return Ok(());
+        }
         self.snapshot_retry = None;
         self.wal.append_snapshot_marker(index, term);
         self.wal.sync().await.map_err(|e| e.to_string())?;
@@ -146,6 +144,7 @@ impl RaftDriver {
                     "reading snapshot {index} for a follower: {e}; taking a new one"
                 );
                 self.node.store().want_new_snapshot();
+                self.snapshot_rewrite = true;
             }
         }
     }

@@ -647,11 +647,17 @@ mod tests {
         storage.set_snapshot(raft_snapshot(10, 2, vec![1, 2], Vec::new()));
         let unavailable = raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable);
         assert_eq!(storage.snapshot(5, 2).unwrap_err(), unavailable);
-        assert!(storage.take_data_wanted(), "the node is asked to read the file");
+        assert!(
+            storage.take_data_wanted(),
+            "the node is asked to read the file"
+        );
         assert!(!storage.take_data_wanted());
         assert_eq!(storage.snapshot_index_term(), (10, 2));
         storage.set_snapshot_data(9, b"older".to_vec());
-        assert!(storage.snapshot(5, 2).is_err(), "data of another snapshot is ignored");
+        assert!(
+            storage.snapshot(5, 2).is_err(),
+            "data of another snapshot is ignored"
+        );
         storage.set_snapshot_data(10, b"data".to_vec());
         assert_eq!(&storage.snapshot(5, 2).unwrap().data[..], b"data");
         storage.drop_snapshot_data();
