@@ -693,9 +693,10 @@ impl Shard {
     /// Takes in one applied batch: answers the writes proposed here, then hands the changes'
     /// events to this shard's watchers.
     pub fn take_applied(&self, batch: &AppliedBatch) {
-        if batch.raft_index <= self.applied_index.get() {
-            return;
-        }
+        // A shard that started following jumped to the newest version and may already be past
+        // this batch (see `follow`): its changes are then in that version, but the answers to
+        // this shard's writes are only here, so they are always delivered.
+        let newer = batch.raft_index > self.applied_index.get();
         let mut answered = Vec::new();
         {
             let mut writes = self.writes.borrow_mut();
@@ -715,14 +716,15 @@ impl Shard {
             }
         }
         let mut fired = Vec::new();
-        {
+        if newer {
             let mut hub = self.hub.borrow_mut();
             for change in &batch.changes {
                 hub.fire(change, &mut fired);
             }
+            drop(hub);
+            self.applied_store_index.set(batch.store_index);
+            self.mark_applied(batch.raft_index, batch.raft_term);
         }
-        self.applied_store_index.set(batch.store_index);
-        self.mark_applied(batch.raft_index, batch.raft_term);
         if !answered.is_empty() || !fired.is_empty() {
             self.observe(batch.raft_index);
             for (tx, outcome) in answered {
