@@ -196,16 +196,16 @@ impl RaftDriver {
             store_index: self.store.index(),
         };
         self.members = payload.members;
-        let mut bare = snapshot.clone();
+        // Kept without its data, as every snapshot (read back from the file when wanted).
+        let mut bare = snapshot;
         bare.data = Default::default();
-        let bare_snapshot = bare.clone();
         self.node
             .mut_store()
             .mem
             .wl()
-            .apply_snapshot(bare)
+            .apply_snapshot(bare.clone())
             .map_err(|e| format!("raft snapshot: {e}"))?;
-        self.node.mut_store().set_snapshot(bare_snapshot);
+        self.node.mut_store().set_snapshot(bare);
         self.members_changed();
         self.shard.restore(point);
         for peer in 0..self.shard.shared.nshards {

@@ -608,8 +608,7 @@ impl Shard {
             }
             // A stopping member ends its watches (see `end_watches`): this one at once.
             WatchStart::Waiting { .. } if self.shared.stopping.load(Ordering::Relaxed) => None,
-            WatchStart::Waiting { since } => {
-                let path = crate::store::path::clean(key);
+            WatchStart::Waiting { path, since } => {
                 let id = self.hub.borrow_mut().add(path, recursive, stream, since);
                 self.watchers
                     .borrow_mut()

@@ -116,8 +116,8 @@ pub enum WatchStart {
     /// The history already holds a matching event (its `etcd_index` is the index the watch
     /// was answered at).
     Ready(Arc<Event>),
-    /// Nothing yet: watch for events from this index on.
-    Waiting { since: u64 },
+    /// Nothing yet: watch the clean `path` for events from `since` on.
+    Waiting { path: String, since: u64 },
 }
 
 impl Published {
@@ -190,7 +190,7 @@ impl Published {
                 replayed.etcd_index = at;
                 Ok(WatchStart::Ready(Arc::new(replayed)))
             }
-            Ok(None) => Ok(WatchStart::Waiting { since }),
+            Ok(None) => Ok(WatchStart::Waiting { path, since }),
         }
     }
 

@@ -9,7 +9,7 @@ mod watches;
 
 use std::sync::Arc;
 
-use super::{path, Command, DecodeError, Event, Fired, Published, Store, StoreStats};
+use super::{Command, DecodeError, Event, Fired, Published, Store, StoreStats};
 use super::{WatcherHub, WatcherId};
 use crate::error::{Code, Error};
 
@@ -95,8 +95,8 @@ impl Replica {
                 .watch_start(key, recursive, since, at)?
             {
                 super::WatchStart::Ready(event) => WatchStart::Ready(event),
-                super::WatchStart::Waiting { since } => {
-                    WatchStart::Waiting(self.hub.add(path::clean(key), recursive, stream, since))
+                super::WatchStart::Waiting { path, since } => {
+                    WatchStart::Waiting(self.hub.add(path, recursive, stream, since))
                 }
             },
         )
