@@ -206,19 +206,27 @@ fn a_partitioned_member_cannot_commit_while_the_majority_goes_on() {
     }
 }
 
-#[test]
-fn a_member_behind_the_compacted_log_gets_a_snapshot() {
+/// A 3-member cluster snapshotting every 50 entries, with one member (the returned lagger,
+/// stopped) left behind while another (the returned writer, not the leader) takes `writes`
+/// writes of `<dir>/<n>` = n: the leader's log is compacted past what the lagger has.
+fn leave_a_member_behind(dir: &str, writes: u32) -> (Cluster, usize, usize, usize) {
     let mut c = Cluster::start(3, &["--snapshot-count", "50"]);
-    let all = [0, 1, 2];
-    let leader = c.wait_leader(&all, LONG);
+    let leader = c.wait_leader(&[0, 1, 2], LONG);
     let lagger = (leader + 1) % 3;
     let writer = (leader + 2) % 3;
     c.kill(lagger);
     let mut client = c.client(writer);
-    for n in 0..300 {
-        let r = client.put(&format!("/v2/keys/lag/{n}"), &[("value", &n.to_string())]);
+    for n in 0..writes {
+        let r = client.put(&format!("/v2/keys{dir}/{n}"), &[("value", &n.to_string())]);
         assert_eq!(r.status, 201, "{}", r.text());
     }
+    (c, leader, lagger, writer)
+}
+
+#[test]
+fn a_member_behind_the_compacted_log_gets_a_snapshot() {
+    let (mut c, _, lagger, writer) = leave_a_member_behind("/lag", 300);
+    let all = [0, 1, 2];
     c.restart(lagger);
     c.wait_value(lagger, "/lag/299", "299", LONG);
     let r = c.client(lagger).get("/v2/keys/lag/0");
@@ -259,16 +267,7 @@ fn a_member_behind_the_compacted_log_gets_a_snapshot() {
 /// even with nothing applied since, and the follower still catches up.
 #[test]
 fn a_follower_catches_up_after_the_leaders_snapshot_file_is_deleted() {
-    let mut c = Cluster::start(3, &["--snapshot-count", "50"]);
-    let all = [0, 1, 2];
-    let leader = c.wait_leader(&all, LONG);
-    let lagger = (leader + 1) % 3;
-    c.kill(lagger);
-    let mut client = c.client(leader);
-    for n in 0..200 {
-        let r = client.put(&format!("/v2/keys/gone/{n}"), &[("value", &n.to_string())]);
-        assert_eq!(r.status, 201, "{}", r.text());
-    }
+    let (mut c, leader, lagger, _) = leave_a_member_behind("/gone", 200);
     // Let the last snapshot finish, then remove every snapshot file of the leader.
     std::thread::sleep(Duration::from_millis(500));
     let snap_dir = c.nodes[leader].dir.join("data/member/snap");

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{start_tern, Client};
+use common::{start_tern, Client, Server};
 use serde_json::json;
 
 #[test]
@@ -136,16 +136,7 @@ fn watch_sees_a_write_from_another_connection() {
     // Several watchers on fresh connections spread across shards.
     let mut watchers: Vec<Client> = (0..6)
         .map(|_| {
-            let mut w = tern.client();
-            w.send_raw(
-                format!(
-                    "GET /v2/keys/foo?wait=true HTTP/1.1\r\nHost: {}\r\n\r\n",
-                    tern.addr
-                )
-                .as_bytes(),
-            );
-            let (status, headers) = w.read_head().unwrap();
-            assert_eq!(status, 200);
+            let (w, headers) = open_watch(&tern, "/foo");
             assert!(headers.contains_key("x-etcd-index"));
             w
         })
@@ -303,15 +294,7 @@ fn a_disconnected_watcher_is_released_at_once() {
             .as_u64()
             .unwrap()
     };
-    let mut w = tern.client();
-    w.send_raw(
-        format!(
-            "GET /v2/keys/gone?wait=true HTTP/1.1\r\nHost: {}\r\n\r\n",
-            tern.addr
-        )
-        .as_bytes(),
-    );
-    assert_eq!(w.read_head().unwrap().0, 200);
+    let (w, _) = open_watch(&tern, "/gone");
     assert_eq!(watchers(&mut c), 1);
     drop(w);
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
@@ -377,15 +360,7 @@ fn what_a_watcher_saw_is_readable_on_every_shard() {
     let tern = start_tern(2, &[]);
     let mut writer = tern.client();
     for i in 0..20 {
-        let mut w = tern.client();
-        w.send_raw(
-            format!(
-                "GET /v2/keys/seen-by-watch?wait=true HTTP/1.1\r\nHost: {}\r\n\r\n",
-                tern.addr
-            )
-            .as_bytes(),
-        );
-        assert_eq!(w.read_head().unwrap().0, 200);
+        let (mut w, _) = open_watch(&tern, "/seen-by-watch");
         let val = format!("v{i}");
         // Write without waiting for the answer, so the watcher may hear of it first.
         writer.send_raw(
@@ -548,16 +523,7 @@ fn watches_on_shards_that_sat_idle_start_current_and_hear_the_next_change() {
         }
         let mut watchers: Vec<Client> = (0..16)
             .map(|_| {
-                let mut w = tern.client();
-                w.send_raw(
-                    format!(
-                        "GET /v2/keys/idle/w?wait=true HTTP/1.1\r\nHost: {}\r\n\r\n",
-                        tern.addr
-                    )
-                    .as_bytes(),
-                );
-                let (status, headers) = w.read_head().unwrap();
-                assert_eq!(status, 200);
+                let (w, headers) = open_watch(&tern, "/idle/w");
                 let start: u64 = headers["x-etcd-index"].parse().unwrap();
                 assert!(
                     start >= last_index,
@@ -586,4 +552,20 @@ fn watches_on_shards_that_sat_idle_start_current_and_hear_the_next_change() {
             assert_eq!(r.json()["node"]["modifiedIndex"], json!(last_index - 29));
         }
     }
+}
+
+/// Starts a long-poll watch of `key` on a fresh connection and reads the head of its answer
+/// (200, and the headers); the event follows as a chunk.
+fn open_watch(tern: &Server, key: &str) -> (Client, std::collections::BTreeMap<String, String>) {
+    let mut w = tern.client();
+    w.send_raw(
+        format!(
+            "GET /v2/keys{key}?wait=true HTTP/1.1\r\nHost: {}\r\n\r\n",
+            tern.addr
+        )
+        .as_bytes(),
+    );
+    let (status, headers) = w.read_head().unwrap();
+    assert_eq!(status, 200, "watch of {key}");
+    (w, headers)
 }
