@@ -28,6 +28,9 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 pub struct Listen {
     pub addr: SocketAddr,
     pub tls: Option<Arc<ServerTls>>,
+    /// This process's claim on `addr` (see [`claim`]), released when the last copy of this
+    /// `Listen` goes: when the server that listens there has ended.
+    _claim: Option<Arc<std::os::unix::net::UnixListener>>,
 }
 
 /// The addresses of `urls`, each checked to be free, with `tls` for the `https://` ones.
@@ -38,41 +41,40 @@ pub fn probed_addresses(
     let mut listens = Vec::with_capacity(urls.len());
     for u in urls {
         let addr = u.socket_addr();
-        claim(&addr)?;
+        let claim = claim(&addr)?.map(Arc::new);
         probe_listen_address(&addr)?;
         let tls = match u.url().scheme {
             crate::config::Scheme::Https => tls.clone(),
             crate::config::Scheme::Http => None,
         };
-        listens.push(Listen { addr, tls });
+        listens.push(Listen {
+            addr,
+            tls,
+            _claim: claim,
+        });
     }
     Ok(listens)
 }
 
-/// Claims `addr` for this process for its lifetime: an abstract Unix socket named after it,
-/// which the kernel lets one socket hold at a time (and frees when the process ends, however it
-/// ends). Every shard binds with SO_REUSEPORT, which lets any process of the same user bind the
+/// Claims `addr` for this process while the returned socket lives: an abstract Unix socket
+/// named after it, which the kernel lets one socket hold at a time (and frees when the process
+/// ends, however it ends). Every shard binds with SO_REUSEPORT, which lets any process of the same user bind the
 /// same address too: two terns started at once on one port would both listen and share its
 /// connections. The claim makes the second fail instead.
-fn claim(addr: &SocketAddr) -> Result<(), StartError> {
+fn claim(addr: &SocketAddr) -> Result<Option<std::os::unix::net::UnixListener>, StartError> {
     use std::os::linux::net::SocketAddrExt;
-    static HELD: std::sync::Mutex<Vec<std::os::unix::net::UnixListener>> =
-        std::sync::Mutex::new(Vec::new());
     let name = format!("tern-listen-{addr}");
     let bound = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
         .and_then(|sa| std::os::unix::net::UnixListener::bind_addr(&sa));
     match bound {
-        Ok(l) => {
-            HELD.lock().unwrap_or_else(|p| p.into_inner()).push(l);
-            Ok(())
-        }
+        Ok(l) => Ok(Some(l)),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(StartError(format!(
             "listen tcp {addr}: bind: address already in use (another tern listens there)"
         ))),
         Err(e) => {
             // No abstract sockets here (another network namespace setup): the probe remains.
             tracing::warn!("cannot claim {addr} for this process: {e}");
-            Ok(())
+            Ok(None)
         }
     }
 }
@@ -120,6 +122,17 @@ pub fn bind_shard_listener(addr: SocketAddr) -> Result<TcpListener, StartError> 
 /// Resolves once the process is stopping (checked every 50 ms).
 pub async fn stopping(shared: &Shared) {
     while !shared.stopping.load(Ordering::Relaxed) {
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Resolves once the process must end (checked every 50 ms), with how: `Err` carries a
+/// fatal reason.
+pub async fn halted(shared: &Shared) -> Result<(), StartError> {
+    loop {
+        if let Some(outcome) = shared.halted() {
+            return outcome.clone().map_err(StartError);
+        }
         glommio::timer::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -230,12 +243,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_address_is_claimed_once() {
+    fn an_address_is_claimed_once_while_its_claim_lives() {
         let addr: SocketAddr = format!("127.0.0.1:{}", 40000 + std::process::id() % 20000)
             .parse()
             .unwrap();
-        assert!(claim(&addr).is_ok());
+        let first = claim(&addr).unwrap();
+        assert!(first.is_some());
         let second = claim(&addr).unwrap_err().0;
         assert!(second.contains("address already in use"), "{second}");
+        // A server that ended (in-process) leaves the address to the next one.
+        drop(first);
+        assert!(claim(&addr).unwrap().is_some());
     }
 }

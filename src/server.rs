@@ -15,13 +15,13 @@ use crate::api::{Api, ApiShared};
 use crate::cluster::{cluster_id, Member};
 use crate::config::Config;
 use crate::http::Limits;
-use crate::listener::{accept_on_all, probed_addresses, shard_serving, stopping, Listen};
+use crate::listener::{accept_on_all, halted, probed_addresses, shard_serving, stopping, Listen};
 use crate::raft::storage::{recover, Bootstrap, FirstStart, Paths, Recovered};
-use crate::raft::RaftSettings;
-use crate::shard::{Shard, ShardMsg, Shared};
+use crate::raft::{NodeEnv, RaftSettings};
+use crate::shard::{RaftInput, Shard, ShardMsg, Shared};
 use crate::store::Store;
 use crate::transport::peer_api::PeerApi;
-use crate::transport::TransportStats;
+use crate::transport::{Transport, TransportStats};
 
 /// Capacity of each shard-to-shard channel.
 const MESH_CHANNEL: usize = 4096;
@@ -53,6 +53,10 @@ struct ShardPlan {
     startup: Arc<OnceLock<Result<Startup, String>>>,
     /// Shard 0 only: the raft node's settings, taken once.
     raft: Arc<std::sync::Mutex<Option<RaftSettings>>>,
+    /// Where peer connections are made from (the peer listen address, when it is specific).
+    peer_source: Option<std::net::IpAddr>,
+    /// What `https://` peers are dialled with.
+    peer_tls: Arc<crate::tls::reload::Reloading<rustls::ClientConfig>>,
     paths: Paths,
     /// The member as this start's flags describe it (ignored after the first start).
     configured: Bootstrap,
@@ -189,6 +193,41 @@ pub fn run(config: Config) -> Result<(), StartError> {
         config.proxy = crate::config::ProxyMode::On;
         return crate::proxy::run(config);
     }
+    let server = Server::start(config)?;
+    crate::shutdown::install(server.shared.clone()).map_err(StartError)?;
+    server.wait()
+}
+
+/// A member running in this process: its executors, and how to stop it.
+pub struct Server {
+    shared: Arc<Shared>,
+    executors: Executors,
+}
+
+impl Server {
+    /// Starts a member as `config` describes (a member, not a proxy; discovery, if any,
+    /// already done): recovers or creates its data dir and starts one executor per shard.
+    /// Returns once the executors run; the member serves clients once it has caught up
+    /// (`/health`). Installs no signal handlers: `main` does ([`crate::shutdown::install`]).
+    pub fn start(config: Config) -> Result<Server, StartError> {
+        start_member(config)
+    }
+
+    /// Starts an orderly stop, as SIGTERM does ([`crate::shutdown`]), on a thread of its own;
+    /// [`Server::wait`] returns once it is done.
+    pub fn stop(&self) {
+        let shared = self.shared.clone();
+        std::thread::spawn(move || crate::shutdown::stop(&shared));
+    }
+
+    /// Waits until every executor has ended: `Ok` after a stop, the fatal error that ended
+    /// the member otherwise.
+    pub fn wait(self) -> Result<(), StartError> {
+        self.executors.join()
+    }
+}
+
+fn start_member(config: Config) -> Result<Server, StartError> {
     let mut cluster = plan_cluster(&config)?;
     // Every certificate and key is checked before anything else is done or printed.
     let tls = crate::tls::setup(&config).map_err(StartError)?;
@@ -214,7 +253,6 @@ pub fn run(config: Config) -> Result<(), StartError> {
         Duration::from_secs(5),
         config.watch_history,
     ));
-    crate::shutdown::install(shared.clone()).map_err(StartError)?;
     let paths = Paths::new(&config.data_dir, config.wal_dir.as_deref());
     let first_start = if crate::wal::Wal::exists(&paths.wal) {
         None
@@ -243,16 +281,17 @@ pub fn run(config: Config) -> Result<(), StartError> {
             name: config.name.clone(),
             client_urls: cluster.me.client_urls.clone(),
             strict_reconfig_check: config.strict_reconfig_check,
-            peer_source: peer_listen
-                .first()
-                .map(|l| l.addr.ip())
-                .filter(|ip| !ip.is_unspecified()),
-            peer_tls: tls.peer_client.clone(),
+            election_ticks: None,
             join_peers: match first_start {
                 Some(FirstStartPlan::Join) => cluster.initial.clone(),
                 _ => Vec::new(),
             },
         }))),
+        peer_source: peer_listen
+            .first()
+            .map(|l| l.addr.ip())
+            .filter(|ip| !ip.is_unspecified()),
+        peer_tls: tls.peer_client.clone(),
         paths,
         configured: Bootstrap {
             member_id: cluster.me.id,
@@ -269,22 +308,67 @@ pub fn run(config: Config) -> Result<(), StartError> {
         nshards,
     };
     let mesh = MeshBuilder::full(nshards, MESH_CHANNEL);
-    run_executors("shard", nshards, config.pin_shards, move |i| {
+    let executors = spawn_executors("shard", nshards, config.pin_shards, &shared, move |i| {
         let (plan, mesh) = (plan.clone(), mesh.clone());
         move || shard_main(i, plan, mesh)
-    })
+    })?;
+    Ok(Server { shared, executors })
 }
 
 /// Runs `body(i)()` on executor `i` of `nshards` (threads `tern-<kind>-<i>`) until every one
-/// ends; the first error any returns, or a panic's. Pinned (`--pin-shards`), executor `i` owns
-/// CPU `i`; unpinned (the default), the kernel can move one off a core that other processes (a
-/// co-located member, a load generator) need. Shared by members and proxies.
+/// ends; the first error any returns, or a panic's. Every executor ends once `shared` is
+/// halted ([`Shared::halt`]). Pinned (`--pin-shards`), executor `i` owns CPU `i`; unpinned (the
+/// default), the kernel can move one off a core that other processes (a co-located member, a
+/// load generator) need. Shared by members and proxies.
 pub(crate) fn run_executors<B, S, F>(
     kind: &str,
     nshards: usize,
     pin: bool,
+    shared: &Arc<Shared>,
     body: B,
 ) -> Result<(), StartError>
+where
+    B: Fn(usize) -> S,
+    S: FnOnce() -> F + Send + 'static,
+    F: std::future::Future<Output = Result<(), StartError>> + 'static,
+{
+    spawn_executors(kind, nshards, pin, shared, body)?.join()
+}
+
+/// The executors of one process (see [`run_executors`]).
+pub(crate) struct Executors {
+    kind: String,
+    handles: Vec<glommio::ExecutorJoinHandle<Result<(), StartError>>>,
+}
+
+impl Executors {
+    /// Waits for every executor; the first error any returned, or a panic's.
+    pub(crate) fn join(self) -> Result<(), StartError> {
+        let mut first_error = None;
+        for h in self.handles {
+            let outcome = match h.join() {
+                Ok(result) => result,
+                Err(e) => Err(StartError(format!("{} failed: {e}", self.kind))),
+            };
+            if let Err(e) = outcome {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Starts the executors of [`run_executors`] without waiting for them.
+pub(crate) fn spawn_executors<B, S, F>(
+    kind: &str,
+    nshards: usize,
+    pin: bool,
+    shared: &Arc<Shared>,
+    body: B,
+) -> Result<Executors, StartError>
 where
     B: Fn(usize) -> S,
     S: FnOnce() -> F + Send + 'static,
@@ -300,10 +384,16 @@ where
         } else {
             Placement::Unbound
         };
+        let start = body(i);
+        let shared = shared.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("tern-{kind}-{i}"))
             .io_memory(IO_MEMORY)
-            .spawn(body(i))
+            .spawn(move || async move {
+                // The executor ends with its body, or as soon as the process halts (its other
+                // tasks are dropped with it).
+                futures_lite::future::or(start(), halted(&shared)).await
+            })
             .map_err(|e| {
                 StartError(format!(
                     "cannot start {kind} {i}: {e} (io_uring and locked memory are required)"
@@ -311,20 +401,10 @@ where
             })?;
         handles.push(handle);
     }
-    let mut first_error = None;
-    for h in handles {
-        let outcome = match h.join() {
-            Ok(result) => result,
-            Err(e) => Err(StartError(format!("{kind} failed: {e}"))),
-        };
-        if let Err(e) = outcome {
-            first_error.get_or_insert(e);
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    Ok(Executors {
+        kind: kind.to_string(),
+        handles,
+    })
 }
 
 /// The cluster as the bootstrap flags describe it (ignored once the member has a WAL).
@@ -632,7 +712,7 @@ async fn shard_main(
         task.await;
     }
     // Stopping: nothing new is accepted; open connections and shard 0's raft node go on until
-    // the signal thread ends the process (crate::shutdown).
+    // the process halts (crate::shutdown), which ends this executor.
     std::future::pending::<()>().await;
     Ok(())
 }
@@ -658,8 +738,39 @@ fn start_raft_and_peer_port(
             .and_then(|mut s| s.take())
             .ok_or_else(|| StartError("raft settings already taken".into()))?;
         let snap_dir = settings.snap_dir.clone();
-        let inbox = crate::raft::start_node(settings, shard, rec, store, api.transport.clone())
-            .map_err(StartError)?;
+        let (source, tls, stats) = (
+            plan.peer_source,
+            plan.peer_tls.clone(),
+            api.transport.clone(),
+        );
+        let heartbeat = settings.heartbeat;
+        let driver = crate::raft::build_node(
+            settings,
+            NodeEnv::system(),
+            shard,
+            rec,
+            store,
+            |member, cluster, inbox| Transport::new(member, cluster, source, tls, inbox, stats),
+        )
+        .map_err(StartError)?;
+        let inbox = driver.inbox();
+        let shared = plan.shared.clone();
+        glommio::spawn_local(async move {
+            // A node that must stop for good ends the process (etcd exits too).
+            if let Err(why) = driver.run().await {
+                tracing::error!("{why}");
+                shared.halt(Err(why.to_string()));
+            }
+        })
+        .detach();
+        let ticks = inbox.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(heartbeat).await;
+                ticks.push(RaftInput::Tick);
+            }
+        })
+        .detach();
         let peer_api = Rc::new(PeerApi {
             cluster: api.cluster_id,
             shared: plan.shared.clone(),

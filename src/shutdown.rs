@@ -6,7 +6,9 @@
 //! so the others need no election timeout; every shard ends its watches (each response gets
 //! its last chunk, so clients see a complete answer and watch again elsewhere); writes in
 //! flight get up to [`GRACE`] to be answered (a write acknowledged is in the WAL already: each
-//! is synced before it is answered); then the process exits 0. A second signal exits at once.
+//! is synced before it is answered); then every executor ends ([`Shared::halt`]) and `main`
+//! returns 0. A second signal exits at once. [`stop`] is the same stop without a signal
+//! ([`crate::server::Server::stop`]).
 //! `READY=1` goes to systemd once every shard serves clients.
 //!
 //! Owns the signal thread, the process-wide "stopping" flag and the notify protocol (a
@@ -25,6 +27,9 @@ pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(5);
 pub const GRACE: Duration = Duration::from_secs(2);
 /// How long answers get to reach their sockets once nothing is in flight.
 const FLUSH: Duration = Duration::from_millis(100);
+/// How long after an orderly stop the signal thread lets the executors end by themselves
+/// before it ends the process.
+const EXIT_AFTER_HALT: Duration = Duration::from_millis(200);
 
 /// Sends `state` (e.g. `READY=1`) to systemd when `$NOTIFY_SOCKET` is set; errors are logged,
 /// never fatal (etcd's `daemon.SdNotify` does the same).
@@ -70,7 +75,13 @@ pub fn install(shared: Arc<Shared>) -> Result<(), String> {
                     std::process::exit(1);
                 }
             });
-            stop(&shared, first)
+            tracing::info!("received {}; stopping", name(first));
+            stop(&shared);
+            // The executors end with the halt, but an executor's teardown waits for its I/O in
+            // flight (the next WAL segment being zero-filled: up to a second or two). The stop
+            // is complete; the process need not wait for that.
+            std::thread::sleep(EXIT_AFTER_HALT);
+            std::process::exit(0);
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     Ok(())
@@ -84,10 +95,10 @@ fn name(sig: i32) -> &'static str {
     }
 }
 
-/// The orderly stop (see the module documentation); never returns.
-fn stop(shared: &Shared, sig: i32) -> ! {
+/// The orderly stop (see the module documentation); returns once every executor has been told
+/// to end.
+pub fn stop(shared: &Shared) {
     let started = Instant::now();
-    tracing::info!("received {}; stopping", name(sig));
     notify("STOPPING=1");
     shared.stopping.store(true, Ordering::SeqCst);
     let voters = shared.membership().len();
@@ -126,7 +137,7 @@ fn stop(shared: &Shared, sig: i32) -> ! {
     }
     std::thread::sleep(FLUSH);
     tracing::info!("stopped in {} ms", started.elapsed().as_millis());
-    std::process::exit(0);
+    shared.halt(Ok(()));
 }
 
 #[cfg(test)]

@@ -195,7 +195,8 @@ pub struct SaveTimes {
     pub total: Duration,
 }
 
-fn save_timed(
+/// [`save`], and how long it took.
+pub fn save_timed(
     dir: &Path,
     index: u64,
     term: u64,
@@ -341,13 +342,6 @@ pub async fn save_async(
 ) -> Result<(PathBuf, SaveTimes), SnapError> {
     glommio::executor()
         .spawn_blocking(move || save_timed(&dir, index, term, &payload))
-        .await
-}
-
-/// [`load`] on glommio's blocking thread pool. Must be called inside a glommio executor.
-pub async fn load_async(dir: PathBuf, index: u64, term: u64) -> Result<Vec<u8>, SnapError> {
-    glommio::executor()
-        .spawn_blocking(move || load(&dir, index, term))
         .await
 }
 

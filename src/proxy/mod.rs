@@ -329,7 +329,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    crate::server::run_executors("proxy", nshards, config.pin_shards, move |_| {
+    let all = plan.shared.clone();
+    crate::server::run_executors("proxy", nshards, config.pin_shards, &all, move |_| {
         let plan = plan.clone();
         move || proxy_shard(plan)
     })

@@ -12,19 +12,23 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeType, Entry};
 use raft::StateRole;
 
-use super::RaftDriver;
+use super::{PeerSender, RaftDriver};
 use crate::cluster::membership::{MemberChange, MemberError};
 use crate::shard::proposal::{self, Origin, Payload};
 use crate::shard::ShardMsg;
+use crate::wal::WalFs;
 
 fn quorum(members: usize) -> usize {
     members / 2 + 1
 }
 
+/// How long a removed member goes on before it stops.
+const LEAVE_AFTER: Duration = Duration::from_millis(500);
+
 /// Ticks between two checks that this member's attributes are published.
 const PUBLISH_RETRY_TICKS: u32 = 10;
 
-impl RaftDriver {
+impl<F: WalFs + Clone + 'static, P: PeerSender> RaftDriver<F, P> {
     /// Publishes the member list to every shard and points the transport at it.
     pub(super) fn members_changed(&mut self) {
         if self.members.is_empty() {
@@ -200,16 +204,13 @@ impl RaftDriver {
         self.answer_member_change(origin, result);
     }
 
-    /// This member was removed: answer what is in flight, then exit (etcd does the same).
-    fn leave(&self) {
-        tracing::error!("this member has been permanently removed from the cluster. Exiting.");
-        glommio::spawn_local(async {
-            // Long enough for the answer to the removal to leave, and for the other members to
-            // learn the commit from this one if it leads.
-            glommio::timer::sleep(Duration::from_millis(500)).await;
-            std::process::exit(1);
-        })
-        .detach();
+    /// This member was removed: answer what is in flight, then stop (etcd exits too) once
+    /// the answer to the removal has left, and the other members have learned its commit from
+    /// this one if it leads.
+    fn leave(&mut self) {
+        if self.leaving_at.is_none() {
+            self.leaving_at = Some(self.env.clock.now() + LEAVE_AFTER);
+        }
     }
 
     /// Once a leader is known, make sure the member list shows this member's name and client

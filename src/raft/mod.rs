@@ -15,16 +15,17 @@
 //! the log is compacted.
 
 pub mod backup;
+pub mod env;
 pub mod logger;
 mod membership;
 mod snapshots;
 pub mod storage;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use std::path::PathBuf;
 
@@ -38,9 +39,52 @@ use crate::shard::local::Mailbox;
 use crate::shard::proposal::{self, Origin, Payload};
 use crate::shard::{AppliedBatch, RaftInput, Shard, ShardMsg, WriteAnswer};
 use crate::store::{Command, Store};
-use crate::transport::{Transport, TransportStats};
-use crate::wal::Wal;
+use crate::wal::{DmaFs, Wal, WalFs};
+pub use env::NodeEnv;
 use storage::LogStorage;
+
+/// Where the raft node's messages to other members go: the HTTP peer transport in a server
+/// ([`crate::transport::Transport`]), an in-memory network in the simulation ([`crate::sim`]).
+/// Sending never waits; a message that cannot go is dropped (raft sends again).
+pub trait PeerSender {
+    /// Makes the peers match the member list (this member's own id may be among them).
+    fn set_peers<'a>(&self, peers: impl Iterator<Item = (u64, &'a [String])>);
+    /// Whether messages reach `peer` right now (`--strict-reconfig-check` asks).
+    fn is_active(&self, peer: u64) -> bool;
+    /// Queues raft's outgoing messages. A snapshot message's outcome comes back as
+    /// [`RaftInput::SnapshotSent`]; a peer that says this member must stop, as
+    /// [`RaftInput::Halt`].
+    fn send(&self, msgs: Vec<Message>);
+}
+
+/// Why a raft node stops for good. Each ends the process (etcd exits in each case); the error
+/// travels up to `main`, which logs it and exits 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fatal {
+    /// The WAL (or a snapshot file the log depends on) cannot take writes: nothing more may be
+    /// acknowledged.
+    Storage(String),
+    /// This member was removed from the cluster.
+    Removed,
+    /// A peer belongs to another cluster.
+    ForeignCluster { ours: u64, theirs: String },
+}
+
+impl std::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fatal::Storage(e) => f.write_str(e),
+            Fatal::Removed => {
+                f.write_str("this member has been permanently removed from the cluster. Exiting.")
+            }
+            Fatal::ForeignCluster { ours, theirs } => write!(
+                f,
+                "conflicting cluster ID to the target cluster ({} != {theirs}). Exiting.",
+                crate::cluster::id_hex(*ours)
+            ),
+        }
+    }
+}
 
 /// Timing and identity of the local raft node.
 pub struct RaftSettings {
@@ -60,20 +104,22 @@ pub struct RaftSettings {
     /// A member joining a running cluster: the members it was told about, to talk to until
     /// the leader's log gives it the member list.
     pub join_peers: Vec<crate::cluster::Member>,
-    /// Where peer connections are made from (the peer listen address, when it is specific).
-    pub peer_source: Option<std::net::IpAddr>,
-    /// What `https://` peers are dialled with.
-    pub peer_tls: std::sync::Arc<crate::tls::reload::Reloading<rustls::ClientConfig>>,
+    /// Election timeouts in ticks, `[min, max)`, when not raft-rs's default
+    /// `[election, 2 × election)`.
+    pub election_ticks: Option<(usize, usize)>,
 }
 
-pub struct RaftDriver {
+/// The raft node of one member over the WAL on file system `F`, talking to its peers through
+/// `P`. Built by [`build_node`]; [`RaftDriver::run`] is its loop.
+pub struct RaftDriver<F: WalFs = DmaFs, P: PeerSender = crate::transport::Transport> {
     node: RawNode<LogStorage>,
-    wal: Wal,
+    wal: Wal<F>,
     settings: Rc<RaftSettings>,
+    env: NodeEnv,
     member_id: u64,
     /// The member list as of the applied index (shard 0's copy; published to `Shared`).
     members: Membership,
-    transport: Transport,
+    transport: P,
     /// Raft index of the newest snapshot on disk.
     snapshot_index: u64,
     /// The store: every committed entry is applied to it here, once.
@@ -110,23 +156,34 @@ pub struct RaftDriver {
     /// Each batch also counts the ticks it has waited: raft-rs drops a read index request
     /// silently (e.g. a leader that has not committed in its term yet, or a message lost on
     /// the way), so a batch unanswered for [`READ_RETRY_TICKS`] is asked again.
-    reads_in_flight: HashMap<u64, (Vec<(usize, u64)>, u32)>,
+    /// Ordered, so that retries go out in the same order on every run (the simulation).
+    reads_in_flight: BTreeMap<u64, (Vec<(usize, u64)>, u32)>,
     next_read_ctx: u64,
     /// Ticks until this member next checks that its name and client URLs are published.
     publish_countdown: u32,
     /// When this leader last sent each follower a heartbeat.
     last_heartbeat: HashMap<u64, Instant>,
+    /// This member was removed: the node stops at this instant (the answer to the removal and
+    /// the commit it carries get time to reach the others first).
+    leaving_at: Option<Instant>,
 }
 
-/// Builds the node over the recovered log and starts its loop and ticker on the current
-/// executor (shard 0). Returns the node's inbox (the peer endpoints feed it).
-pub fn start_node(
+/// Builds the node over the recovered log and store. `peers` makes the peer sender from this
+/// member's id, its cluster's id and the node's inbox (where the sender reports back). The
+/// caller runs [`RaftDriver::run`] and pushes [`RaftInput::Tick`] into its
+/// [`inbox`](RaftDriver::inbox) every heartbeat interval.
+pub fn build_node<F, P>(
     settings: RaftSettings,
+    env: NodeEnv,
     shard: Rc<Shard>,
-    recovered: storage::Recovered,
+    recovered: storage::Recovered<F>,
     store: Store,
-    stats: Arc<TransportStats>,
-) -> Result<Rc<Mailbox<RaftInput>>, String> {
+    peers: impl FnOnce(u64, u64, Rc<Mailbox<RaftInput>>) -> P,
+) -> Result<RaftDriver<F, P>, String>
+where
+    F: WalFs + Clone + 'static,
+    P: PeerSender,
+{
     let storage::Recovered {
         bootstrap,
         wal,
@@ -142,6 +199,11 @@ pub fn start_node(
         id: bootstrap.member_id,
         applied,
         election_tick,
+        // A node's election timeout is drawn from [min, max) with raft-rs's own random
+        // source; settings can narrow it to one value (the simulation, which draws from its
+        // seed instead).
+        min_election_tick: settings.election_ticks.map_or(0, |(min, _)| min),
+        max_election_tick: settings.election_ticks.map_or(0, |(_, max)| max),
         heartbeat_tick: 1,
         // Up to 1 MiB of entries per append (0 would mean one entry per message).
         max_size_per_msg: 1 << 20,
@@ -163,19 +225,12 @@ pub fn start_node(
     let node = RawNode::new(&config, storage, &logger).map_err(|e| format!("raft: {e}"))?;
     let inbox = Mailbox::new();
     shard.set_raft_inbox(inbox.clone());
-    let transport = Transport::new(
-        bootstrap.member_id,
-        bootstrap.cluster_id,
-        settings.peer_source,
-        settings.peer_tls.clone(),
-        inbox.clone(),
-        stats,
-    );
-    let heartbeat = settings.heartbeat;
+    let transport = peers(bootstrap.member_id, bootstrap.cluster_id, inbox.clone());
     let mut driver = RaftDriver {
         node,
         wal,
         settings: Rc::new(settings),
+        env,
         member_id: bootstrap.member_id,
         members: membership,
         transport,
@@ -192,22 +247,14 @@ pub fn start_node(
         waiting_for_leader: Vec::new(),
         held_peer_proposals: Vec::new(),
         member_changes_waiting: Vec::new(),
-        reads_in_flight: HashMap::new(),
+        reads_in_flight: BTreeMap::new(),
         next_read_ctx: 1,
         publish_countdown: 0,
         last_heartbeat: HashMap::new(),
+        leaving_at: None,
     };
     driver.members_changed();
-    glommio::spawn_local(driver.run()).detach();
-    let ticks = inbox.clone();
-    glommio::spawn_local(async move {
-        loop {
-            glommio::timer::sleep(heartbeat).await;
-            ticks.push(RaftInput::Tick);
-        }
-    })
-    .detach();
-    Ok(inbox)
+    Ok(driver)
 }
 
 /// WAL room under which the member reports itself unhealthy and stops proposing expiries.
@@ -236,29 +283,23 @@ const EXPIRY_MARGIN: Duration = Duration::from_millis(100);
 /// "apply request took too long").
 const SLOW_APPLY: Duration = Duration::from_millis(100);
 
-fn unix_nanos_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
+impl<F: WalFs + Clone + 'static, P: PeerSender> RaftDriver<F, P> {
+    /// Where the node takes its input: peers' messages, proposals, ticks.
+    pub fn inbox(&self) -> Rc<Mailbox<RaftInput>> {
+        self.inbox.clone()
+    }
 
-fn fatal(e: String) -> ! {
-    tracing::error!("{e}");
-    std::process::exit(1);
-}
-
-impl RaftDriver {
-    async fn run(mut self) {
+    /// The node's loop: takes everything in its inbox, steps raft, writes and syncs the WAL,
+    /// applies what committed. Returns once the inbox is closed, or with the reason the node
+    /// must stop for good.
+    pub async fn run(mut self) -> Result<(), Fatal> {
         let mut inputs = Vec::new();
         // Entries committed before this start (the bootstrap, or the recovered log).
-        if let Err(e) = self.handle_ready().await {
-            fatal(e);
-        }
+        self.handle_ready().await.map_err(Fatal::Storage)?;
         loop {
             inputs.clear();
             if !self.inbox.recv_batch(&mut inputs).await {
-                return;
+                return Ok(());
             }
             let mut reads = Vec::new();
             let mut ticked = false;
@@ -274,7 +315,11 @@ impl RaftDriver {
                         self.publish_countdown = self.publish_countdown.saturating_sub(1);
                         self.retry_stale_reads();
                         self.publish_debug_status();
+                        if self.leaving_at.is_some_and(|at| self.env.clock.now() >= at) {
+                            return Err(Fatal::Removed);
+                        }
                     }
+                    RaftInput::Halt(why) => return Err(why),
                     RaftInput::Propose(data) => self.propose(data),
                     RaftInput::ChangeMembership { origin, change } => {
                         self.propose_member_change(origin, change)
@@ -306,9 +351,9 @@ impl RaftDriver {
                         term,
                         result,
                     } => {
-                        if let Err(e) = self.on_snapshot_saved(index, term, result).await {
-                            fatal(e);
-                        }
+                        self.on_snapshot_saved(index, term, result)
+                            .await
+                            .map_err(Fatal::Storage)?;
                     }
                 }
             }
@@ -332,10 +377,8 @@ impl RaftDriver {
             }
             self.campaign_if_alone();
             self.publish_if_needed();
-            if let Err(e) = self.handle_ready().await {
-                // The WAL cannot take writes: stop acknowledging anything (etcd exits too).
-                fatal(e);
-            }
+            // A WAL that cannot take writes: stop acknowledging anything (etcd exits too).
+            self.handle_ready().await.map_err(Fatal::Storage)?;
             self.maybe_snapshot();
             self.load_snapshot_data_if_wanted();
         }
@@ -454,7 +497,7 @@ impl RaftDriver {
 
     fn propose(&mut self, data: Vec<u8>) {
         if !self.may_propose() {
-            self.waiting_for_leader.push((Instant::now(), data));
+            self.waiting_for_leader.push((self.env.clock.now(), data));
             return;
         }
         // The origin is read before raft takes the bytes (no copy of every proposal).
@@ -482,17 +525,18 @@ impl RaftDriver {
     fn expire_waiting_proposals(&mut self) {
         let timeout = self.shard.shared.request_timeout;
         let limit = timeout.saturating_sub(EXPIRY_MARGIN.min(timeout / 10));
+        let now = self.env.clock.now();
         if self
             .waiting_for_leader
             .first()
-            .is_none_or(|(since, _)| since.elapsed() < limit)
+            .is_none_or(|(since, _)| now.duration_since(*since) < limit)
         {
             return;
         }
         let index = self.store.index();
         let waiting = std::mem::take(&mut self.waiting_for_leader);
         for (since, data) in waiting {
-            if since.elapsed() < limit {
+            if now.duration_since(since) < limit {
                 self.waiting_for_leader.push((since, data));
             } else if let Ok(origin) = proposal::origin(&data) {
                 self.fail_proposal(origin, crate::shard::timeout_error(index));
@@ -555,7 +599,7 @@ impl RaftDriver {
         if self.node.raft.state != StateRole::Leader {
             return;
         }
-        let now = unix_nanos_now();
+        let now = self.env.clock.unix_nanos();
         let due = self.store.next_expiration().is_some_and(|at| at <= now);
         if due && self.wal_room >= WAL_FULL_BELOW {
             let mut data = Vec::with_capacity(32);
@@ -664,7 +708,7 @@ impl RaftDriver {
             self.last_heartbeat.clear();
             return;
         }
-        let now = Instant::now();
+        let now = self.env.clock.now();
         let late = 2 * self.settings.heartbeat;
         for m in msgs {
             if m.get_msg_type() != MessageType::MsgHeartbeat {
@@ -726,7 +770,7 @@ impl RaftDriver {
             if status.leader.swap(ss.leader_id, Ordering::AcqRel) != ss.leader_id {
                 status
                     .leader_since
-                    .store(unix_nanos_now(), Ordering::Relaxed);
+                    .store(self.env.clock.unix_nanos(), Ordering::Relaxed);
                 if ss.leader_id != raft::INVALID_ID {
                     status.leader_changes.fetch_add(1, Ordering::Relaxed);
                 }
@@ -790,10 +834,11 @@ impl RaftDriver {
             self.wal.set_hard_state(hs.term, hs.vote, hs.commit);
         }
         if must_sync && self.wal.has_pending() {
-            let started = std::time::Instant::now();
+            let started = self.env.clock.now();
             let stats = self.wal.sync().await.map_err(|e| e.to_string())?;
             let status = &self.shard.shared.raft;
-            status.wal_sync_seconds.0.observe(started.elapsed());
+            let took = self.env.clock.now().saturating_duration_since(started);
+            status.wal_sync_seconds.0.observe(took);
             status
                 .wal_write_bytes
                 .fetch_add(stats.bytes, Ordering::Relaxed);
@@ -859,7 +904,7 @@ impl RaftDriver {
             raft_term: term.max(last.term),
             ..AppliedBatch::default()
         };
-        let started = Instant::now();
+        let started = self.env.clock.now();
         for entry in &entries {
             match entry.get_entry_type() {
                 EntryType::EntryNormal if proposal::is_member_change(&entry.data) => {
@@ -876,7 +921,7 @@ impl RaftDriver {
         self.applied_index = batch.raft_index;
         self.store.publish(batch.raft_index, batch.raft_term);
         batch.store_index = self.store.index();
-        let took = started.elapsed();
+        let took = self.env.clock.now().saturating_duration_since(started);
         if took > SLOW_APPLY {
             self.shard
                 .shared

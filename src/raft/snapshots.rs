@@ -10,16 +10,17 @@ use raft::eraftpb::Snapshot;
 use raft::Storage as _;
 
 use super::storage::{self, raft_snapshot};
-use super::RaftDriver;
+use super::{PeerSender, RaftDriver};
 use crate::ratelog::RateLimited;
 use crate::shard::{RaftInput, RestorePoint, ShardMsg};
 use crate::store::Store;
+use crate::wal::WalFs;
 
 /// A failed snapshot is tried again after this, doubling with every failure in a row.
 const SNAPSHOT_RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(500);
 const SNAPSHOT_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
-impl RaftDriver {
+impl<F: WalFs + Clone + 'static, P: PeerSender> RaftDriver<F, P> {
     /// Every `--snapshot-count` applied entries: write the published version of the store to a
     /// snapshot file (encoded on a blocking thread, so the loop keeps applying), then compact
     /// the log and purge old files.
@@ -27,7 +28,7 @@ impl RaftDriver {
         if self.snapshot_in_flight.is_some()
             || self
                 .snapshot_retry
-                .is_some_and(|(at, _)| std::time::Instant::now() < at)
+                .is_some_and(|(at, _)| self.env.clock.now() < at)
         {
             return;
         }
@@ -39,7 +40,7 @@ impl RaftDriver {
         }
         self.snapshot_rewrite = false;
         // The published version is the applied one: both move together in apply_committed.
-        let started = std::time::Instant::now();
+        let started = self.env.clock.now();
         let source = self.store.published().snapshot();
         let index = source.raft_index();
         let Ok(term) = self.node.store().term(index) else {
@@ -47,7 +48,12 @@ impl RaftDriver {
         };
         let voters = self.node.raft.prs().conf().to_conf_state().voters;
         let members = self.members.clone();
-        let stall = started.elapsed().as_micros() as u64;
+        let stall = self
+            .env
+            .clock
+            .now()
+            .saturating_duration_since(started)
+            .as_micros() as u64;
         let status = &self.shard.shared.raft;
         status.snapshots.fetch_add(1, Ordering::Relaxed);
         status
@@ -60,13 +66,14 @@ impl RaftDriver {
         let dir = self.settings.snap_dir.clone();
         let inbox = self.inbox.clone();
         let histograms = self.shard.shared.raft.snap_save.clone();
+        let blocking = self.env.blocking;
         glommio::spawn_local(async move {
-            let payload = glommio::executor()
-                .spawn_blocking(move || {
-                    storage::encode_snapshot_payload(&voters, &members, &source.encode())
+            let result = blocking
+                .run(move || {
+                    let payload =
+                        storage::encode_snapshot_payload(&voters, &members, &source.encode());
+                    crate::snap::save_timed(&dir, index, term, &payload)
                 })
-                .await;
-            let result = crate::snap::save_async(dir, index, term, payload)
                 .await
                 .map(|(_, times)| histograms.observe(times))
                 .map_err(|e| e.to_string());
@@ -92,7 +99,7 @@ impl RaftDriver {
             let wait = SNAPSHOT_RETRY_MIN
                 .saturating_mul(1 << failures.min(16))
                 .min(SNAPSHOT_RETRY_MAX);
-            self.snapshot_retry = Some((std::time::Instant::now() + wait, failures));
+            self.snapshot_retry = Some((self.env.clock.now() + wait, failures));
             crate::ratelog!(
                 FAILED,
                 "snapshot at {index} failed ({failures} in a row; next attempt in {wait:?}): {e}"
@@ -124,8 +131,10 @@ impl RaftDriver {
         self.snapshot_loading = true;
         let dir = self.settings.snap_dir.clone();
         let inbox = self.inbox.clone();
+        let blocking = self.env.blocking;
         glommio::spawn_local(async move {
-            let result = crate::snap::load_async(dir, index, term)
+            let result = blocking
+                .run(move || crate::snap::load(&dir, index, term))
                 .await
                 .map_err(|e| e.to_string());
             inbox.push(RaftInput::SnapshotLoaded { index, result });
@@ -167,15 +176,13 @@ impl RaftDriver {
         let (index, term) = (meta.index, meta.term);
         let payload = storage::decode_snapshot_payload(&snapshot.data)
             .map_err(|e| format!("snapshot from the leader at {index}: {e}"))?;
-        crate::snap::save_async(
-            self.settings.snap_dir.clone(),
-            index,
-            term,
-            snapshot.data.to_vec(),
-        )
-        .await
-        .map(|(_, times)| self.shard.shared.raft.snap_save.observe(times))
-        .map_err(|e| format!("saving the leader's snapshot at {index}: {e}"))?;
+        let (dir, data) = (self.settings.snap_dir.clone(), snapshot.data.to_vec());
+        self.env
+            .blocking
+            .run(move || crate::snap::save_timed(&dir, index, term, &data))
+            .await
+            .map(|(_, times)| self.shard.shared.raft.snap_save.observe(times))
+            .map_err(|e| format!("saving the leader's snapshot at {index}: {e}"))?;
         self.wal.append_snapshot_marker(index, term);
         let hs = self.node.raft.hard_state();
         self.wal

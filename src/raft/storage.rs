@@ -20,7 +20,7 @@ use crate::cluster::Member;
 use crate::codec;
 use crate::shard::proposal;
 use crate::snap;
-use crate::wal::{Wal, WalError};
+use crate::wal::{DmaFs, Wal, WalError, WalFs, WalOptions};
 
 /// Who this member is and whom it was bootstrapped with; the WAL's metadata record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,10 +373,10 @@ impl Paths {
     }
 }
 
-/// The durable log, ready for raft.
-pub struct Recovered {
+/// The durable log, ready for raft, in a WAL on file system `F`.
+pub struct Recovered<F: WalFs = DmaFs> {
     pub bootstrap: Bootstrap,
-    pub wal: Wal,
+    pub wal: Wal<F>,
     pub storage: LogStorage,
     /// The store part of the snapshot raft starts from (every shard restores it).
     pub store_snapshot: Option<Vec<u8>>,
@@ -409,10 +409,35 @@ pub async fn recover(
     first: FirstStart<'_>,
     force_new_cluster: Option<&Member>,
 ) -> Result<Recovered, String> {
-    if !Wal::exists(&paths.wal) {
+    let opts = WalOptions::default();
+    let blocking = crate::raft::env::Blocking::Pool;
+    recover_with(
+        DmaFs,
+        opts,
+        blocking,
+        paths,
+        fresh,
+        first,
+        force_new_cluster,
+    )
+    .await
+}
+
+/// [`recover`] with the WAL on file system `fs`, with `opts`; snapshot files (always plain
+/// files) are read where `blocking` says.
+pub async fn recover_with<F: WalFs + Clone + 'static>(
+    fs: F,
+    opts: WalOptions,
+    blocking: crate::raft::env::Blocking,
+    paths: &Paths,
+    fresh: Bootstrap,
+    first: FirstStart<'_>,
+    force_new_cluster: Option<&Member>,
+) -> Result<Recovered<F>, String> {
+    if !Wal::exists_with(&fs, &paths.wal) {
         std::fs::create_dir_all(&paths.snap)
             .map_err(|e| format!("cannot create {}: {e}", paths.snap.display()))?;
-        let mut wal = Wal::create(&paths.wal, &fresh.encode())
+        let mut wal = Wal::create_with(fs, &paths.wal, &fresh.encode(), opts)
             .await
             .map_err(|e| e.to_string())?;
         let storage = MemStorage::new();
@@ -445,7 +470,9 @@ pub async fn recover(
         });
     }
     let mut warnings = Vec::new();
-    let loaded = snap::load_newest_async(paths.snap.clone())
+    let dir = paths.snap.clone();
+    let loaded = blocking
+        .run(move || snap::load_newest(&dir))
         .await
         .map_err(|e| e.to_string())?;
     warnings.extend(
@@ -455,7 +482,8 @@ pub async fn recover(
             .map(|s| format!("skipped snapshot {s}")),
     );
     let after = loaded.snapshot.as_ref().map_or(0, |s| s.index);
-    let (mut wal, rec) = Wal::open(&paths.wal, after).await.map_err(|e| match e {
+    let opened = Wal::open_with(fs, &paths.wal, after, opts).await;
+    let (mut wal, rec) = opened.map_err(|e| match e {
         WalError::Gap { .. } => format!(
             "{e}; the member needs a snapshot at or after entry {} in {} and {}",
             after_gap(&e),
@@ -606,7 +634,11 @@ fn after_gap(e: &WalError) -> u64 {
 }
 
 /// Writes entries and a hard state to the WAL and makes them durable.
-async fn persist(wal: &mut Wal, entries: &[Entry], hs: &HardState) -> Result<(), String> {
+async fn persist<F: WalFs + Clone + 'static>(
+    wal: &mut Wal<F>,
+    entries: &[Entry],
+    hs: &HardState,
+) -> Result<(), String> {
     for e in entries {
         let bytes = e
             .write_to_bytes()

@@ -93,6 +93,9 @@ pub enum RaftInput {
         id: u64,
     },
     Tick,
+    /// The member must stop for good (a peer says it was removed, or belongs to another
+    /// cluster).
+    Halt(crate::raft::Fatal),
     /// A snapshot file finished writing, or failed.
     SnapshotSaved {
         index: u64,
@@ -240,6 +243,9 @@ pub struct Shared {
     /// The process is stopping (see [`crate::shutdown`]): accept nothing new, hand over
     /// leadership.
     pub stopping: AtomicBool,
+    /// Set once the process must end: `Ok` after an orderly stop, `Err` with why it cannot go
+    /// on (a [`crate::raft::Fatal`]). Every executor ends on seeing it.
+    halt: std::sync::OnceLock<Result<(), String>>,
     /// Writes proposed on each shard and not yet answered (etcd_server_proposals_pending).
     pending: Box<[Padded<AtomicU64>]>,
     /// Each shard's keys-API request counters (`etcd_http_*`).
@@ -266,8 +272,19 @@ impl Shared {
             membership: Default::default(),
             request_timeout,
             stopping: AtomicBool::new(false),
+            halt: std::sync::OnceLock::new(),
             serving: Default::default(),
         }
+    }
+
+    /// Ends the process's executors with `outcome` (the first call wins).
+    pub fn halt(&self, outcome: Result<(), String>) {
+        let _ = self.halt.set(outcome);
+    }
+
+    /// How the process ended, once it has.
+    pub fn halted(&self) -> Option<&Result<(), String>> {
+        self.halt.get()
     }
 
     pub fn membership(&self) -> Arc<Membership> {
@@ -378,15 +395,36 @@ impl Shard {
             outbox.push(Some(mailbox.clone()));
             glommio::spawn_local(forward_to_peer(senders.clone(), peer, mailbox)).detach();
         }
+        // Waiter ids must not repeat across restarts: an entry proposed before a restart may
+        // still commit after it and must not complete a new waiter.
+        let shard = Shard::new(id, shared, outbox, unique_id_base());
+        start_receivers(shard.clone(), receivers);
+        shard
+    }
+
+    /// The only shard of a member with one (no mesh), whose request ids start at `id_base`
+    /// (the simulation passes one drawn from its seed).
+    pub fn alone(shared: Arc<Shared>, id_base: u64) -> Rc<Shard> {
+        assert_eq!(
+            shared.nshards, 1,
+            "a shard alone needs a member of one shard"
+        );
+        Shard::new(0, shared, vec![None], id_base.max(1))
+    }
+
+    fn new(
+        id: usize,
+        shared: Arc<Shared>,
+        outbox: Vec<Option<Rc<Mailbox<ShardMsg>>>>,
+        id_base: u64,
+    ) -> Rc<Shard> {
         let view = shared.published.view_owned();
-        let shard = Rc::new(Shard {
+        Rc::new(Shard {
             id,
             shared,
             outbox,
             raft_inbox: RefCell::new(None),
-            // Waiter ids must not repeat across restarts: an entry proposed before a restart
-            // may still commit after it and must not complete a new waiter.
-            next_id: Cell::new(unique_id_base()),
+            next_id: Cell::new(id_base),
             writes: RefCell::new(HashMap::new()),
             reads: RefCell::new(HashMap::new()),
             member_changes: RefCell::new(HashMap::new()),
@@ -396,9 +434,7 @@ impl Shard {
             applied_store_index: Cell::new(view.index()),
             hub: RefCell::new(WatcherHub::default()),
             watchers: RefCell::new(HashMap::new()),
-        });
-        start_receivers(shard.clone(), receivers);
-        shard
+        })
     }
 
     /// Shard 0 only: where proposals and read-index requests of this shard go.
@@ -455,20 +491,35 @@ impl Shard {
     }
 
     async fn propose_and_wait(&self, cmd: &Command) -> Result<WriteOutcome, Error> {
+        let (id, rx) = self.submit_write(cmd);
+        let outcome = with_timeout(self.shared.request_timeout, rx).await;
+        match outcome {
+            Some(Some(result)) => result,
+            _ => {
+                self.forget_write(id);
+                Err(timeout_error(self.view().index()))
+            }
+        }
+    }
+
+    /// Proposes `cmd`; the receiver gets its outcome once this shard has applied it (`None`
+    /// if the shard goes away first). Whoever gives up waiting calls [`Self::forget_write`].
+    pub fn submit_write(
+        &self,
+        cmd: &Command,
+    ) -> (u64, local::OneshotReceiver<Result<WriteOutcome, Error>>) {
         let id = self.next_request_id();
         let (tx, rx) = oneshot();
         self.writes.borrow_mut().insert(id, tx);
         let mut data = Vec::with_capacity(64);
         proposal::encode_store(self.origin(id), cmd, &mut data);
         self.send_to_raft(RaftInput::Propose(data));
-        let outcome = with_timeout(self.shared.request_timeout, rx).await;
-        match outcome {
-            Some(Some(result)) => result,
-            _ => {
-                self.writes.borrow_mut().remove(&id);
-                Err(timeout_error(self.view().index()))
-            }
-        }
+        (id, rx)
+    }
+
+    /// Stops waiting for the write `id`'s outcome.
+    pub fn forget_write(&self, id: u64) {
+        self.writes.borrow_mut().remove(&id);
     }
 
     fn origin(&self, id: u64) -> Origin {
@@ -481,13 +532,7 @@ impl Shard {
 
     /// Proposes a member-list change and waits until shard 0 applied it (or refused it).
     pub async fn change_membership(&self, change: MemberChange) -> Result<(), MemberError> {
-        let id = self.next_request_id();
-        let (tx, rx) = oneshot();
-        self.member_changes.borrow_mut().insert(id, tx);
-        self.send_to_raft(RaftInput::ChangeMembership {
-            origin: self.origin(id),
-            change,
-        });
+        let (id, rx) = self.submit_member_change(change);
         match with_timeout(self.shared.request_timeout, rx).await {
             Some(Some(result)) => result,
             _ => {
@@ -495,6 +540,21 @@ impl Shard {
                 Err(MemberError::Timeout)
             }
         }
+    }
+
+    /// Proposes a member-list change; the receiver gets its outcome.
+    pub fn submit_member_change(
+        &self,
+        change: MemberChange,
+    ) -> (u64, local::OneshotReceiver<Result<(), MemberError>>) {
+        let id = self.next_request_id();
+        let (tx, rx) = oneshot();
+        self.member_changes.borrow_mut().insert(id, tx);
+        self.send_to_raft(RaftInput::ChangeMembership {
+            origin: self.origin(id),
+            change,
+        });
+        (id, rx)
     }
 
     /// Answers the member-list change `id` proposed on this shard.
@@ -529,19 +589,31 @@ impl Shard {
     }
 
     async fn read_barrier_once(&self) -> Result<(), Error> {
-        let id = self.next_request_id();
-        let (tx, rx) = oneshot();
-        self.reads.borrow_mut().insert(id, tx);
-        self.send_to_raft(RaftInput::ReadIndex { from: self.id, id });
+        let (id, rx) = self.submit_read_index();
         let index = match with_timeout(self.shared.request_timeout, rx).await {
             Some(Some(result)) => result?,
             _ => {
-                self.reads.borrow_mut().remove(&id);
+                self.forget_read_index(id);
                 return Err(timeout_error(self.view().index()));
             }
         };
         self.wait_applied(index).await;
         Ok(())
+    }
+
+    /// Asks raft for the current read index; the receiver gets it (or why not). Whoever gives
+    /// up waiting calls [`Self::forget_read_index`].
+    pub fn submit_read_index(&self) -> (u64, local::OneshotReceiver<Result<u64, Error>>) {
+        let id = self.next_request_id();
+        let (tx, rx) = oneshot();
+        self.reads.borrow_mut().insert(id, tx);
+        self.send_to_raft(RaftInput::ReadIndex { from: self.id, id });
+        (id, rx)
+    }
+
+    /// Stops waiting for the read index `id`.
+    pub fn forget_read_index(&self, id: u64) {
+        self.reads.borrow_mut().remove(&id);
     }
 
     /// Waits until this shard has taken in everything a client of this member has been shown;

@@ -35,6 +35,7 @@ use raft::eraftpb::{Message, MessageType};
 
 use crate::cluster::id_hex;
 use crate::http::client::{encode_request, ClientConn, ClientResponse};
+use crate::raft::{Fatal, PeerSender};
 use crate::ratelog::RateLimited;
 use crate::shard::local::Mailbox;
 use crate::shard::with_timeout;
@@ -193,10 +194,12 @@ impl Transport {
             links: RefCell::new(HashMap::new()),
         }
     }
+}
 
+impl PeerSender for Transport {
     /// Makes the links match the member list: new peers get a link, removed ones lose theirs,
     /// changed peer URLs are used from the next connection on.
-    pub fn set_peers<'a>(&self, peers: impl Iterator<Item = (u64, &'a [String])>) {
+    fn set_peers<'a>(&self, peers: impl Iterator<Item = (u64, &'a [String])>) {
         let mut links = self.links.borrow_mut();
         let mut seen = Vec::new();
         for (id, urls) in peers {
@@ -230,7 +233,7 @@ impl Transport {
     }
 
     /// Whether messages reach `peer` right now.
-    pub fn is_active(&self, peer: u64) -> bool {
+    fn is_active(&self, peer: u64) -> bool {
         self.links
             .borrow()
             .get(&peer)
@@ -238,7 +241,7 @@ impl Transport {
     }
 
     /// Queues raft's outgoing messages; never waits.
-    pub fn send(&self, msgs: Vec<Message>) {
+    fn send(&self, msgs: Vec<Message>) {
         let links = self.links.borrow();
         for msg in msgs {
             let Some(link) = links.get(&msg.to) else {
@@ -350,19 +353,19 @@ fn judge(resp: &ClientResponse, ctx: &Context) -> Verdict {
     match resp.status {
         204 | 200 => Verdict::Delivered,
         410 => {
-            tracing::error!("this member has been permanently removed from the cluster. Exiting.");
-            std::process::exit(1);
+            ctx.inbox.push(RaftInput::Halt(Fatal::Removed));
+            Verdict::Reconnect
         }
         412 => {
             let theirs = resp
                 .header(CLUSTER_ID_HEADER)
                 .unwrap_or("unknown")
                 .to_string();
-            tracing::error!(
-                "conflicting cluster ID to the target cluster ({} != {theirs}). Exiting.",
-                id_hex(ctx.cluster)
-            );
-            std::process::exit(1);
+            ctx.inbox.push(RaftInput::Halt(Fatal::ForeignCluster {
+                ours: ctx.cluster,
+                theirs,
+            }));
+            Verdict::Reconnect
         }
         _ => Verdict::Reconnect,
     }

@@ -505,6 +505,32 @@ impl MemFs {
         }
     }
 
+    /// Simulates power loss in the middle of writes: every file keeps what its last fdatasync
+    /// made durable plus the first `fraction` (0 to 1) of the bytes written after it (from the
+    /// first byte that differs), as a disk that got part of a write out before the power went.
+    pub fn crash_torn(&self, fraction: f64) {
+        for f in self.state.borrow().files.values() {
+            let mut f = f.borrow_mut();
+            let common = f
+                .data
+                .iter()
+                .zip(f.durable.iter())
+                .take_while(|(a, b)| a == b)
+                .count();
+            let mut kept = f.durable.clone();
+            if f.data.len() > common {
+                let cut =
+                    common + ((f.data.len() - common) as f64 * fraction.clamp(0.0, 1.0)) as usize;
+                if kept.len() < cut {
+                    kept.resize(cut, 0);
+                }
+                kept[common..cut].copy_from_slice(&f.data[common..cut]);
+            }
+            f.durable = kept.clone();
+            f.data = kept;
+        }
+    }
+
     /// Current contents of a file.
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
         let st = self.state.borrow();
