@@ -197,6 +197,13 @@ impl<F: WalFs + Clone + 'static, P: PeerSender> RaftDriver<F, P> {
                     crate::cluster::id_hex(id)
                 );
                 if id == self.member_id {
+                    // raft-rs keeps a leader that removed itself leading, and panics on the
+                    // next acknowledgement (its own progress is gone; found by the simulation,
+                    // seed 256). Step down now: the others elect a leader among themselves.
+                    if self.node.raft.state == StateRole::Leader {
+                        let term = self.node.raft.term;
+                        self.node.raft.become_follower(term, raft::INVALID_ID);
+                    }
                     self.leave();
                 }
             }
