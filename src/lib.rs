@@ -39,6 +39,7 @@ pub mod ratelog;
 pub mod server;
 pub mod shard;
 pub mod shutdown;
+pub mod sim;
 pub mod snap;
 pub mod store;
 pub mod timefmt;
