@@ -90,6 +90,7 @@ fn seeded_runs_with_crashes_partitions_and_member_changes_stay_linearizable() {
                 totals.crashes += c.crashes;
                 totals.torn_crashes += c.torn_crashes;
                 totals.disk_failures += c.disk_failures;
+                totals.stops += c.stops;
                 totals.partitions += c.partitions;
                 totals.members_added += c.members_added;
                 totals.members_removed += c.members_removed;
@@ -121,7 +122,7 @@ fn seeded_runs_with_crashes_partitions_and_member_changes_stay_linearizable() {
     // The runs exercised what they claim to.
     if seeds.len() >= 50 {
         assert!(totals.crashes > 0 && totals.torn_crashes > 0, "{totals:?}");
-        assert!(totals.disk_failures > 0, "{totals:?}");
+        assert!(totals.disk_failures > 0 && totals.stops > 0, "{totals:?}");
         assert!(
             totals.partitions > 0 && totals.members_added > 0,
             "{totals:?}"

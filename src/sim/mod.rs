@@ -11,9 +11,10 @@
 //!
 //! A run ([`run`]): 3 or 5 members; clients writing, compare-and-swapping and quorum-reading a
 //! few keys through random members; during the chaos window members crash (losing what the WAL
-//! had not synced, sometimes keeping a torn part of it) and restart, partitions come and go,
-//! messages are lost, duplicated and reordered, a member may be removed and another added; then
-//! everything heals. The history of the clients' operations is returned for a linearizability
+//! had not synced, sometimes keeping a torn part of it) and restart, a disk fails a write or an
+//! fdatasync (the member must stop), a member stops in order (a leader hands over first),
+//! partitions come and go, messages are lost, duplicated and reordered, a member may be removed
+//! and another added; then everything heals. The history of the clients' operations is returned for a linearizability
 //! check (the test does it, with `tests/common/linearizability.rs`), together with what the
 //! world itself found wrong: a member stopping with an error, no progress after healing,
 //! replicas that disagree at the end.
@@ -31,6 +32,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -93,6 +95,8 @@ pub struct Counts {
     pub torn_crashes: u32,
     /// Failed WAL writes or fdatasyncs that stopped a member (it restarts from its disk).
     pub disk_failures: u32,
+    /// Orderly stops (a leader hands its leadership over first), each followed by a restart.
+    pub stops: u32,
     pub partitions: u32,
     pub members_added: u32,
     pub members_removed: u32,
@@ -175,6 +179,9 @@ enum Event {
         torn: bool,
     },
     Restart(u64),
+    /// An orderly stop (SIGTERM): the member stops taking part once a leader it was has
+    /// handed over; it is brought down a moment later and restarted.
+    Stop(u64),
     /// The member's next WAL write or fdatasync fails.
     DiskFailure {
         id: u64,
@@ -341,6 +348,12 @@ impl World {
             let id = ids[disks.gen_range(0..ids.len())];
             let fsync = disks.gen_bool(0.5);
             self.agenda.at(at, Event::DiskFailure { id, fsync });
+        }
+        let mut stops = StdRng::seed_from_u64(self.seed ^ 0x5709_5709_5709_5709);
+        for _ in 0..stops.gen_range(0..=1) {
+            let at = Duration::from_millis(stops.gen_range(chaos.clone()));
+            let id = ids[stops.gen_range(0..ids.len())];
+            self.agenda.at(at, Event::Stop(id));
         }
         for _ in 0..self.rng.gen_range(0..=3) {
             let at = Duration::from_millis(self.rng.gen_range(chaos.clone()));
@@ -600,6 +613,19 @@ impl World {
                 if down {
                     Self::boot(world, id).await;
                 }
+            }
+            Event::Stop(id) => {
+                let mut w = world.borrow_mut();
+                w.note(9 ^ id);
+                let Some(State::Up(r)) = w.members.get(&id).map(|m| &m.state) else {
+                    return;
+                };
+                r.shard.shared.stopping.store(true, Ordering::SeqCst);
+                w.counts.stops += 1;
+                // What a stopping tern waits at most for the handoff, then it exits.
+                let at = w.time.now() + crate::shutdown::HANDOFF_TIMEOUT.min(HEARTBEAT * 20);
+                w.agenda.at(at, Event::Crash { id, torn: false });
+                w.agenda.at(at + HEARTBEAT * 5, Event::Restart(id));
             }
             Event::DiskFailure { id, fsync } => {
                 let mut w = world.borrow_mut();
