@@ -67,12 +67,43 @@ impl Node {
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         super::wait_exit(self.child.as_mut()?, timeout)
     }
-    fn signal(&self, sig: &str) {
-        if let Some(c) = &self.child {
-            let _ = Command::new("kill")
-                .arg(format!("-{sig}"))
-                .arg(c.id().to_string())
-                .status();
+    /// Sends `sig` to the member's process, directly and checked. (It ran a `kill` child
+    /// process and ignored its failure; one CI run then saw a "paused" majority acknowledge a
+    /// write, which a pause that did not happen would explain.) For SIGSTOP, waits until the
+    /// kernel shows every thread of the process stopped.
+    fn signal(&self, sig: libc::c_int) {
+        let Some(c) = &self.child else { return };
+        let pid = c.id() as libc::pid_t;
+        // SAFETY: kill(2) on a child process this harness owns.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {sig}): {}",
+            std::io::Error::last_os_error()
+        );
+        if sig != libc::SIGSTOP {
+            return;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+                .unwrap_or_default();
+            let stopped = tasks.iter().all(|t| {
+                let stat = std::fs::read_to_string(t.join("stat")).unwrap_or_default();
+                // The state follows the command name in parentheses.
+                stat.rsplit_once(") ")
+                    .is_none_or(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+            });
+            if stopped {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process {pid} did not stop within 10 s of SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
@@ -287,10 +318,10 @@ impl Cluster {
         }
     }
     pub fn pause(&self, i: usize) {
-        self.nodes[i].signal("STOP");
+        self.nodes[i].signal(libc::SIGSTOP);
     }
     pub fn resume(&self, i: usize) {
-        self.nodes[i].signal("CONT");
+        self.nodes[i].signal(libc::SIGCONT);
     }
 
     pub fn client(&self, i: usize) -> Client {
