@@ -3,9 +3,11 @@
 //! Owns proposal batching (everything that reached the inbox while the previous Ready was being
 //! handled goes into the next one), ReadIndex batching, ticking, leader-clock `Sync` proposals
 //! for TTL expiry, applying committed entries to the store once and publishing each batch's
-//! version and changes to every shard, the member list
-//! ([`membership`]) and snapshots ([`snapshots`]). Messages to peers go through the
-//! [`Transport`]. Knows nothing about HTTP.
+//! version and changes to every shard, the member list ([`membership`]) and snapshots
+//! ([`snapshots`]). Messages to peers go through a [`PeerSender`] (the HTTP transport in a
+//! server, an in-memory network in [`crate::sim`]); the WAL may sit on any [`WalFs`]; the clock
+//! and where blocking work runs come from [`NodeEnv`]. Conditions it cannot go on from end
+//! [`RaftDriver::run`] with a [`Fatal`]. Knows nothing about HTTP or sockets.
 //!
 //! Durability: every Ready's entries and hard state go to the WAL in one write and one
 //! `fdatasync` (see [`storage`]) before raft learns they are persisted; proposals that arrive
