@@ -376,10 +376,9 @@ fn event_response(
         event.write_json(&mut body, unix_nanos_now());
     }
     let mut resp = json_response(if created { 201 } else { 200 }, body);
-    resp.headers
-        .push(("X-Etcd-Index", event.etcd_index.to_string()));
-    resp.headers.push(("X-Raft-Index", raft_index.to_string()));
-    resp.headers.push(("X-Raft-Term", raft_term.to_string()));
+    resp.headers.push(("X-Etcd-Index", event.etcd_index.into()));
+    resp.headers.push(("X-Raft-Index", raft_index.into()));
+    resp.headers.push(("X-Raft-Term", raft_term.into()));
     resp
 }
 
@@ -394,9 +393,9 @@ fn watch(api: &Api, r: &KeyRequest) -> Response {
     let (raft_index, raft_term) = api.shard.applied();
     api.shard.observe(raft_index);
     let mut resp = json_response(200, Vec::new());
-    resp.headers.push(("X-Etcd-Index", start_index.to_string()));
-    resp.headers.push(("X-Raft-Index", raft_index.to_string()));
-    resp.headers.push(("X-Raft-Term", raft_term.to_string()));
+    resp.headers.push(("X-Etcd-Index", start_index.into()));
+    resp.headers.push(("X-Raft-Index", raft_index.into()));
+    resp.headers.push(("X-Raft-Term", raft_term.into()));
     resp.body = Body::Stream(Box::pin(event_stream(watcher, r.stream)));
     resp
 }

@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::cluster::{id_hex, Member};
+use crate::cluster::Member;
 use crate::error::Error;
-use crate::http::{Body, Handler, Method, Request, Response};
+use crate::http::{Body, Handler, HeaderValue, Method, Request, Response};
 use crate::shard::{Padded, Shard};
 use crate::transport::TransportStats;
 
@@ -109,8 +109,11 @@ impl Api {
         counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
-    fn cluster_id_header(&self) -> (&'static str, String) {
-        ("X-Etcd-Cluster-Id", id_hex(self.shared.cluster_id))
+    fn cluster_id_header(&self) -> (&'static str, HeaderValue) {
+        (
+            "X-Etcd-Cluster-Id",
+            HeaderValue::Hex(self.shared.cluster_id),
+        )
     }
 
     /// Adds the CORS headers `--cors` asks for.
@@ -126,7 +129,8 @@ impl Api {
                 "Access-Control-Allow-Methods",
                 "POST, GET, OPTIONS, PUT, DELETE".into(),
             ));
-            resp.headers.push(("Access-Control-Allow-Origin", origin));
+            resp.headers
+                .push(("Access-Control-Allow-Origin", origin.into()));
             resp.headers.push((
                 "Access-Control-Allow-Headers",
                 "accept, content-type, authorization".into(),
@@ -239,6 +243,19 @@ fn go_mux_clean_path(path: &[u8]) -> Option<Vec<u8>> {
     if path == b"*" {
         return None;
     }
+    // Already clean (the usual case): no copy. A trailing `/` is kept, as Go's mux keeps it.
+    let names = path
+        .strip_prefix(b"/")
+        .map(|p| p.strip_suffix(b"/").unwrap_or(p));
+    let clean = path == b"/"
+        || names.is_some_and(|n| {
+            !n.is_empty()
+                && n.split(|&b| b == b'/')
+                    .all(|c| !matches!(c, b"" | b"." | b".."))
+        });
+    if clean {
+        return None;
+    }
     let mut names: Vec<&[u8]> = Vec::new();
     for name in path.split(|&b| b == b'/') {
         match name {
@@ -302,7 +319,7 @@ fn moved_permanently(req: &Request, clean_path: &[u8]) -> Response {
             location.push_str(&format!("%{b:02x}"));
         }
     }
-    r.headers.push(("Location", location));
+    r.headers.push(("Location", location.into()));
     r
 }
 
@@ -356,6 +373,9 @@ fn version() -> Response {
 
 pub(crate) fn json_response(status: u16, body: Vec<u8>) -> Response {
     let mut r = Response::new(status);
+    // Room for the keys API's headers (index, raft index and term, cluster ID) without a
+    // reallocation.
+    r.headers.reserve_exact(5);
     r.headers.push(("Content-Type", "application/json".into()));
     r.body = Body::Full(body);
     r
@@ -377,7 +397,7 @@ pub(crate) fn not_found() -> Response {
 
 pub(crate) fn method_not_allowed(allow: &str) -> Response {
     let mut r = text_response(405, "Method Not Allowed\n");
-    r.headers.push(("Allow", allow.to_string()));
+    r.headers.push(("Allow", allow.to_string().into()));
     r.headers.push(("X-Content-Type-Options", "nosniff".into()));
     r
 }
@@ -385,13 +405,40 @@ pub(crate) fn method_not_allowed(allow: &str) -> Response {
 /// An etcd error as JSON with its status and `X-Etcd-Index`.
 pub(crate) fn error_response(err: &Error) -> Response {
     let mut r = json_response(err.http_status(), err.to_json());
-    r.headers.push(("X-Etcd-Index", err.index.to_string()));
+    r.headers.push(("X-Etcd-Index", err.index.into()));
     r
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_mux_clean_path_leaves_clean_paths_and_cleans_the_others() {
+        let clean = [&b"/"[..], b"/v2/keys/foo", b"/v2/keys/", b"/a", b"*"];
+        for p in clean {
+            assert_eq!(go_mux_clean_path(p), None, "{}", String::from_utf8_lossy(p));
+        }
+        let cases: [(&[u8], &[u8]); 9] = [
+            (b"//", b"/"),
+            (b"", b"/"),
+            (b"a", b"/a"),
+            (b"/a//b", b"/a/b"),
+            (b"/a/./b", b"/a/b"),
+            (b"/a/../b", b"/b"),
+            (b"/a/.", b"/a"),
+            (b"/a/..", b"/"),
+            (b"/a//", b"/a/"),
+        ];
+        for (p, want) in cases {
+            assert_eq!(
+                go_mux_clean_path(p).as_deref(),
+                Some(want),
+                "{}",
+                String::from_utf8_lossy(p)
+            );
+        }
+    }
 
     fn request(method: Method, path: &str, query: &str) -> Request {
         Request {
@@ -452,10 +499,16 @@ mod tests {
             r.headers
                 .iter()
                 .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.as_str())
+                .map(|(_, v)| v.text().into_owned())
         };
-        assert_eq!(header("Location"), Some("/v2/keys/x/y?a=b&c='<%c3%a9>'"));
-        assert_eq!(header("Content-Type"), Some("text/html; charset=utf-8"));
+        assert_eq!(
+            header("Location").as_deref(),
+            Some("/v2/keys/x/y?a=b&c='<%c3%a9>'")
+        );
+        assert_eq!(
+            header("Content-Type").as_deref(),
+            Some("text/html; charset=utf-8")
+        );
         let Body::Full(body) = &r.body else {
             panic!("streamed redirect body")
         };
@@ -465,7 +518,7 @@ mod tests {
         );
         let put = request(Method::Put, "/v2/keys/x/%2e%2e/%2e%2e/y", "");
         let r = moved_permanently(&put, b"/v2/y");
-        assert_eq!(r.headers, vec![("Location", "/v2/y".to_string())]);
+        assert_eq!(r.headers, vec![("Location", "/v2/y".to_string().into())]);
         assert!(matches!(&r.body, Body::Full(b) if b.is_empty()));
     }
 }

@@ -119,8 +119,12 @@ pub fn decode_path(path: &str) -> Result<String, String> {
 }
 
 /// [`decode_path`] without the lossy step: `%ff` stays the byte 0xff, as in Go's `r.URL.Path`.
-pub fn decode_path_bytes(path: &str) -> Result<Vec<u8>, String> {
-    unescape_bytes(path, Mode::Path)
+pub fn decode_path_bytes(path: &str) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+    // Nothing escaped (the usual case): the path as it is, without a copy.
+    if !path.contains('%') {
+        return Ok(path.as_bytes().into());
+    }
+    unescape_bytes(path, Mode::Path).map(Into::into)
 }
 
 /// Decodes `a=1&b=2` into `out` in order, with Go's `url.ParseQuery` rules: `&` separates
@@ -403,7 +407,11 @@ mod tests {
             Ok("/v2/keys/a/b+c d".to_string())
         );
         assert_eq!(decode_component("a+b%2B"), Ok("a b+".to_string()));
-        assert_eq!(decode_path_bytes("/a%ff%2e+"), Ok(b"/a\xff.+".to_vec()));
+        assert_eq!(
+            decode_path_bytes("/a%ff%2e+").as_deref(),
+            Ok(&b"/a\xff.+"[..])
+        );
+        assert_eq!(decode_path_bytes("/a+b").as_deref(), Ok(&b"/a+b"[..]));
         assert!(decode_path_bytes("/a%f").is_err());
         assert_eq!(
             decode_component("%ff%fe"),

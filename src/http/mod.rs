@@ -18,4 +18,4 @@ pub use request::{
     parse_request, HttpError, Limits, Method, Parsed, Progress, Request, RequestHead,
     RequestParser, Step,
 };
-pub use response::{Body, BodyStream, Response};
+pub use response::{Body, BodyStream, HeaderValue, Response};

@@ -44,8 +44,94 @@ pub struct Response {
     /// `Connection` are the writer's: given ones are dropped, except that a `Connection`
     /// value containing `close` makes the connection close after this response. A given
     /// `Date` replaces the writer's.
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, HeaderValue)>,
     pub body: Body,
+}
+
+/// A response header's value. Numbers (the `X-Etcd-Index`/`X-Raft-*` headers, the cluster ID)
+/// are kept as numbers and written when the head is encoded, and fixed texts are `'static`,
+/// so the headers of a keys-API answer cost no heap allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderValue {
+    Static(&'static str),
+    Owned(String),
+    /// Written in decimal.
+    Decimal(u64),
+    /// Written in lowercase hexadecimal, without leading zeros (etcd's IDs).
+    Hex(u64),
+}
+
+impl HeaderValue {
+    /// The value as text (numbers are formatted: not for hot paths).
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            HeaderValue::Static(s) => (*s).into(),
+            HeaderValue::Owned(s) => s.as_str().into(),
+            HeaderValue::Decimal(n) => n.to_string().into(),
+            HeaderValue::Hex(n) => format!("{n:x}").into(),
+        }
+    }
+
+    /// Appends the value's bytes; a CR or LF in a text value becomes a space, so a value can
+    /// never break the framing.
+    fn write(&self, out: &mut Vec<u8>) {
+        let text = match self {
+            HeaderValue::Static(s) => *s,
+            HeaderValue::Owned(s) => s.as_str(),
+            HeaderValue::Decimal(n) => {
+                out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
+                return;
+            }
+            HeaderValue::Hex(n) => return write_hex(*n, out),
+        };
+        if text.bytes().any(|b| b == b'\r' || b == b'\n') {
+            out.extend(
+                text.bytes()
+                    .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+            );
+        } else {
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+}
+
+/// Appends `n` in lowercase hexadecimal without allocating.
+fn write_hex(mut n: u64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+impl From<&'static str> for HeaderValue {
+    fn from(s: &'static str) -> Self {
+        HeaderValue::Static(s)
+    }
+}
+
+impl From<String> for HeaderValue {
+    fn from(s: String) -> Self {
+        HeaderValue::Owned(s)
+    }
+}
+
+impl From<u64> for HeaderValue {
+    fn from(n: u64) -> Self {
+        HeaderValue::Decimal(n)
+    }
+}
+
+impl PartialEq<&str> for HeaderValue {
+    fn eq(&self, other: &&str) -> bool {
+        self.text() == *other
+    }
 }
 
 impl Response {
@@ -78,13 +164,13 @@ impl Response {
     }
 
     /// Adds a header (builder style).
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+    pub fn with_header(mut self, name: &'static str, value: impl Into<HeaderValue>) -> Response {
         self.headers.push((name, value.into()));
         self
     }
 
     /// Adds a header.
-    pub fn push_header(&mut self, name: &'static str, value: impl Into<String>) {
+    pub fn push_header(&mut self, name: &'static str, value: impl Into<HeaderValue>) {
         self.headers.push((name, value.into()));
     }
 }
@@ -236,6 +322,7 @@ pub(crate) fn encode_with_date(
         }
         if name.eq_ignore_ascii_case("connection") {
             if value
+                .text()
                 .split(',')
                 .any(|t| t.trim().eq_ignore_ascii_case("close"))
             {
@@ -246,16 +333,7 @@ pub(crate) fn encode_with_date(
         has_date |= name.eq_ignore_ascii_case("date");
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        // Never let a value break the framing.
-        if value.bytes().any(|b| b == b'\r' || b == b'\n') {
-            out.extend(
-                value
-                    .bytes()
-                    .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-            );
-        } else {
-            out.extend_from_slice(value.as_bytes());
-        }
+        value.write(out);
         out.extend_from_slice(b"\r\n");
     }
     if !has_date {
@@ -342,6 +420,27 @@ pub fn error_response(status: u16, detail: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_values_write_numbers_and_never_break_the_framing() {
+        let cases: [(HeaderValue, &str); 7] = [
+            (0u64.into(), "0"),
+            (1234567890u64.into(), "1234567890"),
+            (u64::MAX.into(), "18446744073709551615"),
+            (HeaderValue::Hex(0xd1cf_af99_9eb9_7a2a), "d1cfaf999eb97a2a"),
+            (HeaderValue::Hex(0), "0"),
+            ("application/json".into(), "application/json"),
+            ("a\r\nb".to_string().into(), "a  b"),
+        ];
+        for (value, want) in cases {
+            let mut out = Vec::new();
+            value.write(&mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+            if !want.contains(' ') {
+                assert_eq!(value.text(), want);
+            }
+        }
+    }
 
     const DATE: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
     const KEEP: ResponseContext = ResponseContext {

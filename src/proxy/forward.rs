@@ -199,7 +199,7 @@ impl ProxyHandler {
                 continue;
             }
             if let Some(name) = super::header_name(name) {
-                resp.headers.push((name, value.clone()));
+                resp.headers.push((name, value.clone().into()));
             }
         }
         match head.framing {

@@ -103,6 +103,12 @@ impl NodeView {
     /// Appends this node as a JSON object, fields in Go's `NodeExtern` order. Written with an
     /// explicit stack, so a deep listing cannot overflow the call stack.
     pub fn write_json(&self, out: &mut Vec<u8>, now: i64) {
+        if self.nodes.as_ref().is_none_or(|nodes| nodes.is_empty()) {
+            // A single node (every GET of a key): no stack to allocate.
+            let fields = self.write_head(out, now);
+            self.write_tail(fields);
+            return;
+        }
         let mut steps = vec![JsonStep::Open(self)];
         while let Some(step) = steps.pop() {
             match step {
@@ -152,7 +158,7 @@ impl NodeView {
             if ttl != 0 {
                 fields
                     .name("ttl")
-                    .extend_from_slice(ttl.to_string().as_bytes());
+                    .extend_from_slice(itoa::Buffer::new().format(ttl).as_bytes());
             }
         }
         fields
@@ -163,12 +169,12 @@ impl NodeView {
         if self.modified_index != 0 {
             fields
                 .name("modifiedIndex")
-                .extend_from_slice(self.modified_index.to_string().as_bytes());
+                .extend_from_slice(itoa::Buffer::new().format(self.modified_index).as_bytes());
         }
         if self.created_index != 0 {
             fields
                 .name("createdIndex")
-                .extend_from_slice(self.created_index.to_string().as_bytes());
+                .extend_from_slice(itoa::Buffer::new().format(self.created_index).as_bytes());
         }
         fields.out.push(b'}');
     }

@@ -224,7 +224,7 @@ impl View {
     /// GET: the node (recursive/sorted as etcd) as of this version. Children always come sorted
     /// by key, so `sorted` changes nothing.
     pub fn get(&self, key: &str, recursive: bool, _sorted: bool) -> Result<Event, Error> {
-        let path = path::clean(key);
+        let path = path::clean_cow(key);
         let node = self.tree.get(&path, self.index)?.listing(&path, recursive);
         Ok(Event {
             action: Action::Get,

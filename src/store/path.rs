@@ -6,6 +6,9 @@
 /// Go's `path.Clean(path.Join("/", key))`: always rooted, no empty, `.` or `..` components, no
 /// trailing slash (except the root itself, `/`).
 pub fn clean(key: &str) -> String {
+    if is_clean(key) {
+        return key.to_string();
+    }
     let mut components: Vec<&str> = Vec::new();
     for component in key.split('/') {
         match component {
@@ -25,6 +28,27 @@ pub fn clean(key: &str) -> String {
         out.push_str(name);
     }
     out
+}
+
+/// Whether `key` is already what [`clean`] makes of it: `/`, or `/`-separated names, none
+/// empty, `.` or `..`, with no trailing `/`.
+pub fn is_clean(key: &str) -> bool {
+    if key == "/" {
+        return true;
+    }
+    let Some(rest) = key.strip_prefix('/') else {
+        return false;
+    };
+    rest.split('/').all(|name| !matches!(name, "" | "." | ".."))
+}
+
+/// [`clean`] without a copy when `key` is clean already.
+pub fn clean_cow(key: &str) -> std::borrow::Cow<'_, str> {
+    if is_clean(key) {
+        key.into()
+    } else {
+        clean(key).into()
+    }
 }
 
 /// The names along a clean path, root excluded: `/a/b` gives `a`, `b`; `/` gives nothing.
@@ -74,6 +98,25 @@ pub fn is_hidden(watch_path: &str, key_path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_clean_is_true_exactly_when_clean_changes_nothing() {
+        let parts = ["", "a", ".", "..", "bc", "/"];
+        let mut keys = vec![String::new()];
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    keys.push(format!("/{a}/{b}{c}"));
+                    keys.push(format!("{a}/{b}/{c}"));
+                    keys.push(format!("/{a}{b}/{c}/"));
+                }
+            }
+        }
+        for k in &keys {
+            assert_eq!(is_clean(k), clean(k) == *k, "{k:?}");
+            assert_eq!(clean_cow(k), clean(k), "{k:?}");
+        }
+    }
 
     #[test]
     fn clean_matches_go_path_clean_of_rooted_keys() {
