@@ -119,22 +119,22 @@ pub fn bind_shard_listener(addr: SocketAddr) -> Result<TcpListener, StartError> 
     Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
-/// Resolves once the process is stopping (checked every 50 ms).
+/// Resolves once the process is stopping (woken by [`Shared::set_stopping`]; nothing polls).
 pub async fn stopping(shared: &Shared) {
-    while !shared.stopping.load(Ordering::Relaxed) {
-        glommio::timer::sleep(Duration::from_millis(50)).await;
-    }
+    shared
+        .wait_until(|s| s.stopping.load(Ordering::SeqCst))
+        .await
 }
 
-/// Resolves once the process must end (checked every 50 ms), with how: `Err` carries a
+/// Resolves once the process must end (woken by [`Shared::halt`]), with how: `Err` carries a
 /// fatal reason.
 pub async fn halted(shared: &Shared) -> Result<(), StartError> {
-    loop {
-        if let Some(outcome) = shared.halted() {
-            return outcome.clone().map_err(StartError);
-        }
-        glommio::timer::sleep(Duration::from_millis(50)).await;
-    }
+    shared.wait_until(|s| s.halted().is_some()).await;
+    shared
+        .halted()
+        .cloned()
+        .unwrap_or(Ok(()))
+        .map_err(StartError)
 }
 
 /// Binds this shard's listener on each of `listens` and starts its accept loop; the loops end

@@ -100,7 +100,7 @@ fn name(sig: i32) -> &'static str {
 pub fn stop(shared: &Shared) {
     let started = Instant::now();
     notify("STOPPING=1");
-    shared.stopping.store(true, Ordering::SeqCst);
+    shared.set_stopping();
     let voters = shared.membership().len();
     if shared.raft.is_leader.load(Ordering::SeqCst) && voters > 1 {
         let deadline = Instant::now() + HANDOFF_TIMEOUT;

@@ -109,6 +109,71 @@ pub enum RaftInput {
     },
 }
 
+/// The registered wakers of [`Shared::wait_until`] futures, by slot.
+#[derive(Default)]
+pub struct FlagWaiters {
+    next: u64,
+    wakers: HashMap<u64, std::task::Waker>,
+}
+
+/// See [`Shared::wait_until`]. Its waker stays registered while it waits; dropping it
+/// unregisters it.
+pub struct FlagWait<'a> {
+    shared: &'a Shared,
+    ready: fn(&Shared) -> bool,
+    slot: Option<u64>,
+}
+
+impl std::future::Future for FlagWait<'_> {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if (self.ready)(self.shared) {
+            return std::task::Poll::Ready(());
+        }
+        let shared = self.shared;
+        let mut w = shared
+            .flag_waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // Checked again under the lock: a setter sets its flag before it takes the wakers.
+        if (self.ready)(shared) {
+            return std::task::Poll::Ready(());
+        }
+        let slot = match self.slot {
+            Some(slot) => slot,
+            None => {
+                w.next += 1;
+                w.next
+            }
+        };
+        match w.wakers.get_mut(&slot) {
+            Some(old) if old.will_wake(cx.waker()) => {}
+            _ => {
+                w.wakers.insert(slot, cx.waker().clone());
+            }
+        }
+        drop(w);
+        self.slot = Some(slot);
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for FlagWait<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            let mut w = self
+                .shared
+                .flag_waiters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            w.wakers.remove(&slot);
+        }
+    }
+}
+
 /// Where a store restored from a snapshot stands (a follower that fell behind the leader's
 /// log).
 #[derive(Debug, Clone, Copy)]
@@ -246,6 +311,9 @@ pub struct Shared {
     /// Set once the process must end: `Ok` after an orderly stop, `Err` with why it cannot go
     /// on (a [`crate::raft::Fatal`]). Every executor ends on seeing it.
     halt: std::sync::OnceLock<Result<(), String>>,
+    /// Tasks of any executor waiting for `stopping` or `halt` ([`Shared::wait_until`]), woken
+    /// when either is set: nothing polls for them.
+    flag_waiters: std::sync::Mutex<FlagWaiters>,
     /// Writes proposed on each shard and not yet answered (etcd_server_proposals_pending).
     pending: Box<[Padded<AtomicU64>]>,
     /// Each shard's keys-API request counters (`etcd_http_*`).
@@ -273,6 +341,7 @@ impl Shared {
             request_timeout,
             stopping: AtomicBool::new(false),
             halt: std::sync::OnceLock::new(),
+            flag_waiters: Default::default(),
             serving: Default::default(),
         }
     }
@@ -280,6 +349,34 @@ impl Shared {
     /// Ends the process's executors with `outcome` (the first call wins).
     pub fn halt(&self, outcome: Result<(), String>) {
         let _ = self.halt.set(outcome);
+        self.wake_flag_waiters();
+    }
+
+    /// Marks the process as stopping (see [`crate::shutdown`]) and wakes whoever waits for it.
+    pub fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake_flag_waiters();
+    }
+
+    fn wake_flag_waiters(&self) {
+        let woken = {
+            let mut w = self.flag_waiters.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::take(&mut w.wakers)
+        };
+        // Wakers of tasks on other executors: glommio queues those to their own thread.
+        for (_, waker) in woken {
+            waker.wake();
+        }
+    }
+
+    /// Resolves once `ready(self)` holds; `ready` must only read `stopping` and the halt,
+    /// whose setters wake every waiter.
+    pub fn wait_until(&self, ready: fn(&Shared) -> bool) -> FlagWait<'_> {
+        FlagWait {
+            shared: self,
+            ready,
+            slot: None,
+        }
     }
 
     /// How the process ended, once it has.
@@ -960,5 +1057,50 @@ impl Drop for WatchStream {
         if let Some(id) = self.id.take() {
             self.shard.unwatch(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waiters on an executor are woken by a flag set from another thread (no polling), and
+    /// a dropped waiter leaves no waker behind.
+    #[test]
+    fn flag_waiters_wake_across_threads_and_unregister_on_drop() {
+        let shared = Arc::new(Shared::new(1, Duration::from_secs(1), 10));
+        let setter = shared.clone();
+        let outcome = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                // A waiter that gives up: its waker must go with it.
+                let gave_up = futures_lite::future::or(
+                    async {
+                        shared
+                            .wait_until(|s| s.stopping.load(Ordering::SeqCst))
+                            .await;
+                        false
+                    },
+                    async {
+                        glommio::timer::sleep(Duration::from_millis(10)).await;
+                        true
+                    },
+                )
+                .await;
+                assert!(gave_up);
+                let registered = shared.flag_waiters.lock().unwrap().wakers.len();
+                assert_eq!(registered, 0);
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    setter.set_stopping();
+                    std::thread::sleep(Duration::from_millis(50));
+                    setter.halt(Err("why".into()));
+                });
+                crate::listener::stopping(&shared).await;
+                crate::listener::halted(&shared).await.map_err(|e| e.0)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(outcome, Err("why".to_string()));
     }
 }

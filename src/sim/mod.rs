@@ -32,7 +32,6 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -620,7 +619,7 @@ impl World {
                 let Some(State::Up(r)) = w.members.get(&id).map(|m| &m.state) else {
                     return;
                 };
-                r.shard.shared.stopping.store(true, Ordering::SeqCst);
+                r.shard.shared.set_stopping();
                 w.counts.stops += 1;
                 // What a stopping tern waits at most for the handoff, then it exits.
                 let at = w.time.now() + crate::shutdown::HANDOFF_TIMEOUT.min(HEARTBEAT * 20);
