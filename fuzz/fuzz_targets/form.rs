@@ -43,10 +43,9 @@ fn request(method: Method, content_type: &str, query: String, body: String) -> R
         method,
         path: "/v2/keys/k".to_string(),
         query,
-        headers: vec![
-            ("Host".to_string(), "h".to_string()),
-            ("Content-Type".to_string(), content_type.to_string()),
-        ],
+        headers: [("Host", "h"), ("Content-Type", content_type)]
+            .into_iter()
+            .collect(),
         body: body.into_bytes(),
         minor_version: 1,
         keep_alive: true,

@@ -445,7 +445,7 @@ mod tests {
             method,
             path: path.to_string(),
             query: query.to_string(),
-            headers: vec![("Host".to_string(), "h".to_string())],
+            headers: [("Host", "h")].into_iter().collect(),
             body: Vec::new(),
             minor_version: 1,
             keep_alive: true,

@@ -331,9 +331,9 @@ mod tests {
     use super::*;
 
     fn request(method: Method, query: &str, content_type: Option<&str>, body: &str) -> Request {
-        let mut headers = vec![("Host".to_string(), "h".to_string())];
+        let mut headers: crate::http::Headers = [("Host", "h")].into_iter().collect();
         if let Some(ct) = content_type {
-            headers.push(("Content-Type".to_string(), ct.to_string()));
+            headers.push("Content-Type", ct);
         }
         Request {
             method,

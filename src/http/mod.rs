@@ -15,7 +15,7 @@ pub mod response;
 pub use conn::{serve_connection, Admit, BodySink, Handler, HandlerFn, MAX_BACKLOG, MAX_IN_FLIGHT};
 pub use form::{decode_component, decode_path, decode_path_bytes, Form};
 pub use request::{
-    parse_request, HttpError, Limits, Method, Parsed, Progress, Request, RequestHead,
+    parse_request, Headers, HttpError, Limits, Method, Parsed, Progress, Request, RequestHead,
     RequestParser, Step,
 };
 pub use response::{Body, BodyStream, HeaderValue, Response};

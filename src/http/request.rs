@@ -107,7 +107,7 @@ pub struct Request {
     /// The raw query: everything after the first `?`, without it; empty when there is none.
     pub query: String,
     /// Headers in arrival order, names as sent. Use [`Request::header`] for lookups.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// The body, de-chunked when it came chunked; empty when there was none.
     pub body: Vec<u8>,
     /// The minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
@@ -148,7 +148,7 @@ impl Request {
         self.headers
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// Whether this is a HEAD request (its response carries no body).
@@ -169,7 +169,7 @@ pub struct RequestHead {
     pub method: Method,
     pub path: String,
     pub query: String,
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     pub minor_version: u8,
     pub keep_alive: bool,
 }
@@ -196,11 +196,69 @@ fn is_safe(method: &Method) -> bool {
     matches!(method, Method::Get | Method::Head | Method::Options)
 }
 
-fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+fn find_header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+        .map(|(_, v)| v)
+}
+
+/// A request's headers in arrival order, names as sent: one text buffer and the spans of each
+/// name and value in it, so a request's headers cost two allocations however many there are
+/// (they were a `String` pair each).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    text: String,
+    /// Start and end of the name, start and end of the value, in `text`.
+    spans: Vec<[u32; 4]>,
+}
+
+impl Headers {
+    /// Room for `count` headers of `bytes` bytes of names and values together.
+    pub fn with_capacity(count: usize, bytes: usize) -> Headers {
+        Headers {
+            text: String::with_capacity(bytes),
+            spans: Vec::with_capacity(count),
+        }
+    }
+
+    pub fn push(&mut self, name: &str, value: &str) {
+        let at = |text: &String| text.len() as u32;
+        let name_start = at(&self.text);
+        self.text.push_str(name);
+        let value_start = at(&self.text);
+        self.text.push_str(value);
+        self.spans
+            .push([name_start, value_start, value_start, at(&self.text)]);
+    }
+
+    /// `(name, value)` pairs in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.spans.iter().map(|&[ns, ne, vs, ve]| {
+            (
+                &self.text[ns as usize..ne as usize],
+                &self.text[vs as usize..ve as usize],
+            )
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(pairs: I) -> Headers {
+        let mut headers = Headers::default();
+        for (n, v) in pairs {
+            headers.push(n.as_ref(), v.as_ref());
+        }
+        headers
+    }
 }
 
 /// What is known about a request that is not complete yet.
@@ -664,13 +722,13 @@ fn build(
     keep_alive: bool,
 ) -> Result<RequestHead, HttpError> {
     let (path, query) = split_target(target)?;
-    let mut headers = Vec::with_capacity(raw_headers.len());
+    let bytes = raw_headers
+        .iter()
+        .map(|h| h.name.len() + h.value.len())
+        .sum();
+    let mut headers = Headers::with_capacity(raw_headers.len(), bytes);
     for h in raw_headers {
-        let value = match std::str::from_utf8(h.value) {
-            Ok(s) => s.to_string(),
-            Err(_) => String::from_utf8_lossy(h.value).into_owned(),
-        };
-        headers.push((h.name.to_string(), value));
+        headers.push(h.name, &String::from_utf8_lossy(h.value));
     }
     Ok(RequestHead {
         method: Method::from_token(method),
@@ -917,6 +975,22 @@ fn copy_chunked(buf: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_keep_order_names_as_sent_and_find_case_insensitively() {
+        let mut h: Headers = [("Host", "h"), ("X-A", "1")].into_iter().collect();
+        h.push("x-a", "2");
+        h.push("Empty", "");
+        assert_eq!(h.len(), 4);
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            vec![("Host", "h"), ("X-A", "1"), ("x-a", "2"), ("Empty", "")]
+        );
+        assert_eq!(find_header(&h, "x-A"), Some("1"));
+        assert_eq!(find_header(&h, "empty"), Some(""));
+        assert_eq!(find_header(&h, "missing"), None);
+        assert!(Headers::default().is_empty());
+    }
 
     /// Feeds `input` to a [`RequestParser`] in pieces of the given sizes, admitting every
     /// head and draining complete requests as a connection would.

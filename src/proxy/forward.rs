@@ -304,7 +304,7 @@ fn encode_upstream(req: &Request, authority: &str) -> Vec<u8> {
             !HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h))
                 && !named.iter().any(|t| n.eq_ignore_ascii_case(t))
         })
-        .map(|(n, v)| (n.as_str(), v.clone()))
+        .map(|(n, v)| (n, v.to_string()))
         .collect();
     let mut out = Vec::with_capacity(256 + req.body.len());
     encode_request(
@@ -376,17 +376,16 @@ mod tests {
             method: Method::Put,
             path: "/v2/keys/a".into(),
             query: "prevExist=false".into(),
-            headers: vec![
-                ("Host".into(), "proxy:2379".into()),
-                ("Connection".into(), "keep-alive, X-Hop".into()),
-                ("X-Hop".into(), "1".into()),
-                ("Authorization".into(), "Basic cm9vdDpw".into()),
-                (
-                    "Content-Type".into(),
-                    "application/x-www-form-urlencoded".into(),
-                ),
-                ("Transfer-Encoding".into(), "chunked".into()),
-            ],
+            headers: [
+                ("Host", "proxy:2379"),
+                ("Connection", "keep-alive, X-Hop"),
+                ("X-Hop", "1"),
+                ("Authorization", "Basic cm9vdDpw"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Transfer-Encoding", "chunked"),
+            ]
+            .into_iter()
+            .collect(),
             body: b"value=1".to_vec(),
             minor_version: 1,
             keep_alive: true,
