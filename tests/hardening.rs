@@ -229,6 +229,10 @@ fn running_out_of_file_descriptors_refuses_clients_never_the_log() {
     c.spawn_command(0, cmd);
     c.wait_serving(0, Duration::from_secs(30));
     let mut writer = c.client(0);
+    // An answer proves the member accepted the writer's connection (a connection the kernel
+    // completed but the member had not accepted yet would be refused once the flood below
+    // takes every descriptor: one CI run saw the writer's first PUT hit a closed socket).
+    assert_eq!(writer.get("/version").status, 200);
     let addr = c.nodes[0].addr();
     // Far more connections than the member has descriptors.
     let idle: Vec<TcpStream> = (0..400)
