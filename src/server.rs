@@ -3,7 +3,6 @@
 //! The only module that imports everything.
 
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -831,12 +830,7 @@ async fn recover_member(plan: &ShardPlan) -> Result<(Startup, Recovered, Store),
     for w in &rec.warnings {
         tracing::warn!("{w}");
     }
-    let published = plan.shared.published.clone();
-    let store = match rec.store_snapshot.take() {
-        Some(bytes) => Store::restore(&bytes, published, rec.applied, 0)
-            .map_err(|e| format!("restoring the store from its snapshot: {e:?}"))?,
-        None => Store::new(published),
-    };
+    let store = rec.take_store(&plan.shared)?;
     let b = &rec.bootstrap;
     if !rec.fresh {
         tracing::info!(
@@ -851,8 +845,6 @@ async fn recover_member(plan: &ShardPlan) -> Result<(Startup, Recovered, Store),
     // The name is --name of this start (as in etcd); the IDs are the WAL's.
     let mut member = plan.cluster.me.clone();
     member.id = b.member_id;
-    plan.shared.member_id.store(b.member_id, Ordering::Relaxed);
-    plan.shared.set_membership(rec.membership.clone());
     let mut api = ApiShared::new(
         member,
         b.cluster_id,

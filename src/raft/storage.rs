@@ -18,8 +18,9 @@ use raft::storage::MemStorage;
 use crate::cluster::membership::{MemberChange, Membership};
 use crate::cluster::Member;
 use crate::codec;
-use crate::shard::proposal;
+use crate::shard::{proposal, Shared};
 use crate::snap;
+use crate::store::Store;
 use crate::wal::{DmaFs, Wal, WalError, WalFs, WalOptions};
 
 /// Who this member is and whom it was bootstrapped with; the WAL's metadata record.
@@ -390,6 +391,25 @@ pub struct Recovered<F: WalFs = DmaFs> {
     /// True when this start created the WAL (first start of this member).
     pub fresh: bool,
     pub warnings: Vec<String>,
+}
+
+impl<F: WalFs> Recovered<F> {
+    /// Makes `shared` this member's: its member ID and member list as recovered, and the
+    /// store (restored from the snapshot's store part, or empty) publishing into it.
+    pub fn take_store(&mut self, shared: &Shared) -> Result<Store, String> {
+        let published = shared.published.clone();
+        let store = match self.store_snapshot.take() {
+            Some(bytes) => Store::restore(&bytes, published, self.applied, 0)
+                .map_err(|e| format!("restoring the store from its snapshot: {e:?}"))?,
+            None => Store::new(published),
+        };
+        shared.member_id.store(
+            self.bootstrap.member_id,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        shared.set_membership(self.membership.clone());
+        Ok(store)
+    }
 }
 
 /// How a member without a WAL starts.

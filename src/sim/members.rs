@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,12 +19,29 @@ use crate::raft::env::{Blocking, NodeEnv};
 use crate::raft::storage::{recover_with, Bootstrap, FirstStart, Paths};
 use crate::raft::{Fatal, RaftSettings};
 use crate::shard::{Shard, Shared};
-use crate::store::Store;
 use crate::wal::WalOptions;
 
 impl World {
-    /// Starts (or restarts) member `id` from its file system.
+    /// Starts (or restarts) member `id` from its file system; a member that cannot start is
+    /// one of the run's problems.
     pub(super) async fn boot(world: &Rc<RefCell<World>>, id: u64) {
+        let started = Self::start_member(world, id).await;
+        let mut w = world.borrow_mut();
+        match started {
+            Ok(running) => {
+                if let Some(m) = w.members.get_mut(&id) {
+                    m.state = State::Up(running);
+                }
+            }
+            Err(e) => {
+                let at = w.time.now();
+                w.problems
+                    .push(format!("member {id:x} cannot start at {at:?}: {e}"));
+            }
+        }
+    }
+
+    async fn start_member(world: &Rc<RefCell<World>>, id: u64) -> Result<Running, String> {
         let (fs, paths, bootstrap, settings, first_new, id_base) = {
             let mut w = world.borrow_mut();
             let id_base = w.rng.gen::<u64>() >> 8;
@@ -70,34 +86,9 @@ impl World {
             segment_size: 64 << 10,
         };
         let shared = Arc::new(Shared::new(1, Duration::from_secs(5), 1000));
-        let recovered =
-            recover_with(fs, opts, Blocking::Inline, &paths, bootstrap, first, None).await;
-        let mut rec = match recovered {
-            Ok(rec) => rec,
-            Err(e) => {
-                let mut w = world.borrow_mut();
-                let at = w.time.now();
-                w.problems
-                    .push(format!("member {id:x} cannot restart at {at:?}: {e}"));
-                return;
-            }
-        };
-        let store = match rec.store_snapshot.take() {
-            Some(bytes) => Store::restore(&bytes, shared.published.clone(), rec.applied, 0),
-            None => Ok(Store::new(shared.published.clone())),
-        };
-        let store = match store {
-            Ok(s) => s,
-            Err(e) => {
-                world
-                    .borrow_mut()
-                    .problems
-                    .push(format!("member {id:x}: restoring its snapshot: {e:?}"));
-                return;
-            }
-        };
-        shared.member_id.store(id, Ordering::Relaxed);
-        shared.set_membership(rec.membership.clone());
+        let mut rec =
+            recover_with(fs, opts, Blocking::Inline, &paths, bootstrap, first, None).await?;
+        let store = rec.take_store(&shared)?;
         let shard = Shard::alone(shared, id_base);
         let (time, wires, polls) = {
             let w = world.borrow();
@@ -110,17 +101,7 @@ impl World {
         let driver =
             crate::raft::build_node(settings, env, shard.clone(), rec, store, |me, _, _| {
                 SimPeers { me, wires }
-            });
-        let driver = match driver {
-            Ok(d) => d,
-            Err(e) => {
-                world
-                    .borrow_mut()
-                    .problems
-                    .push(format!("member {id:x}: {e}"));
-                return;
-            }
-        };
+            })?;
         let inbox = driver.inbox();
         let ended: Rc<RefCell<Option<Result<(), Fatal>>>> = Rc::default();
         let slot = ended.clone();
@@ -128,15 +109,12 @@ impl World {
             let outcome = driver.run().await;
             *slot.borrow_mut() = Some(outcome);
         }));
-        let mut w = world.borrow_mut();
-        if let Some(m) = w.members.get_mut(&id) {
-            m.state = State::Up(Running {
-                shard,
-                inbox,
-                _node: node,
-                ended,
-            });
-        }
+        Ok(Running {
+            shard,
+            inbox,
+            _node: node,
+            ended,
+        })
     }
 
     /// The member list as a member that is up sees it.
