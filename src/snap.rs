@@ -6,10 +6,10 @@
 //! renamed to `*.broken` and reported) and purging old ones. Knows nothing of what the payload
 //! means (the store's snapshot encoding) or of raft.
 //!
-//! I/O: plain `std::fs` (snapshots are rare, large and sequential). The functions without a
-//! suffix block the calling thread for the whole write/fsync; on a glommio executor use
-//! [`save_async`] / [`load_newest_async`], which run them on glommio's blocking thread pool
-//! (`spawn_blocking`) so the executor keeps serving while the disk works.
+//! I/O: plain `std::fs` (snapshots are rare, large and sequential). Every function blocks the
+//! calling thread for the whole write/fsync; the raft node runs them where its
+//! [`crate::raft::env::Blocking`] says (glommio's blocking thread pool in a server, so the
+//! executor keeps serving while the disk works).
 
 use std::fmt;
 use std::fs::{self, File};
@@ -332,26 +332,6 @@ pub fn purge(dir: &Path, max_snapshots: usize) -> Result<Vec<PathBuf>, SnapError
     Ok(removed)
 }
 
-/// [`save`] on glommio's blocking thread pool, with how long it took. Must be called inside a
-/// glommio executor.
-pub async fn save_async(
-    dir: PathBuf,
-    index: u64,
-    term: u64,
-    payload: Vec<u8>,
-) -> Result<(PathBuf, SaveTimes), SnapError> {
-    glommio::executor()
-        .spawn_blocking(move || save_timed(&dir, index, term, &payload))
-        .await
-}
-
-/// [`load_newest`] on glommio's blocking thread pool. Must be called inside a glommio executor.
-pub async fn load_newest_async(dir: PathBuf) -> Result<Loaded, SnapError> {
-    glommio::executor()
-        .spawn_blocking(move || load_newest(&dir))
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,24 +445,6 @@ mod tests {
         assert_eq!(removed, vec![d.join(file_name(10, 1))]);
         let left: Vec<_> = list(&d).expect("list").into_iter().map(|x| x.0).collect();
         assert_eq!(left, vec![50, 20]);
-        let _ = fs::remove_dir_all(&d);
-    }
-
-    #[test]
-    fn async_save_on_executor() {
-        let d = tmpdir("async");
-        let d2 = d.clone();
-        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .io_memory(1 << 20)
-            .make()
-            .expect("executor");
-        ex.run(async move {
-            save_async(d2.clone(), 5, 1, b"five".to_vec())
-                .await
-                .expect("save");
-            let l = load_newest_async(d2).await.expect("load");
-            assert_eq!(l.snapshot.map(|s| s.payload), Some(b"five".to_vec()));
-        });
         let _ = fs::remove_dir_all(&d);
     }
 }

@@ -69,3 +69,46 @@ impl NodeEnv {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Snapshot files written and read back on glommio's blocking pool from an executor, as
+    /// the raft node does in a server; inline gives the same.
+    #[test]
+    fn snapshot_files_through_either_placement() {
+        let dir = std::env::temp_dir().join(format!("tern-env-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = dir.clone();
+        let loaded = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let mut loaded = Vec::new();
+                for (index, blocking) in [(5, Blocking::Pool), (6, Blocking::Inline)] {
+                    let dir = d.clone();
+                    blocking
+                        .run(move || crate::snap::save(&dir, index, 1, b"payload"))
+                        .await
+                        .expect("save");
+                    let dir = d.clone();
+                    let newest = blocking
+                        .run(move || crate::snap::load_newest(&dir))
+                        .await
+                        .expect("load");
+                    loaded.push(newest.snapshot.map(|s| (s.index, s.payload)));
+                }
+                loaded
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(
+            loaded,
+            vec![
+                Some((5, b"payload".to_vec())),
+                Some((6, b"payload".to_vec()))
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
