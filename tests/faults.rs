@@ -2,20 +2,17 @@
 //! 3-member cluster while members are killed (`kill -9`, then restarted), paused (SIGSTOP) and —
 //! when the test runs as root with iptables — cut off from the others on their 127.x.y.z
 //! address. Afterwards the recorded history must be linearizable (checked per key with a
-//! WGL search, `common/linearizability.rs`), which also means no acknowledged write was lost.
+//! WGL search, `tern::sim::linearizability`), which also means no acknowledged write was lost.
 
 mod common;
 #[allow(dead_code)]
-#[path = "common/linearizability.rs"]
-mod linearizability;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::{iptables_usable, partition, Cluster};
 use common::{encode_form, Client};
-use linearizability::{check, Op, OpKind, Verdict};
+use tern::sim::linearizability::{check, Op, OpKind, Verdict};
 
 const KEYS: [&str; 3] = ["/lin/a", "/lin/b", "/lin/c"];
 const CLIENTS: usize = 6;

@@ -5,10 +5,7 @@
 //! `TERN_SIM_SEEDS=<n>` runs n seeds (default 500, about 20 s), `TERN_SIM_FIRST=<seed>` starts
 //! elsewhere.
 
-#[path = "common/linearizability.rs"]
-mod linearizability;
-
-use linearizability::{check, Op, OpKind, Verdict};
+use tern::sim::linearizability::{check, Verdict};
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| {
@@ -19,31 +16,6 @@ fn env_u64(name: &str) -> Option<u64> {
         }
         .unwrap_or_else(|_| panic!("{name}={v} is not a number"))
     })
-}
-
-fn to_checker(history: &[tern::sim::Op]) -> Vec<Op> {
-    history
-        .iter()
-        .map(|op| Op {
-            client: op.client,
-            key: op.key.clone(),
-            call: op.call,
-            ret: op.ret,
-            kind: match &op.kind {
-                tern::sim::OpKind::Read { result } => OpKind::Read {
-                    result: result.clone(),
-                },
-                tern::sim::OpKind::Write { value } => OpKind::Write {
-                    value: value.clone(),
-                },
-                tern::sim::OpKind::Cas { expected, new, ok } => OpKind::Cas {
-                    expected: expected.clone(),
-                    new: new.clone(),
-                    ok: *ok,
-                },
-            },
-        })
-        .collect()
 }
 
 /// Runs one seed; the failure's text names the seed and how to replay it.
@@ -57,7 +29,7 @@ fn run_seed(seed: u64) -> Result<tern::sim::Outcome, String> {
             outcome.counts
         ));
     }
-    match check(&to_checker(&outcome.history), 5_000_000) {
+    match check(&outcome.history, 5_000_000) {
         Verdict::Linearizable => Ok(outcome),
         Verdict::NotLinearizable { key, detail } => Err(format!(
             "seed {seed}: the history of {key} is not linearizable: {detail}\n{:?}\n{replay}",

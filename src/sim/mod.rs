@@ -15,13 +15,14 @@
 //! fdatasync (the member must stop), a member stops in order (a leader hands over first),
 //! partitions come and go, messages are lost, duplicated and reordered, a member may be removed
 //! and another added; then everything heals. The history of the clients' operations is returned for a linearizability
-//! check (the test does it, with `tests/common/linearizability.rs`), together with what the
+//! check (the test does it, with [`linearizability`]), together with what the
 //! world itself found wrong: a member stopping with an error, no progress after healing,
 //! replicas that disagree at the end.
 //!
 //! Knows nothing about HTTP; uses the raft node, shard and store as a server does.
 
 mod client;
+pub mod linearizability;
 mod members;
 pub mod net;
 pub mod time;
@@ -47,32 +48,9 @@ use crate::wal::MemFs;
 use net::Wires;
 use time::{Agenda, Alarm, SimTime};
 
-/// One client operation as the client saw it (times in simulated nanoseconds).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Op {
-    pub client: usize,
-    pub key: String,
-    pub call: u64,
-    /// `None`: the outcome is unknown (timed out, or the member went away).
-    pub ret: Option<u64>,
-    pub kind: OpKind,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OpKind {
-    /// A quorum read; `None` = the key was not found.
-    Read {
-        result: Option<String>,
-    },
-    Write {
-        value: String,
-    },
-    Cas {
-        expected: String,
-        new: String,
-        ok: bool,
-    },
-}
+/// One client operation as the client saw it (times in simulated nanoseconds; `ret: None`
+/// when the outcome is unknown: timed out, or the member went away).
+pub use linearizability::{Op, OpKind};
 
 /// What one run did and found.
 #[derive(Debug)]
