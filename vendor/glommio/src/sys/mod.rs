@@ -306,6 +306,10 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // tern patch: pairs with the sleeper's `membarrier::heavy()` (an `SeqCst` fence, see
+        // `membarrier::STRATEGY`): whatever the caller published before this call is visible to
+        // a sleeper that cleared `should_notify` after it, or this load sees `true`.
+        membarrier::light();
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
