@@ -206,7 +206,12 @@ impl Reactor {
 
     #[inline(always)]
     pub(crate) fn need_preempt(&self) -> bool {
-        unsafe { *self.preempt_ptr_head != (*self.preempt_ptr_tail).load(Ordering::Acquire) }
+        // tern patch ("preemption without a timer"): the time slice is a deadline checked here
+        // (a vDSO clock read) instead of a timer re-armed in the latency ring every loop turn;
+        // a completion in the latency ring still preempts at once.
+        let latency_ring_ready =
+            unsafe { *self.preempt_ptr_head != (*self.preempt_ptr_tail).load(Ordering::Acquire) };
+        latency_ring_ready || self.sys.preempt_deadline_passed()
     }
 
     pub(crate) fn id(&self) -> usize {

@@ -1320,6 +1320,11 @@ impl LocalExecutor {
         self.reactor.need_preempt()
     }
 
+    /// tern patch: whether a task queue has runnable tasks (see `run`).
+    fn has_runnable_task_queues(&self) -> bool {
+        !self.queues.borrow().active_executors.is_empty()
+    }
+
     fn run_task_queues(&self) -> bool {
         let mut ran = false;
         loop {
@@ -1480,7 +1485,11 @@ impl LocalExecutor {
                     .expect("Failed to poll io! This is actually pretty bad!");
 
                 // run user code
-                let run = this.run_task_queues();
+                // tern patch ("never park with runnable tasks"): `run_task_queues` also returns
+                // false when the time slice was over before it ran anything (the thread was
+                // descheduled between the reactor turn that set the slice and this check); those
+                // tasks are still runnable and nothing may wake the executor if it parks now.
+                let run = this.run_task_queues() || this.has_runnable_task_queues();
 
                 // account for runtime and poll/sleep if possible
                 let cur_time = Instant::now();

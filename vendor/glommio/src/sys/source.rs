@@ -287,6 +287,13 @@ impl Source {
         self.inner.borrow_mut().wakers.waiters.push(waker)
     }
 
+    /// tern patch: whether the request is still with the reactor or the kernel (submitted or
+    /// queued, its completion not consumed yet). Lets the reactor keep a timer or a ring link
+    /// armed across loop turns instead of cancelling and re-submitting it.
+    pub(super) fn is_in_flight(&self) -> bool {
+        self.inner.borrow().enqueued.is_some()
+    }
+
     pub(super) fn is_installed(&self) -> Option<bool> {
         match &self.inner.borrow().source_type {
             SourceType::ForeignNotifier(_, installed) => Some(*installed),

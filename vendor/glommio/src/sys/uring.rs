@@ -1072,13 +1072,17 @@ impl SleepableRing {
             // We have now prepared the SQE that links the two rings. We now need to submit
             // it successfully to be able to safely sleep.
 
-            if self
-                .submit_sqes()
+            // tern patch ("sleep in one io_uring_enter"): submit the link and wait for a
+            // completion in the same system call (glommio submitted, then entered again to wait).
+            let submitted = self
+                .ring
+                .submit_sqes_and_wait(1)
+                .map(|x| x as usize)
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?
-                != 1
-            {
+                .or_else(Reactor::intr_ok)?;
+            self.in_kernel += submitted;
+            if submitted != 1 {
                 // We failed to submit the `SQE` that links the rings. Just can't sleep.
                 // Waiting here is unsafe because we could end up waiting much longer than
                 // needed.
@@ -1086,14 +1090,8 @@ impl SleepableRing {
                 unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
-                // The rings are linked. Goodnight!
-                self.ring
-                    .cq()
-                    .wait(1)
-                    .map(|_| 1)
-                    .or_else(Reactor::busy_ok)
-                    .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)
+                // The rings were linked and we slept.
+                Ok(1)
             }
         } else {
             // Can't link rings because we ran out of `CQE`s. Just can't sleep.
@@ -1104,6 +1102,25 @@ impl SleepableRing {
                 .or_else(Reactor::again_ok)
                 .or_else(Reactor::intr_ok)
         }
+    }
+}
+
+impl SleepableRing {
+    /// tern patch ("keep the ring link armed"): sleeps on a ring whose link to the latency ring
+    /// (a `POLL_ADD` of its fd, see `sleep`) is still armed from an earlier sleep.
+    fn wait_armed(&mut self) -> io::Result<usize> {
+        assert_eq!(
+            self.waiting_kernel_submission(),
+            0,
+            "sleeping with pending SQEs"
+        );
+        self.ring
+            .cq()
+            .wait(1)
+            .map(|_| 1)
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)
     }
 }
 
@@ -1221,8 +1238,14 @@ pub(crate) struct Reactor {
     latency_ring: RefCell<SleepableRing>,
     poll_ring: RefCell<PollRing>,
 
-    latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// tern patch: only the timer that wakes a sleeping reactor for the next user timer (with
+    /// the instant it fires); preemption is `preempt_deadline`.
+    latency_preemption_timeout_src: Cell<Option<(Source, Instant)>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    /// tern patch: when the running task queue's time slice ends (`need_preempt`).
+    preempt_deadline: Cell<Instant>,
+    /// tern patch: the main ring's `POLL_ADD` on the latency ring's fd, kept while armed.
+    link_rings_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
 
@@ -1354,6 +1377,8 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
+            preempt_deadline: Cell::new(Instant::now()),
+            link_rings_src: Cell::new(None),
             blocking_thread,
             link_fd,
             notifier,
@@ -1725,7 +1750,19 @@ impl Reactor {
     ///
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
+    ///
+    /// tern patch ("keep the ring link armed"): glommio made a new link for every sleep and
+    /// cancelled it on waking whenever the main ring, not the latency ring, woke it (an
+    /// `io_uring_enter` each way). The link is a one-shot poll that completes only when the
+    /// latency ring has completions, so one still in flight is still a valid link: sleep on it.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
+        if let Some(link_rings) = self.link_rings_src.take() {
+            if link_rings.is_in_flight() {
+                let slept = ring.wait_armed();
+                self.link_rings_src.set(Some(link_rings));
+                return slept.map(|_| {});
+            }
+        }
         let link_rings = Source::new(
             IoRequirements::default(),
             self.link_fd,
@@ -1733,7 +1770,18 @@ impl Reactor {
             None,
             None,
         );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        let slept = ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {});
+        if link_rings.is_in_flight() {
+            self.link_rings_src.set(Some(link_rings));
+        }
+        slept
+    }
+
+    /// tern patch ("preemption without a timer"): whether the running task queue's time slice,
+    /// set by the last `wait` with a preemption duration, is over.
+    #[inline(always)]
+    pub(crate) fn preempt_deadline_passed(&self) -> bool {
+        Instant::now() >= self.preempt_deadline.get()
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1814,22 +1862,39 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
-
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
+        // tern patch ("no timer re-armed per loop turn"): glommio cancelled the latency ring's
+        // timer and armed a new one on every call, and did the same with the throughput timer:
+        // two to four `io_uring_enter` calls per executor loop turn even when no task did I/O.
+        // Now preemption is a deadline checked in user space (`preempt_deadline`), the
+        // throughput timer stays armed until it fires (it counts main-ring completions, so one
+        // armed earlier only fires earlier: one extra preemption), and the latency ring's timer
+        // only wakes a sleeping reactor for the next user timer, kept while it fires no later
+        // than needed (a wake-up that comes early finds no timer due and sleeps again).
+        let throughput_timer = match self.throughput_preemption_timeout_src.take() {
+            Some(armed) if armed.is_in_flight() => armed,
+            _ => main_ring.prepare_throughput_preemption_timer(
                 self.ring_depth() as u32,
                 self.eventfd_src.raw(),
             ),
-        ));
+        };
+        self.throughput_preemption_timeout_src
+            .set(Some(throughput_timer));
+
+        // A wake-up timer that would fire later than the next user timer is cancelled here
+        // (with the other cancellations); the one to sleep with is armed, if needed, once the
+        // reactor has decided to sleep, below.
+        let may_sleep = preempt_timer().is_none();
+        let wake_by = user_timer.map(|dur| Instant::now() + dur);
+        if may_sleep {
+            if let (Some(wake_by), Some((armed, fires))) =
+                (wake_by, self.latency_preemption_timeout_src.take())
+            {
+                if fires <= wake_by {
+                    self.latency_preemption_timeout_src
+                        .set(Some((armed, fires)));
+                }
+            }
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1841,7 +1906,7 @@ impl Reactor {
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
-        let should_sleep = preempt_timer().is_none()
+        let should_sleep = may_sleep
             && (woke == 0)
             && poll_ring.can_sleep()
             && main_ring.can_sleep()
@@ -1850,10 +1915,25 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+            // (tern patch: unless a timer that fires early enough is still in flight. It is
+            // armed only now, after the last consume_rings!, as glommio did: a timer that fires
+            // at once leaves its completion in the latency ring, which the ring link then sees,
+            // instead of being consumed unnoticed before the reactor sleeps for good.)
+            if let (Some(dur), Some(wake_by)) = (user_timer, wake_by) {
+                let armed = self.latency_preemption_timeout_src.take();
+                match armed {
+                    Some((armed, fires)) if armed.is_in_flight() => {
+                        self.latency_preemption_timeout_src
+                            .set(Some((armed, fires)));
+                    }
+                    _ => {
+                        self.latency_preemption_timeout_src.set(Some((
+                            lat_ring.prepare_latency_preemption_timer(dur),
+                            wake_by,
+                        )));
+                        assert!(flush_rings!(lat_ring)? > 0);
+                    }
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1880,9 +1960,7 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+            self.preempt_deadline.set(Instant::now() + preempt);
         }
 
         // A Note about `need_preempt`:
