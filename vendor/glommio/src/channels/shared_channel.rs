@@ -420,7 +420,18 @@ impl<T: Send + Sized> ConnectedReceiver<T> {
                 }
             }
             res => {
-                self.notifier.notify(false);
+                // tern patch ("wake a producer only when it may be waiting"): glommio notified
+                // the producer's executor after every item received, which wakes it (an eventfd
+                // write and a context switch) whenever it sleeps, though a producer waits for
+                // room only when it found the channel full. Notify when at most one slot is
+                // free after this pop (the channel was full, or was refilled since). The fence
+                // orders this pop before the size check, pairing with the producer's sleep
+                // barrier: either the producer's last check before sleeping sees this pop, or
+                // this check sees the producer's pushes (and `notify` sees it asleep).
+                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+                if self.state.buffer.capacity() - self.state.buffer.size() <= 1 {
+                    self.notifier.notify(false);
+                }
                 Poll::Ready(res)
             }
         }
