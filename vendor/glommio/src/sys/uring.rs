@@ -1943,6 +1943,8 @@ impl Reactor {
             // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
             // details. This translates to `sys_membarrier()` /
             // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
+            // (tern patch: an `SeqCst` fence now, paired with the one in
+            // `SleepNotifier::notify`; see `membarrier::STRATEGY`.)
             membarrier::heavy();
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
