@@ -124,11 +124,18 @@ impl Timers {
     fn process_timers(&mut self) -> (Option<Duration>, usize) {
         let now = Instant::now();
 
-        // Split timers into ready and pending timers.
-        let pending = self.timers.split_off(&(now, 0));
-        let ready = mem::replace(&mut self.timers, pending);
-        let woke = ready.len();
-        for (_, waker) in ready {
+        // tern patch ("no timer map split per turn"): glommio split the map at `now` on every
+        // reactor turn, even when no timer was due, which allocates new nodes along the split
+        // and re-balances both halves (about two allocations per GET in tern). Now the due
+        // timers are taken from the front, in the same order (the ready ones are those before
+        // `(now, 0)`, as with `split_off`).
+        let mut woke = 0;
+        while let Some(entry) = self.timers.first_entry() {
+            if *entry.key() >= (now, 0) {
+                break;
+            }
+            let waker = entry.remove();
+            woke += 1;
             wake!(waker);
         }
 
