@@ -1044,6 +1044,23 @@ impl SleepableRing {
         }
     }
 
+    /// tern patch ("keep the ring link armed"): sleeps on a ring whose link to the latency ring
+    /// (a `POLL_ADD` of its fd, see `sleep`) is still armed from an earlier sleep.
+    fn wait_armed(&mut self) -> io::Result<usize> {
+        assert_eq!(
+            self.waiting_kernel_submission(),
+            0,
+            "sleeping with pending SQEs"
+        );
+        self.ring
+            .cq()
+            .wait(1)
+            .map(|_| 1)
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)
+    }
+
     fn sleep(&mut self, link: &Source) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
@@ -1102,25 +1119,6 @@ impl SleepableRing {
                 .or_else(Reactor::again_ok)
                 .or_else(Reactor::intr_ok)
         }
-    }
-}
-
-impl SleepableRing {
-    /// tern patch ("keep the ring link armed"): sleeps on a ring whose link to the latency ring
-    /// (a `POLL_ADD` of its fd, see `sleep`) is still armed from an earlier sleep.
-    fn wait_armed(&mut self) -> io::Result<usize> {
-        assert_eq!(
-            self.waiting_kernel_submission(),
-            0,
-            "sleeping with pending SQEs"
-        );
-        self.ring
-            .cq()
-            .wait(1)
-            .map(|_| 1)
-            .or_else(Reactor::busy_ok)
-            .or_else(Reactor::again_ok)
-            .or_else(Reactor::intr_ok)
     }
 }
 
@@ -1880,11 +1878,16 @@ impl Reactor {
         self.throughput_preemption_timeout_src
             .set(Some(throughput_timer));
 
-        // A wake-up timer that would fire later than the next user timer is cancelled here
-        // (with the other cancellations); the one to sleep with is armed, if needed, once the
-        // reactor has decided to sleep, below.
+        // When the reactor may sleep, a wake-up timer that is not needed (no user timer) or
+        // would fire later than the next user timer is cancelled here (with the other
+        // cancellations); the one to sleep with is armed, if needed, once the reactor has
+        // decided to sleep, below. A turn that may not sleep leaves the timer as it is.
         let may_sleep = preempt_timer().is_none();
-        let wake_by = user_timer.map(|dur| Instant::now() + dur);
+        let wake_by = if may_sleep {
+            user_timer.map(|dur| Instant::now() + dur)
+        } else {
+            None
+        };
         if may_sleep {
             if let (Some(wake_by), Some((armed, fires))) =
                 (wake_by, self.latency_preemption_timeout_src.take())
