@@ -31,6 +31,7 @@ build_bins
 TERN=$BIN/tern
 BENCH=$BIN/ternbench
 PORT=23790 PEER=23800
+TICK=$(getconf CLK_TCK)
 URLS="--listen-client-urls http://127.0.0.1:$PORT --advertise-client-urls http://127.0.0.1:$PORT
   --listen-peer-urls http://127.0.0.1:$PEER --initial-advertise-peer-urls http://127.0.0.1:$PEER
   --initial-cluster default=http://127.0.0.1:$PEER"
@@ -66,7 +67,8 @@ one() { # label, server command...
   kill $pid; wait $pid 2>/dev/null || true
   local n; n=$(echo "$out" | awk '{print $5}')
   local cpu cs
-  cpu=$(join "$dir/before" "$dir/after" | awk -v n="$n" '{t+=$6-$3} END {printf "%.1f", t*10000/n}')
+  cpu=$(join "$dir/before" "$dir/after" |
+    awk -v n="$n" -v tick="$TICK" '{t+=$6-$3} END {printf "%.1f", t*1e6/tick/n}')
   cs=$(join "$dir/before" "$dir/after" | awk -v n="$n" '{c+=$7-$4} END {printf "%.2f", c/n}')
   local enters=- conn=-
   if [ $can_count = 1 ]; then
