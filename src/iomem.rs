@@ -1,6 +1,7 @@
 //! Locked memory for glommio's io_uring buffers: the one process-wide setting that every
 //! user of glommio executors here (the server, `ternbench`, the WAL tests) makes before it
-//! starts them. Knows nothing about what runs on the executors.
+//! starts them; and, for unit tests, a small executor to run a future on. Knows nothing about
+//! what runs on the executors.
 
 use std::sync::Once;
 
@@ -18,4 +19,15 @@ pub fn raise_memlock_limit() {
             libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited);
         }
     });
+}
+
+/// Runs `f` to its end on a fresh executor with a little I/O memory (unit tests).
+#[cfg(test)]
+pub fn run_local<T>(f: impl std::future::Future<Output = T>) -> T {
+    raise_memlock_limit();
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(1 << 20)
+        .make()
+        .expect("executor")
+        .run(f)
 }

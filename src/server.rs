@@ -20,7 +20,7 @@ use crate::raft::{NodeEnv, RaftSettings};
 use crate::shard::{RaftInput, Shard, ShardMsg, Shared};
 use crate::store::Store;
 use crate::transport::peer_api::PeerApi;
-use crate::transport::{Transport, TransportStats};
+use crate::transport::{Links, Transport, TransportStats};
 
 /// Capacity of each shard-to-shard channel.
 const MESH_CHANNEL: usize = 4096;
@@ -743,13 +743,22 @@ fn start_raft_and_peer_port(
             api.transport.clone(),
         );
         let heartbeat = settings.heartbeat;
+        let links = Rc::new(Links::default());
+        let max_batch_body = crate::transport::max_batch_body(plan.limits.max_body_bytes);
+        let transport = crate::transport::Settings {
+            source,
+            tls,
+            stats,
+            links: links.clone(),
+            max_frame: max_batch_body,
+        };
         let driver = crate::raft::build_node(
             settings,
             NodeEnv::system(),
             shard,
             rec,
             store,
-            |member, cluster, inbox| Transport::new(member, cluster, source, tls, inbox, stats),
+            |member, cluster, inbox| Transport::new(member, cluster, transport, inbox),
         )
         .map_err(StartError)?;
         let inbox = driver.inbox();
@@ -776,8 +785,9 @@ fn start_raft_and_peer_port(
             inbox,
             stats: api.transport.clone(),
             version_json: crate::api::version_json(),
-            max_batch_body: crate::transport::max_batch_body(plan.limits.max_body_bytes),
+            max_batch_body,
             snap_dir,
+            links,
         });
         // The peer port takes bodies as large as a snapshot of the whole store.
         let limits = Limits {

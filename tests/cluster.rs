@@ -686,3 +686,84 @@ fn a_client_flood_on_the_leaders_raft_shard_calls_no_election() {
     let now_leader = c.wait_leader(&all, LONG);
     assert_eq!(c.member_id(now_leader), leader_id, "the same leader");
 }
+
+/// How often member `i`'s log says `what` about peer `peer` (hex ID).
+fn log_count(c: &Cluster, i: usize, what: &str, peer: &str) -> usize {
+    c.nodes[i]
+        .log()
+        .lines()
+        .filter(|l| l.contains(what) && l.contains(peer))
+        .count()
+}
+
+/// Waits until member `i`'s log has said `what` about `peer` more than `before` times.
+fn wait_log(c: &Cluster, i: usize, what: &str, peer: &str, before: usize) {
+    let deadline = Instant::now() + LONG;
+    while log_count(c, i, what, peer) <= before {
+        assert!(
+            Instant::now() < deadline,
+            "member {i} never logged {what:?} for {peer}:\n{}",
+            c.nodes[i].log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const READER_UP: &str = "established a TCP streaming connection with peer";
+const STREAM_LOST: &str = "lost the TCP streaming connection with peer";
+
+/// Every member keeps a stream open from each peer (the peer's messages to it flow there), a
+/// member that goes away loses its streams, and once it is back they open again and it
+/// catches up on what it missed.
+#[test]
+fn members_stream_raft_messages_and_reopen_the_streams_after_a_restart() {
+    let mut c = Cluster::start(3, &[]);
+    let all = [0, 1, 2];
+    let leader = c.wait_leader(&all, LONG);
+    let ids: Vec<String> = all.iter().map(|&i| c.member_id(i)).collect();
+    for i in all {
+        for j in all.iter().copied().filter(|&j| j != i) {
+            // Both ends say so: i reads the stream from j, and j writes it.
+            wait_log(
+                &c,
+                i,
+                &format!("{READER_UP} {} (stream reader)", ids[j]),
+                "",
+                0,
+            );
+            wait_log(
+                &c,
+                j,
+                &format!("{READER_UP} {} (stream writer)", ids[i]),
+                "",
+                0,
+            );
+        }
+    }
+    assert_eq!(put(&c, leader, "/s/1", "a").status, 201);
+    for i in all {
+        c.wait_value(i, "/s/1", "a", LONG);
+    }
+
+    let follower = (leader + 1) % 3;
+    let writer_up = format!("{READER_UP} {} (stream writer)", ids[follower]);
+    let reader_up = format!("{READER_UP} {} (stream reader)", ids[follower]);
+    let (writes_before, reads_before) = (
+        log_count(&c, leader, &writer_up, ""),
+        log_count(&c, leader, &reader_up, ""),
+    );
+    c.kill(follower);
+    wait_log(&c, leader, STREAM_LOST, &ids[follower], 0);
+    assert_eq!(put(&c, leader, "/s/2", "b").status, 201);
+    c.restart(follower);
+    // The restarted member opens its stream from the leader again, and the leader its own
+    // from the restarted member.
+    wait_log(&c, leader, &writer_up, "", writes_before);
+    wait_log(&c, leader, &reader_up, "", reads_before);
+    c.wait_value(follower, "/s/2", "b", LONG);
+    assert_eq!(put(&c, leader, "/s/3", "c").status, 201);
+    for i in all {
+        let r = c.client(i).get("/v2/keys/s/3?quorum=true");
+        assert_eq!(r.json()["node"]["value"], "c", "member {i}: {}", r.text());
+    }
+}

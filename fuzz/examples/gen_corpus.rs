@@ -413,6 +413,30 @@ fn frames(snapshot_payload: Vec<u8>) {
         &append.write_to_bytes().expect("message"),
     );
     write(t, "empty", b"");
+    streams(&batch, &one);
+}
+
+/// `peer_stream` seeds: a piece-size byte, then a stream of frames with keep-alives (zero
+/// lengths) between them.
+fn streams(batch: &[u8], heartbeat: &[u8]) {
+    let t = "peer_stream";
+    let keepalive = [0u8; 4];
+    let mut mixed = vec![6];
+    mixed.extend_from_slice(&keepalive);
+    mixed.extend_from_slice(batch);
+    mixed.extend_from_slice(&keepalive);
+    mixed.extend_from_slice(heartbeat);
+    // A frame cut short: the stream ends mid-frame.
+    mixed.extend_from_slice(&heartbeat[..5]);
+    write(t, "keepalives-and-frames", &mixed);
+    let mut tiny = vec![0];
+    tiny.extend_from_slice(heartbeat);
+    tiny.extend_from_slice(heartbeat);
+    write(t, "one-byte-pieces", &tiny);
+    let mut oversized = vec![200];
+    oversized.extend_from_slice(&5000u32.to_le_bytes());
+    oversized.extend_from_slice(&[b'x'; 16]);
+    write(t, "oversized", &oversized);
 }
 
 fn main() {

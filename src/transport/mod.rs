@@ -1,17 +1,20 @@
 //! The peer transport: raft messages between members over HTTP/1.1 on the peer URLs.
 //!
 //! Owns, on shard 0, one outbound link per peer and the peer-side HTTP endpoints
-//! ([`peer_api`]). A link is a kept-alive connection carrying `POST /raft/msgs` requests, one per
+//! ([`peer_api`]). A link's messages go out on the stream the peer keeps open to receive them
+//! ([`stream`]: frames as raft produces them, no answer per batch) whenever there is one, and
+//! otherwise on the link's own kept-alive connection as `POST /raft/msgs` requests, one per
 //! batch: every message queued for the peer while the previous batch was in flight goes in the
 //! next one (batching; a batch over [`BATCH_SPLIT`] bytes goes out in several requests, so the
-//! receiver can bound a request's body), a link holds at most [`MAX_QUEUED`] messages
+//! receiver can bound a request's body). A link holds at most [`MAX_QUEUED`] messages
 //! (back-pressure: raft retransmits what is dropped), and a broken link reconnects with
 //! exponential backoff and tells raft the peer is unreachable. Snapshots go out on their own
 //! connection (`POST /raft/snapshot`) so a large transfer never delays heartbeats. Every
 //! request carries the cluster ID and the sender's member ID; the receiver refuses a different
 //! cluster (412), a removed member (410) and a sender it does not know as a member (403, tried
-//! again later). An idle link sends an empty batch every half second, which keeps
-//! [`Transport::is_active`] true for every reachable peer.
+//! again later). An idle link (and every link while a stream carries its messages) sends an
+//! empty batch every half second, which keeps [`Transport::is_active`] true for every reachable
+//! peer and measures the round trip.
 //!
 //! Wire format of a batch body: `([u32 LE length][protobuf raft Message])*`; of a snapshot
 //! body: one such frame with the snapshot's data left out, then the data
@@ -21,6 +24,7 @@
 pub mod incoming;
 pub mod peer_api;
 pub mod stats;
+pub mod stream;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -28,13 +32,14 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 
 use crate::cluster::id_hex;
-use crate::http::client::{encode_request, ClientConn, ClientResponse};
+use crate::http::client::{encode_request, ClientConn};
 use crate::raft::{Fatal, PeerSender};
 use crate::ratelog::RateLimited;
 use crate::shard::local::Mailbox;
@@ -137,9 +142,109 @@ struct Link {
     closed: Cell<bool>,
     /// When the current run of successful deliveries began; `None` while the peer is away.
     active_since: Cell<Option<Instant>>,
+    /// The generation of the stream that takes the queued messages, 0 while none does (the
+    /// link's batches do).
+    stream: Cell<u64>,
+    /// Stream generations handed out so far.
+    streams: Cell<u64>,
+    /// The attached stream's task, woken when the stream must end.
+    stream_waker: Cell<Option<Waker>>,
+    /// The link task while it waits for the stream to end.
+    task_waker: Cell<Option<Waker>>,
 }
 
 impl Link {
+    fn new(peer: u64, urls: &[String]) -> Link {
+        Link {
+            peer,
+            urls: RefCell::new(urls.to_vec()),
+            queue: Mailbox::new(),
+            closed: Cell::new(false),
+            active_since: Cell::new(None),
+            stream: Cell::new(0),
+            streams: Cell::new(0),
+            stream_waker: Cell::new(None),
+            task_waker: Cell::new(None),
+        }
+    }
+
+    fn streaming(&self) -> bool {
+        self.stream.get() != 0
+    }
+
+    /// Makes a new stream the one that takes the queued messages; the one before it ends.
+    fn attach_stream(self: &Rc<Self>, stats: Arc<TransportStats>) -> stream::OutboundStream {
+        let generation = self.streams.get() + 1;
+        self.streams.set(generation);
+        if !self.streaming() {
+            tracing::info!(
+                "established a TCP streaming connection with peer {} (stream writer)",
+                id_hex(self.peer)
+            );
+        }
+        self.stream.set(generation);
+        self.wake_stream();
+        // The peer reached this member and passed its checks: it is there (etcd activates a
+        // peer when its stream connects, too).
+        self.set_active(true, &stats);
+        stream::OutboundStream::new(self.clone(), generation, stats)
+    }
+
+    /// A stream went away; if it was the current one, the link's batches take over.
+    fn detach_stream(&self, generation: u64) {
+        if self.stream.get() == generation {
+            self.lost_stream();
+            if let Some(w) = self.task_waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Ends the current stream (its peer does not answer, or the link is gone).
+    fn end_stream(&self) {
+        if self.streaming() {
+            self.lost_stream();
+            self.wake_stream();
+        }
+    }
+
+    fn lost_stream(&self) {
+        self.stream.set(0);
+        if !self.closed.get() {
+            tracing::warn!(
+                "lost the TCP streaming connection with peer {} (stream writer)",
+                id_hex(self.peer)
+            );
+        }
+    }
+
+    fn wake_stream(&self) {
+        if let Some(w) = self.stream_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Waits until no stream takes the messages (or the link closed), at most `limit`.
+    async fn wait_detached(&self, limit: Duration) {
+        let detached = futures_lite::future::poll_fn(|cx| {
+            if !self.streaming() || self.closed.get() {
+                return Poll::Ready(());
+            }
+            self.task_waker.set(Some(cx.waker().clone()));
+            Poll::Pending
+        });
+        with_timeout(limit, detached).await;
+    }
+
+    fn close(&self) {
+        self.closed.set(true);
+        self.queue.close();
+        self.end_stream();
+        if let Some(w) = self.task_waker.take() {
+            w.wake();
+        }
+    }
+
     /// Records whether messages reach the peer now (for raft's checks and `/metrics`).
     fn set_active(&self, active: bool, stats: &TransportStats) {
         if active == self.active_since.get().is_some() {
@@ -165,33 +270,67 @@ struct Context {
     cluster: u64,
     inbox: Rc<Mailbox<RaftInput>>,
     stats: Arc<TransportStats>,
+    /// Largest frame a stream from a peer may carry (as a `/raft/msgs` body).
+    max_frame: usize,
+}
+
+/// This member's links to its peers, shared by raft's [`Transport`] (which queues messages on
+/// them) and the peer API (which attaches the streams peers open to receive them).
+#[derive(Default)]
+pub struct Links {
+    map: RefCell<HashMap<u64, Rc<Link>>>,
+}
+
+impl Links {
+    /// The body of a stream `peer` opened to receive its messages, which from now on go out
+    /// on it; `None` when this member has no link to `peer` (not a member it knows yet).
+    pub fn attach_stream(
+        &self,
+        peer: u64,
+        stats: Arc<TransportStats>,
+    ) -> Option<stream::OutboundStream> {
+        let link = self.map.borrow().get(&peer).cloned()?;
+        Some(link.attach_stream(stats))
+    }
+}
+
+/// How the transport reaches its peers, beside the member and cluster IDs.
+pub struct Settings {
+    /// The address outgoing peer connections are made from (`None`: the kernel's choice).
+    pub source: Option<IpAddr>,
+    /// What `https://` peers are dialled with.
+    pub tls: Arc<Reloading<rustls::ClientConfig>>,
+    pub stats: Arc<TransportStats>,
+    /// The links, shared with the peer API.
+    pub links: Rc<Links>,
+    /// Largest message frame taken from a peer ([`max_batch_body`]).
+    pub max_frame: usize,
 }
 
 /// Outbound raft traffic of this member (shard 0 only).
 pub struct Transport {
     ctx: Rc<Context>,
-    links: RefCell<HashMap<u64, Rc<Link>>>,
+    links: Rc<Links>,
 }
 
 impl Transport {
     pub fn new(
         local: u64,
         cluster: u64,
-        source: Option<IpAddr>,
-        tls: Arc<Reloading<rustls::ClientConfig>>,
+        settings: Settings,
         inbox: Rc<Mailbox<RaftInput>>,
-        stats: Arc<TransportStats>,
     ) -> Transport {
         Transport {
             ctx: Rc::new(Context {
                 local,
-                source,
-                tls,
+                source: settings.source,
+                tls: settings.tls,
                 cluster,
                 inbox,
-                stats,
+                stats: settings.stats,
+                max_frame: settings.max_frame,
             }),
-            links: RefCell::new(HashMap::new()),
+            links: settings.links,
         }
     }
 }
@@ -200,7 +339,7 @@ impl PeerSender for Transport {
     /// Makes the links match the member list: new peers get a link, removed ones lose theirs,
     /// changed peer URLs are used from the next connection on.
     fn set_peers<'a>(&self, peers: impl Iterator<Item = (u64, &'a [String])>) {
-        let mut links = self.links.borrow_mut();
+        let mut links = self.links.map.borrow_mut();
         let mut seen = Vec::new();
         for (id, urls) in peers {
             if id == self.ctx.local {
@@ -211,21 +350,15 @@ impl PeerSender for Transport {
                 *link.urls.borrow_mut() = urls.to_vec();
                 continue;
             }
-            let link = Rc::new(Link {
-                peer: id,
-                urls: RefCell::new(urls.to_vec()),
-                queue: Mailbox::new(),
-                closed: Cell::new(false),
-                active_since: Cell::new(None),
-            });
+            let link = Rc::new(Link::new(id, urls));
             links.insert(id, link.clone());
+            glommio::spawn_local(stream::run_reader(link.clone(), self.ctx.clone())).detach();
             glommio::spawn_local(run_link(link, self.ctx.clone())).detach();
         }
         links.retain(|id, link| {
             let keep = seen.contains(id);
             if !keep {
-                link.closed.set(true);
-                link.queue.close();
+                link.close();
                 self.ctx.stats.remove_follower(*id);
             }
             keep
@@ -235,6 +368,7 @@ impl PeerSender for Transport {
     /// Whether messages reach `peer` right now.
     fn is_active(&self, peer: u64) -> bool {
         self.links
+            .map
             .borrow()
             .get(&peer)
             .is_some_and(|l| l.active_since.get().is_some())
@@ -242,7 +376,7 @@ impl PeerSender for Transport {
 
     /// Queues raft's outgoing messages; never waits.
     fn send(&self, msgs: Vec<Message>) {
-        let links = self.links.borrow();
+        let links = self.links.map.borrow();
         for msg in msgs {
             let Some(link) = links.get(&msg.to) else {
                 continue;
@@ -348,19 +482,16 @@ enum Verdict {
 }
 
 /// A peer of another cluster, or one that says this member was removed, means this member
-/// must not run (etcd exits too).
-fn judge(resp: &ClientResponse, ctx: &Context) -> Verdict {
-    match resp.status {
+/// must not run (etcd exits too). `their_cluster` is the answer's cluster-ID header.
+fn judge(status: u16, their_cluster: Option<&str>, ctx: &Context) -> Verdict {
+    match status {
         204 | 200 => Verdict::Delivered,
         410 => {
             ctx.inbox.push(RaftInput::Halt(Fatal::Removed));
             Verdict::Reconnect
         }
         412 => {
-            let theirs = resp
-                .header(CLUSTER_ID_HEADER)
-                .unwrap_or("unknown")
-                .to_string();
+            let theirs = their_cluster.unwrap_or("unknown").to_string();
             ctx.inbox.push(RaftInput::Halt(Fatal::ForeignCluster {
                 ours: ctx.cluster,
                 theirs,
@@ -401,12 +532,26 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
             if sent >= batch.len() {
                 batch.clear();
                 sent = 0;
-                // An idle link sends an empty batch now and then, so whether the peer is
-                // reachable stays known (the strict reconfiguration check asks) even when raft
-                // has nothing to say to it (a follower talks to the leader only).
-                let more = with_timeout(PROBE_INTERVAL, link.queue.recv_batch(&mut batch)).await;
-                if more == Some(false) || link.closed.get() {
-                    return;
+                if link.streaming() {
+                    // The peer's stream carries the messages; this connection only probes,
+                    // or takes over at once when the stream ends.
+                    link.wait_detached(PROBE_INTERVAL).await;
+                    if link.closed.get() {
+                        return;
+                    }
+                }
+                if !link.streaming() {
+                    // An idle link sends an empty batch now and then, so whether the peer is
+                    // reachable stays known (the strict reconfiguration check asks) even when
+                    // raft has nothing to say to it (a follower talks to the leader only).
+                    let more =
+                        with_timeout(PROBE_INTERVAL, link.queue.recv_batch(&mut batch)).await;
+                    // A stream that attached meanwhile may have lost its place as the queue's
+                    // waker to this wait: let it take it back.
+                    link.wake_stream();
+                    if more == Some(false) || link.closed.get() {
+                        return;
+                    }
                 }
             }
             let (count, appends) = encode_batch(&batch[sent..], BATCH_SPLIT, &mut body);
@@ -422,10 +567,22 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
             );
             let started = Instant::now();
             let answer = with_timeout(REQUEST_TIMEOUT, conn.round_trip(&request, false)).await;
-            match answer {
-                Some(Ok(resp)) => match judge(&resp, &ctx) {
-                    Verdict::Delivered => {
-                        link.set_active(true, &ctx.stats);
+            let verdict = answer.as_ref().map(|a| match a {
+                Ok(resp) => judge(resp.status, resp.header(CLUSTER_ID_HEADER), &ctx),
+                Err(_) => Verdict::Reconnect,
+            });
+            if !matches!(verdict, Some(Verdict::Delivered)) {
+                // A peer that does not take batches cannot be taking the stream either: ending
+                // it makes its reader (if it is there at all) dial again.
+                link.end_stream();
+            }
+            match (answer, verdict) {
+                (Some(Ok(resp)), Some(Verdict::Delivered)) => {
+                    link.set_active(true, &ctx.stats);
+                    if count == 0 {
+                        ctx.stats
+                            .probed(link.peer, started.elapsed(), link.streaming());
+                    } else {
                         ctx.stats.sent(
                             link.peer,
                             count as u64,
@@ -433,17 +590,17 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
                             body.len() as u64,
                             started.elapsed(),
                         );
-                        if !resp.keep_alive {
-                            break;
-                        }
                     }
-                    Verdict::Reconnect => {
-                        link.set_active(false, &ctx.stats);
-                        ctx.stats.send_failed(link.peer);
-                        glommio::timer::sleep(BACKOFF_MAX).await;
+                    if !resp.keep_alive {
                         break;
                     }
-                },
+                }
+                (Some(Ok(_)), _) => {
+                    link.set_active(false, &ctx.stats);
+                    ctx.stats.send_failed(link.peer);
+                    glommio::timer::sleep(BACKOFF_MAX).await;
+                    break;
+                }
                 _ => {
                     link.set_active(false, &ctx.stats);
                     ctx.stats.send_failed(link.peer);
@@ -476,7 +633,8 @@ async fn send_snapshot(msg: Message, urls: Vec<String>, ctx: Rc<Context>) {
         let resp = with_timeout(SNAPSHOT_TIMEOUT, conn.round_trip(&request, false))
             .await?
             .ok()?;
-        Some(matches!(judge(&resp, &ctx), Verdict::Delivered))
+        let verdict = judge(resp.status, resp.header(CLUSTER_ID_HEADER), &ctx);
+        Some(matches!(verdict, Verdict::Delivered))
     }
     .await
     .unwrap_or(false);

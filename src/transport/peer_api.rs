@@ -1,6 +1,8 @@
 //! The HTTP endpoints on `--listen-peer-urls` (shard 0 only):
 //! - `POST /raft/msgs`: a batch of raft messages (see the module above for the framing);
 //! - `POST /raft/snapshot`: one snapshot message;
+//! - `GET /raft/stream/<sender ID>`: the sender's stream of this member's messages to it
+//!   ([`super::stream`]), a chunked body that lasts as long as the link does;
 //! - `GET /members`: the member list as a JSON array (etcd's peer `/members`, used by a joining
 //!   member to check its configuration);
 //! - `GET /version`: the server and cluster versions.
@@ -22,7 +24,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::incoming::{decode_received, SnapshotSink};
-use super::{decode_frames, TransportStats, CLUSTER_ID_HEADER, FROM_HEADER};
+use super::{decode_frames, stream, Links, TransportStats, CLUSTER_ID_HEADER, FROM_HEADER};
 use crate::cluster::{id_hex, write_member_json};
 use crate::http::{Admit, Handler, Method, Request, RequestHead, Response};
 use crate::ratelog::RateLimited;
@@ -45,6 +47,8 @@ pub struct PeerApi {
     pub max_batch_body: usize,
     /// Where snapshot bodies are received (the member's snap directory).
     pub snap_dir: PathBuf,
+    /// This member's links to its peers, which the streams peers open attach to.
+    pub links: Rc<Links>,
 }
 
 fn text(status: u16, body: &str) -> Response {
@@ -128,6 +132,25 @@ impl PeerApi {
         Response::new(204)
     }
 
+    /// A peer opens the stream it receives this member's messages on. The path names the
+    /// sender, which must be the one its headers name.
+    fn stream(&self, req: Request) -> Response {
+        let from = match self.check_sender(req.header(CLUSTER_ID_HEADER), req.header(FROM_HEADER)) {
+            Ok(from) => from,
+            Err(resp) => return resp,
+        };
+        let named = req.path.strip_prefix(stream::PATH_PREFIX).unwrap_or("");
+        if u64::from_str_radix(named, 16).ok() != Some(from) || from == 0 {
+            return text(400, "the stream must name its sender\n");
+        }
+        match self.links.attach_stream(from, self.stats.clone()) {
+            Some(body) => {
+                Response::stream(200, body).with_header("Content-Type", "application/octet-stream")
+            }
+            None => text(403, "no link to the sender yet\n"),
+        }
+    }
+
     /// A snapshot whose data a [`SnapshotSink`] wrote to a file: the body holds the message
     /// and the file's path.
     fn snapshot(&self, req: Request) -> Response {
@@ -166,6 +189,7 @@ impl Handler for PeerApi {
         let limit = match (head.path.as_str(), &head.method) {
             ("/raft/msgs", Method::Post) => self.max_batch_body,
             ("/raft/snapshot", Method::Post) => MAX_SNAPSHOT_BODY,
+            (p, Method::Get) if p.starts_with(stream::PATH_PREFIX) => MAX_OTHER_BODY,
             _ => return Admit::Body(MAX_OTHER_BODY),
         };
         match self.check_sender(head.header(CLUSTER_ID_HEADER), head.header(FROM_HEADER)) {
@@ -185,6 +209,13 @@ impl Handler for PeerApi {
                 .with_header("Content-Type", "application/json"),
             ("/raft/msgs", false) if req.method == Method::Post => self.raft(req),
             ("/raft/snapshot", false) if req.method == Method::Post => self.snapshot(req),
+            (p, _) if p.starts_with(stream::PATH_PREFIX) => {
+                if req.method == Method::Get {
+                    self.stream(req)
+                } else {
+                    text(405, "Method Not Allowed\n").with_header("Allow", "GET")
+                }
+            }
             ("/members" | "/version", false) => {
                 text(405, "Method Not Allowed\n").with_header("Allow", "GET")
             }

@@ -38,8 +38,12 @@ pub struct FollowerStats {
 
 impl FollowerStats {
     fn record_success(&mut self, appends: u64, round_trip: Duration) {
-        let ms = round_trip.as_secs_f64() * 1000.0;
         self.success += appends;
+        self.sample_latency(round_trip);
+    }
+
+    fn sample_latency(&mut self, round_trip: Duration) {
+        let ms = round_trip.as_secs_f64() * 1000.0;
         let l = &mut self.latency;
         l.current = ms;
         l.count += 1;
@@ -150,6 +154,37 @@ impl TransportStats {
             let f = s.followers.entry(to).or_default();
             if appends > 0 {
                 f.record_success(appends, round_trip);
+            }
+        });
+    }
+
+    /// A stream carried `msgs` messages (`appends` of them append requests) to `to`. A
+    /// stream has no answer to time, so the follower's latency comes from the probes
+    /// ([`TransportStats::probed`]).
+    pub fn streamed(&self, to: u64, msgs: u64, appends: u64, bytes: u64) {
+        let now = Instant::now();
+        self.with(|s| {
+            s.send_append += appends;
+            s.send.add(now, msgs, bytes);
+            s.traffic.entry(to).or_default().sent_bytes += bytes;
+            s.followers.entry(to).or_default().success += appends;
+        });
+    }
+
+    /// The empty batch a link sends now and then came back from `to` after `round_trip`.
+    /// While a stream carries the link's messages (`streaming`), it is also the follower's
+    /// latency sample.
+    pub fn probed(&self, to: u64, round_trip: Duration, streaming: bool) {
+        self.with(|s| {
+            s.round_trip
+                .entry(to)
+                .or_insert_with(|| self.round_trips.peer(to))
+                .observe(round_trip);
+            if streaming {
+                s.followers
+                    .entry(to)
+                    .or_default()
+                    .sample_latency(round_trip);
             }
         });
     }
@@ -266,6 +301,23 @@ impl TransportStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_appends_count_and_probes_give_their_latency() {
+        let s = TransportStats::default();
+        s.streamed(7, 4, 3, 400);
+        // A probe of a link that batches is no latency sample; one of a streaming link is.
+        s.probed(7, Duration::from_millis(9), false);
+        s.probed(7, Duration::from_millis(2), true);
+        let f = s.followers();
+        let (id, st) = &f[0];
+        assert_eq!((*id, st.success, st.fail), (7, 3, 0));
+        assert_eq!((st.latency.minimum, st.latency.maximum), (2.0, 2.0));
+        let fig = s.figures();
+        assert_eq!(fig.send_append_requests, 3);
+        assert_eq!((fig.send_pkg_rate, fig.send_bandwidth_rate), (4.0, 400.0));
+        assert_eq!(s.traffic()[0].1.sent_bytes, 400);
+    }
 
     #[test]
     fn latency_and_counts() {

@@ -2,21 +2,13 @@
 //! `$TERN_TEST_DIR` or the system temp dir (O_DIRECT needs a real disk, not tmpfs). Fault injection that needs the
 //! in-memory file system (torn writes, failed fsyncs, power loss) runs on it only.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::record::{self, Decoded, Record};
 use super::*;
 
-fn run<T>(f: impl Future<Output = T>) -> T {
-    crate::iomem::raise_memlock_limit();
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(1 << 20)
-        .make()
-        .expect("executor")
-        .run(f)
-}
+use crate::iomem::run_local as run;
 
 /// A file system plus raw access to its files (for damaging them).
 trait Harness {
