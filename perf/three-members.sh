@@ -10,7 +10,8 @@
 #
 # Usage: perf/three-members.sh [--clients "1 64"] [--secs S] [--rounds R] [--all]
 # TERN_BASE=/path/to/another/tern adds its rows (a build of an earlier commit, for
-# before/after figures in the same run).
+# before/after figures in the same run); TERN_ARGS adds flags to every tern member (e.g.
+# "--shards 1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source perf/lib.sh
@@ -35,7 +36,7 @@ CLUSTER="m1=http://127.0.0.11:2380,m2=http://127.0.0.12:2380,m3=http://127.0.0.1
 ticks() { for p in "$@"; do awk '{print $14, $15}' "/proc/$p/stat"; done | awk '{u+=$1; s+=$2} END {print u, s}'; }
 
 one() { # label, server binary
-  local label=$1 bin=$2 extra=""
+  local label=$1 bin=$2 extra="${TERN_ARGS:-}"
   case $bin in *etcd) extra="--enable-v2" ;; esac
   local dir; dir=$(mktemp -d)
   local pids=() n=0

@@ -11,8 +11,9 @@ use crate::store::{Action, Command, Event};
 
 /// A parsed `/v2/keys` request (etcd's `etcdserverpb.Request` for the v2 API).
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct KeyRequest {
-    pub key: String,
+pub struct KeyRequest<'a> {
+    /// What follows `/v2/keys` in the percent-decoded path (borrowed: a read copies nothing).
+    pub key: &'a str,
     pub value: String,
     pub dir: bool,
     pub prev_value: Option<String>,
@@ -95,7 +96,7 @@ fn check_key_shape(key: &str) -> Result<(), Error> {
 }
 
 /// etcd 2.3's `parseKeyRequest`, check for check, in its order.
-pub fn parse_key_request(req: &Request, key: String) -> Result<KeyRequest, Error> {
+pub fn parse_key_request<'a>(req: &Request, key: &'a str) -> Result<KeyRequest<'a>, Error> {
     let form = Form::from_request(req).map_err(|e| invalid(Code::InvalidForm, &e))?;
     let prev_index = get_u64(&form, "prevIndex", Code::IndexNaN)?;
     let wait_index = get_u64(&form, "waitIndex", Code::IndexNaN)?;
@@ -187,7 +188,7 @@ pub fn ttl_expiration(now: i64, ttl: u64) -> Option<i64> {
 pub fn to_command(method: &Method, r: &KeyRequest, now: i64) -> Command {
     let expire_at = r.ttl.and_then(|ttl| ttl_expiration(now, ttl));
     let refresh = r.refresh == Some(true);
-    let key = r.key.clone();
+    let key = r.key.to_string();
     let value = r.value.clone();
     let prev_value = r.prev_value.clone();
     let prev_index = (r.prev_index > 0).then_some(r.prev_index);
@@ -257,10 +258,10 @@ pub fn to_command(method: &Method, r: &KeyRequest, now: i64) -> Command {
 }
 
 /// `key` is what follows `/v2/keys` in the percent-decoded path.
-pub async fn handle(api: &Api, req: Request, key: String) -> Response {
+pub async fn handle(api: &Api, req: &Request, key: &str) -> Response {
     let mut resp = match req.method {
         Method::Get | Method::Head | Method::Put | Method::Post | Method::Delete => {
-            serve(api, &req, key).await
+            serve(api, req, key).await
         }
         _ => return method_not_allowed("HEAD,GET,PUT,POST,DELETE"),
     };
@@ -268,16 +269,16 @@ pub async fn handle(api: &Api, req: Request, key: String) -> Response {
     resp
 }
 
-async fn serve(api: &Api, req: &Request, key: String) -> Response {
+async fn serve(api: &Api, req: &Request, key: &str) -> Response {
     let started = std::time::Instant::now();
-    if let Err(e) = check_key_shape(&key) {
+    if let Err(e) = check_key_shape(key) {
         return error_response(&e);
     }
     let r = match parse_key_request(req, key) {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
-    if !api.key_access(req, &r.key, r.recursive).await {
+    if !api.key_access(req, r.key, r.recursive).await {
         return super::auth::key_no_auth();
     }
     // etcd's reportRequest{Received,Failed,Completed}: parsed requests; watches count only
@@ -300,7 +301,7 @@ async fn serve(api: &Api, req: &Request, key: String) -> Response {
     resp
 }
 
-async fn serve_parsed(api: &Api, req: &Request, r: &KeyRequest) -> Response {
+async fn serve_parsed(api: &Api, req: &Request, r: &KeyRequest<'_>) -> Response {
     match req.method {
         Method::Get | Method::Head => {
             if r.quorum {
@@ -321,9 +322,9 @@ async fn serve_parsed(api: &Api, req: &Request, r: &KeyRequest) -> Response {
     }
 }
 
-fn get(api: &Api, r: &KeyRequest) -> Response {
+fn get(api: &Api, r: &KeyRequest<'_>) -> Response {
     let view = api.shard.view();
-    let result = view.get(&r.key, r.recursive, r.sorted);
+    let result = view.get(r.key, r.recursive, r.sorted);
     api.count_read(result.is_ok());
     let (raft_index, raft_term) = (view.raft_index, view.raft_term);
     drop(view);
@@ -334,7 +335,7 @@ fn get(api: &Api, r: &KeyRequest) -> Response {
     }
 }
 
-async fn write(api: &Api, method: &Method, r: &KeyRequest) -> Response {
+async fn write(api: &Api, method: &Method, r: &KeyRequest<'_>) -> Response {
     let cmd = to_command(method, r, unix_nanos_now());
     match api.shard.propose(&cmd).await {
         Ok(outcome) => match outcome.result {
@@ -362,7 +363,7 @@ fn event_response(
 ) -> Response {
     let created = event.action == Action::Create
         || (event.action == Action::Set && event.prev_node.is_none());
-    let mut body = Vec::with_capacity(256);
+    let mut body = Response::body_buffer(256);
     let hide_nodes = no_value_on_success
         && matches!(
             event.action,
@@ -383,10 +384,10 @@ fn event_response(
 }
 
 /// etcd's `handleKeyWatch`: headers at once, then one event (or every event with `stream=true`).
-fn watch(api: &Api, r: &KeyRequest) -> Response {
+fn watch(api: &Api, r: &KeyRequest<'_>) -> Response {
     let since = (r.wait_index > 0).then_some(r.wait_index);
     let start_index = api.shard.watch_index();
-    let watcher = match api.shard.watch(&r.key, r.recursive, r.stream, since) {
+    let watcher = match api.shard.watch(r.key, r.recursive, r.stream, since) {
         Ok(w) => w,
         Err(e) => return error_response(&e),
     };
@@ -432,9 +433,13 @@ mod tests {
         assert_eq!(parse_go_uint("18446744073709551616"), None);
     }
 
-    fn req(prev_exist: Option<bool>, prev_value: Option<&str>, prev_index: u64) -> KeyRequest {
+    fn req(
+        prev_exist: Option<bool>,
+        prev_value: Option<&str>,
+        prev_index: u64,
+    ) -> KeyRequest<'static> {
         KeyRequest {
-            key: "/k".into(),
+            key: "/k",
             value: "v".into(),
             prev_exist,
             prev_value: prev_value.map(str::to_string),

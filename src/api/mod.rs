@@ -161,8 +161,7 @@ impl Api {
         }
         let path = String::from_utf8_lossy(&decoded);
         if path == "/v2/keys" || path.starts_with("/v2/keys/") {
-            let key = path["/v2/keys".len()..].to_string();
-            return keys::handle(self, req, key).await;
+            return keys::handle(self, &req, &path["/v2/keys".len()..]).await;
         }
         if let Some(sub) = path.strip_prefix("/v2/auth/") {
             return auth::handle(self, &req, sub).await;

@@ -11,6 +11,7 @@ pub mod decode;
 pub mod form;
 pub mod request;
 pub mod response;
+pub mod spare;
 
 pub use conn::{serve_connection, Admit, BodySink, Handler, HandlerFn, MAX_BACKLOG, MAX_IN_FLIGHT};
 pub use form::{decode_component, decode_path, decode_path_bytes, Form};

@@ -15,6 +15,8 @@ use std::fmt;
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
+use super::spare;
+
 /// Most headers a request may carry; more is answered with 431.
 pub const MAX_HEADERS: usize = 64;
 
@@ -205,7 +207,8 @@ fn find_header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
 
 /// A request's headers in arrival order, names as sent: one text buffer and the spans of each
 /// name and value in it, so a request's headers cost two allocations however many there are
-/// (they were a `String` pair each).
+/// (they were a `String` pair each), and none once the thread has served a request before:
+/// dropped headers leave their buffers to the next ones ([`super::spare`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers {
     text: String,
@@ -217,8 +220,9 @@ impl Headers {
     /// Room for `count` headers of `bytes` bytes of names and values together.
     pub fn with_capacity(count: usize, bytes: usize) -> Headers {
         Headers {
-            text: String::with_capacity(bytes),
-            spans: Vec::with_capacity(count),
+            // An empty byte buffer is valid UTF-8.
+            text: String::from_utf8(spare::take(&spare::BYTES, bytes)).unwrap_or_default(),
+            spans: spare::take(&spare::SPANS, count),
         }
     }
 
@@ -248,6 +252,13 @@ impl Headers {
 
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
+    }
+}
+
+impl Drop for Headers {
+    fn drop(&mut self) {
+        spare::give(&spare::BYTES, std::mem::take(&mut self.text).into_bytes());
+        spare::give(&spare::SPANS, std::mem::take(&mut self.spans));
     }
 }
 

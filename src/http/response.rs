@@ -14,6 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_lite::Stream;
 
+use super::spare;
+
 /// A streamed body: each item goes out as one chunk as soon as it is produced. Dropping it
 /// (the connection does so at once when the client goes away) is how its producer learns
 /// nobody listens any more.
@@ -144,9 +146,15 @@ impl Response {
     pub fn full(status: u16, body: impl Into<Vec<u8>>) -> Response {
         Response {
             status,
-            headers: Vec::new(),
+            headers: spare::take(&spare::RESPONSE_HEADERS, 0),
             body: Body::Full(body.into()),
         }
+    }
+
+    /// An empty body buffer with room for `capacity` bytes, a spare one when the thread has
+    /// one (the writer leaves every full body it sent for reuse).
+    pub fn body_buffer(capacity: usize) -> Vec<u8> {
+        spare::take(&spare::BYTES, capacity)
     }
 
     /// A `text/plain; charset=utf-8` response.
@@ -336,6 +344,7 @@ pub(crate) fn encode_with_date(
         value.write(out);
         out.extend_from_slice(b"\r\n");
     }
+    spare::give(&spare::RESPONSE_HEADERS, headers);
     if !has_date {
         out.extend_from_slice(b"Date: ");
         match date {
@@ -355,6 +364,7 @@ pub(crate) fn encode_with_date(
             if allowed && !ctx.head {
                 out.extend_from_slice(&bytes);
             }
+            spare::give(&spare::BYTES, bytes);
         }
         Body::Stream(s) => {
             if !allowed {
