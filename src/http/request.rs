@@ -118,6 +118,14 @@ pub struct Request {
     pub keep_alive: bool,
 }
 
+/// A finished request leaves its path and query buffers for the next one ([`super::spare`]).
+impl Drop for Request {
+    fn drop(&mut self) {
+        spare::give(&spare::BYTES, std::mem::take(&mut self.path).into_bytes());
+        spare::give(&spare::BYTES, std::mem::take(&mut self.query).into_bytes());
+    }
+}
+
 impl Request {
     /// The request made of `head` and `body`.
     pub fn from_head(head: RequestHead, body: Vec<u8>) -> Request {
@@ -743,8 +751,8 @@ fn build(
     }
     Ok(RequestHead {
         method: Method::from_token(method),
-        path: path.to_string(),
-        query: query.to_string(),
+        path: spare::string(path),
+        query: spare::string(query),
         headers,
         minor_version: minor,
         keep_alive,

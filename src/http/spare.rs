@@ -1,6 +1,7 @@
 //! Per-thread spare buffers: what a finished request or response leaves behind for the next
 //! one, so a connection that has served a request before serves the next without calling the
-//! allocator for its header text, header spans, response body or response header list.
+//! allocator for its path, query, header text, header spans, response body or response header
+//! list.
 //!
 //! Each kind keeps at most [`KEEP`] buffers per thread and none over [`MAX_BYTES`] (a buffer
 //! grown by one large request is freed, not hoarded). Knows nothing about what the buffers
@@ -37,6 +38,17 @@ pub fn take<T>(pool: &'static Pool<T>, capacity: usize) -> Vec<T> {
         .unwrap_or_default();
     v.reserve(capacity);
     v
+}
+
+/// `text` in a spare buffer when the thread has one (an empty text takes none).
+pub fn string(text: &str) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    let mut v = take(&BYTES, text.len());
+    v.extend_from_slice(text.as_bytes());
+    // The bytes of a `str`: valid UTF-8.
+    String::from_utf8(v).unwrap_or_else(|_| text.to_string())
 }
 
 /// Leaves `v`, emptied, for a later [`take`], unless it has no room at all or too much, or the
