@@ -115,8 +115,8 @@ fn check(data: &[u8], limits: &Limits) {
     let mut input = HEAD.to_vec();
     input.extend_from_slice(data);
     let got = match parse_request(&input, limits) {
-        Ok(Parsed::Complete(req, used)) => Outcome::Complete {
-            body: req.body,
+        Ok(Parsed::Complete(mut req, used)) => Outcome::Complete {
+            body: std::mem::take(&mut req.body),
             end: used - HEAD.len(),
         },
         Ok(Parsed::Partial(_)) => Outcome::Incomplete,
