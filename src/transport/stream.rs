@@ -302,6 +302,10 @@ async fn read_stream(link: &Link, ctx: &Context) -> Result<(), Ended> {
             ctx.stats
                 .received(link.peer, msgs, appends, piece.len() as u64);
         }
+        // A stream that always has more to read never makes this task wait: give the raft
+        // loop, the other links and the peer port their turn once this task's time slice is
+        // used up (a peer flooding its stream must not stall the shard).
+        glommio::yield_if_needed().await;
     }
     Ok(())
 }
