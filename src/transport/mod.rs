@@ -205,6 +205,9 @@ impl Link {
         if self.streaming() {
             self.lost_stream();
             self.wake_stream();
+            if let Some(w) = self.task_waker.take() {
+                w.wake();
+            }
         }
     }
 
@@ -222,6 +225,18 @@ impl Link {
         if let Some(w) = self.stream_waker.take() {
             w.wake();
         }
+    }
+
+    /// The link task's wait for queued messages: like the queue's own, but a stream that took
+    /// the queue's waker slot meanwhile and went away again wakes this task too (through
+    /// `task_waker`), so messages queued after it are not left waiting for the probe timer.
+    async fn recv_batch(&self, out: &mut Vec<Message>) -> bool {
+        use std::future::Future;
+        futures_lite::future::poll_fn(|cx| {
+            self.task_waker.set(Some(cx.waker().clone()));
+            std::pin::Pin::new(&mut self.queue.recv_batch(&mut *out)).poll(cx)
+        })
+        .await
     }
 
     /// Waits until no stream takes the messages (or the link closed), at most `limit`.
@@ -508,6 +523,13 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
     while !link.closed.get() {
         let urls = link.urls.borrow().clone();
         let Some((stream, host)) = connect(&urls, &ctx).await else {
+            if link.streaming() {
+                // The peer reaches this member and takes its messages on its stream: this
+                // connection is for probes only, try it again later.
+                glommio::timer::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
             // Nobody to give them to: raft resends what matters once the peer is back.
             let mut dropped = Vec::new();
             if !link.queue.is_empty() {
@@ -544,8 +566,7 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
                     // An idle link sends an empty batch now and then, so whether the peer is
                     // reachable stays known (the strict reconfiguration check asks) even when
                     // raft has nothing to say to it (a follower talks to the leader only).
-                    let more =
-                        with_timeout(PROBE_INTERVAL, link.queue.recv_batch(&mut batch)).await;
+                    let more = with_timeout(PROBE_INTERVAL, link.recv_batch(&mut batch)).await;
                     // A stream that attached meanwhile may have lost its place as the queue's
                     // waker to this wait: let it take it back.
                     link.wake_stream();

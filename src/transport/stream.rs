@@ -210,14 +210,23 @@ pub(super) async fn run_reader(link: Rc<Link>, ctx: Rc<Context>) {
     let mut backoff = BACKOFF_MIN;
     while !link.closed.get() {
         let pause = match read_stream(&link, &ctx).await {
-            Ok(()) => {
-                tracing::warn!(
-                    "lost the TCP streaming connection with peer {} (stream reader)",
-                    id_hex(link.peer)
-                );
-                // It worked for a while: the next failure starts the backoff afresh.
-                backoff = BACKOFF_MIN;
-                BACKOFF_MIN
+            Ok(brought) => {
+                if !link.closed.get() {
+                    tracing::warn!(
+                        "lost the TCP streaming connection with peer {} (stream reader)",
+                        id_hex(link.peer)
+                    );
+                }
+                if brought {
+                    // It worked for a while: the next failure starts the backoff afresh.
+                    backoff = BACKOFF_MIN;
+                    BACKOFF_MIN
+                } else {
+                    // Taken but ended before anything came: not a reason to dial at once.
+                    let pause = backoff;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    pause
+                }
             }
             Err(Ended::NotSupported) => NO_STREAMS_BACKOFF,
             Err(Ended::Retry) => {
@@ -231,8 +240,8 @@ pub(super) async fn run_reader(link: Rc<Link>, ctx: Rc<Context>) {
 }
 
 /// One stream: dials, asks, and reads frames until the stream breaks. `Ok` when the peer
-/// took the request (the stream was established).
-async fn read_stream(link: &Link, ctx: &Context) -> Result<(), Ended> {
+/// took the request (the stream was established), saying whether anything came on it.
+async fn read_stream(link: &Link, ctx: &Context) -> Result<bool, Ended> {
     let urls = link.urls.borrow().clone();
     let (stream, host) = connect(&urls, ctx).await.ok_or(Ended::Retry)?;
     let mut conn = ClientConn::new(stream, MAX_RESPONSE);
@@ -271,6 +280,7 @@ async fn read_stream(link: &Link, ctx: &Context) -> Result<(), Ended> {
         id_hex(link.peer)
     );
     let mut frames = FrameReader::new(ctx.max_frame);
+    let mut brought = false;
     loop {
         let piece = match with_timeout(READ_TIMEOUT, conn.read_body()).await {
             Some(Ok(Some(piece))) => piece,
@@ -278,6 +288,7 @@ async fn read_stream(link: &Link, ctx: &Context) -> Result<(), Ended> {
             // silent for too long.
             _ => break,
         };
+        brought = true;
         if link.closed.get() {
             break;
         }
@@ -298,16 +309,15 @@ async fn read_stream(link: &Link, ctx: &Context) -> Result<(), Ended> {
                 }
             }
         }
-        if msgs > 0 {
-            ctx.stats
-                .received(link.peer, msgs, appends, piece.len() as u64);
-        }
+        // Every piece's bytes count, also those of a message that ends in a later piece.
+        ctx.stats
+            .received(link.peer, msgs, appends, piece.len() as u64);
         // A stream that always has more to read never makes this task wait: give the raft
         // loop, the other links and the peer port their turn once this task's time slice is
         // used up (a peer flooding its stream must not stall the shard).
         glommio::yield_if_needed().await;
     }
-    Ok(())
+    Ok(brought)
 }
 
 #[cfg(test)]
@@ -395,6 +405,33 @@ mod tests {
             assert_eq!(link.queue.len(), 0);
             let followers = stats.followers();
             assert_eq!(followers[0].1.success, 2, "appends streamed");
+        });
+    }
+
+    #[test]
+    fn a_stream_that_goes_away_hands_the_queue_back_to_a_waiting_link_task() {
+        use futures_lite::StreamExt;
+        run(async {
+            let link = Rc::new(Link::new(2, &[]));
+            let stats = Arc::new(TransportStats::default());
+            // The link task waits for messages in batch mode.
+            let waiting = glommio::spawn_local({
+                let link = link.clone();
+                async move {
+                    let mut out = Vec::new();
+                    link.recv_batch(&mut out).await;
+                    out
+                }
+            });
+            futures_lite::future::yield_now().await;
+            // A stream attaches and waits on the queue too (its waker takes the queue's slot),
+            // then its connection goes away before anything was queued.
+            let mut s = link.attach_stream(stats);
+            assert!(futures_lite::future::poll_once(s.next()).await.is_none());
+            drop(s);
+            link.queue.push(msg(7, MessageType::MsgHeartbeat));
+            let got = crate::shard::with_timeout(Duration::from_secs(5), waiting).await;
+            assert_eq!(got.map(|m| m.len()), Some(1), "the link task was not woken");
         });
     }
 
