@@ -62,8 +62,7 @@ fn post_raft(c: &Cluster, i: usize, cluster_id: &str, from: &str, msgs: &[Messag
         tern::transport::encode_frame(m, &mut body);
     }
     let n = &c.nodes[i];
-    let mut s = TcpStream::connect((n.ip.as_str(), n.peer_port)).expect("connect to peer port");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = peer_connection(c, i);
     let head = format!(
         "POST /raft/msgs HTTP/1.1\r\nHost: {}:{}\r\nX-Etcd-Cluster-ID: {cluster_id}\r\n\
          X-Server-From: {from}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -76,6 +75,25 @@ fn post_raft(c: &Cluster, i: usize, cluster_id: &str, from: &str, msgs: &[Messag
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
     status_of(&answer)
+}
+
+/// A connection to member `i`'s peer port (reads time out after 10 s).
+fn peer_connection(c: &Cluster, i: usize) -> TcpStream {
+    let n = &c.nodes[i];
+    let s = TcpStream::connect((n.ip.as_str(), n.peer_port)).expect("connect to peer port");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// A 3-member cluster with a leader, one of its followers, and the answer to a first write
+/// through the leader (its headers carry the cluster ID and the raft term).
+fn three_members_and_a_write() -> (Cluster, usize, usize, common::Resp) {
+    let c = Cluster::start(3, &[]);
+    let leader = c.wait_leader(&[0, 1, 2], Duration::from_secs(20));
+    let follower = (leader + 1) % 3;
+    let r = c.client(leader).put("/v2/keys/before", &[("value", "1")]);
+    assert_eq!(r.status, 201);
+    (c, leader, follower, r)
 }
 
 /// The status code of an HTTP answer's text (0 when there is none).
@@ -92,11 +110,7 @@ fn status_of(answer: &str) -> u16 {
 /// serving reads and writes.
 #[test]
 fn forged_raft_messages_do_not_break_a_member() {
-    let mut c = Cluster::start(3, &[]);
-    let leader = c.wait_leader(&[0, 1, 2], Duration::from_secs(20));
-    let follower = (leader + 1) % 3;
-    let r = c.client(leader).put("/v2/keys/before", &[("value", "1")]);
-    assert_eq!(r.status, 201);
+    let (mut c, leader, follower, r) = three_members_and_a_write();
     let cluster_id = r
         .header("X-Etcd-Cluster-Id")
         .expect("cluster id")
@@ -447,8 +461,7 @@ fn peer_request(
     from: &str,
 ) -> (u16, String) {
     let n = &c.nodes[i];
-    let mut s = TcpStream::connect((n.ip.as_str(), n.peer_port)).expect("connect to peer port");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = peer_connection(c, i);
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nX-Etcd-Cluster-ID: {cluster_id}\r\n\
          X-Server-From: {from}\r\nContent-Length: 0\r\n\r\n",
@@ -473,11 +486,7 @@ fn peer_request(
 /// a moment only: the member opens its own again and keeps replicating.
 #[test]
 fn raft_stream_requests_are_judged_by_their_head() {
-    let c = Cluster::start(3, &[]);
-    let leader = c.wait_leader(&[0, 1, 2], Duration::from_secs(20));
-    let follower = (leader + 1) % 3;
-    let r = c.client(leader).put("/v2/keys/before", &[("value", "1")]);
-    assert_eq!(r.status, 201);
+    let (c, leader, follower, r) = three_members_and_a_write();
     let cluster_id = r
         .header("X-Etcd-Cluster-Id")
         .expect("cluster id")

@@ -228,8 +228,7 @@ impl Headers {
     /// Room for `count` headers of `bytes` bytes of names and values together.
     pub fn with_capacity(count: usize, bytes: usize) -> Headers {
         Headers {
-            // An empty byte buffer is valid UTF-8.
-            text: String::from_utf8(spare::take(&spare::BYTES, bytes)).unwrap_or_default(),
+            text: spare::take_string(bytes),
             spans: spare::take(&spare::SPANS, count),
         }
     }

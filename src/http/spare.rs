@@ -40,15 +40,21 @@ pub fn take<T>(pool: &'static Pool<T>, capacity: usize) -> Vec<T> {
     v
 }
 
+/// An empty string with room for `capacity` bytes, in a spare byte buffer when the thread has
+/// one.
+pub fn take_string(capacity: usize) -> String {
+    // An empty buffer is valid UTF-8.
+    String::from_utf8(take(&BYTES, capacity)).unwrap_or_default()
+}
+
 /// `text` in a spare buffer when the thread has one (an empty text takes none).
 pub fn string(text: &str) -> String {
     if text.is_empty() {
         return String::new();
     }
-    let mut v = take(&BYTES, text.len());
-    v.extend_from_slice(text.as_bytes());
-    // The bytes of a `str`: valid UTF-8.
-    String::from_utf8(v).unwrap_or_else(|_| text.to_string())
+    let mut s = take_string(text.len());
+    s.push_str(text);
+    s
 }
 
 /// Leaves `v`, emptied, for a later [`take`], unless it has no room at all or too much, or the

@@ -194,9 +194,7 @@ impl Link {
     fn detach_stream(&self, generation: u64) {
         if self.stream.get() == generation {
             self.lost_stream();
-            if let Some(w) = self.task_waker.take() {
-                w.wake();
-            }
+            self.wake_task();
         }
     }
 
@@ -205,9 +203,7 @@ impl Link {
         if self.streaming() {
             self.lost_stream();
             self.wake_stream();
-            if let Some(w) = self.task_waker.take() {
-                w.wake();
-            }
+            self.wake_task();
         }
     }
 
@@ -223,6 +219,12 @@ impl Link {
 
     fn wake_stream(&self) {
         if let Some(w) = self.stream_waker.take() {
+            w.wake();
+        }
+    }
+
+    fn wake_task(&self) {
+        if let Some(w) = self.task_waker.take() {
             w.wake();
         }
     }
@@ -255,9 +257,7 @@ impl Link {
         self.closed.set(true);
         self.queue.close();
         self.end_stream();
-        if let Some(w) = self.task_waker.take() {
-            w.wake();
-        }
+        self.wake_task();
     }
 
     /// Records whether messages reach the peer now (for raft's checks and `/metrics`).
@@ -490,6 +490,14 @@ async fn connect_from(source: IpAddr, addr: SocketAddr) -> io::Result<glommio::n
     Ok(unsafe { glommio::net::TcpStream::from_raw_fd(fd.into_raw_fd()) })
 }
 
+/// The pause before the next attempt, `backoff`, which doubles (up to [`BACKOFF_MAX`]) for the
+/// one after.
+fn next_backoff(backoff: &mut Duration) -> Duration {
+    let pause = *backoff;
+    *backoff = (pause * 2).min(BACKOFF_MAX);
+    pause
+}
+
 /// What the peer's answer to a batch means for the link.
 enum Verdict {
     Delivered,
@@ -526,8 +534,7 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
             if link.streaming() {
                 // The peer reaches this member and takes its messages on its stream: this
                 // connection is for probes only, try it again later.
-                glommio::timer::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                glommio::timer::sleep(next_backoff(&mut backoff)).await;
                 continue;
             }
             // Nobody to give them to: raft resends what matters once the peer is back.
@@ -538,8 +545,7 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
             }
             link.set_active(false, &ctx.stats);
             ctx.inbox.push(RaftInput::Unreachable(link.peer));
-            glommio::timer::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            glommio::timer::sleep(next_backoff(&mut backoff)).await;
             continue;
         };
         backoff = BACKOFF_MIN;

@@ -37,11 +37,6 @@ pub struct FollowerStats {
 }
 
 impl FollowerStats {
-    fn record_success(&mut self, appends: u64, round_trip: Duration) {
-        self.success += appends;
-        self.sample_latency(round_trip);
-    }
-
     fn sample_latency(&mut self, round_trip: Duration) {
         let ms = round_trip.as_secs_f64() * 1000.0;
         let l = &mut self.latency;
@@ -104,6 +99,17 @@ struct Inner {
     round_trip: BTreeMap<u64, DurationHistogram>,
 }
 
+impl Inner {
+    /// What every delivery to `to` counts: appends (a follower's successes), the send rate and
+    /// the peer's bytes.
+    fn count_sent(&mut self, now: Instant, to: u64, msgs: u64, appends: u64, bytes: u64) {
+        self.send_append += appends;
+        self.send.add(now, msgs, bytes);
+        self.traffic.entry(to).or_default().sent_bytes += bytes;
+        self.followers.entry(to).or_default().success += appends;
+    }
+}
+
 /// A snapshot of the figures, for rendering.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {
@@ -144,16 +150,16 @@ impl TransportStats {
     pub fn sent(&self, to: u64, msgs: u64, appends: u64, bytes: u64, round_trip: Duration) {
         let now = Instant::now();
         self.with(|s| {
-            s.send_append += appends;
-            s.send.add(now, msgs, bytes);
-            s.traffic.entry(to).or_default().sent_bytes += bytes;
+            s.count_sent(now, to, msgs, appends, bytes);
             s.round_trip
                 .entry(to)
                 .or_insert_with(|| self.round_trips.peer(to))
                 .observe(round_trip);
-            let f = s.followers.entry(to).or_default();
             if appends > 0 {
-                f.record_success(appends, round_trip);
+                s.followers
+                    .entry(to)
+                    .or_default()
+                    .sample_latency(round_trip);
             }
         });
     }
@@ -163,12 +169,7 @@ impl TransportStats {
     /// ([`TransportStats::probed`]).
     pub fn streamed(&self, to: u64, msgs: u64, appends: u64, bytes: u64) {
         let now = Instant::now();
-        self.with(|s| {
-            s.send_append += appends;
-            s.send.add(now, msgs, bytes);
-            s.traffic.entry(to).or_default().sent_bytes += bytes;
-            s.followers.entry(to).or_default().success += appends;
-        });
+        self.with(|s| s.count_sent(now, to, msgs, appends, bytes));
     }
 
     /// The empty batch a link sends now and then came back from `to` after `round_trip`.

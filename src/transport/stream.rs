@@ -32,7 +32,7 @@ use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 
 use super::{
-    connect, encode_batch, judge, request_headers, Context, Link, TransportStats, BACKOFF_MAX,
+    connect, encode_batch, judge, next_backoff, request_headers, Context, Link, TransportStats,
     BACKOFF_MIN, BATCH_SPLIT, MAX_RESPONSE, REQUEST_TIMEOUT,
 };
 use crate::cluster::id_hex;
@@ -223,17 +223,11 @@ pub(super) async fn run_reader(link: Rc<Link>, ctx: Rc<Context>) {
                     BACKOFF_MIN
                 } else {
                     // Taken but ended before anything came: not a reason to dial at once.
-                    let pause = backoff;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                    pause
+                    next_backoff(&mut backoff)
                 }
             }
             Err(Ended::NotSupported) => NO_STREAMS_BACKOFF,
-            Err(Ended::Retry) => {
-                let pause = backoff;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                pause
-            }
+            Err(Ended::Retry) => next_backoff(&mut backoff),
         };
         glommio::timer::sleep(pause).await;
     }
@@ -266,12 +260,7 @@ async fn read_stream(link: &Link, ctx: &Context) -> Result<bool, Ended> {
         200 => {}
         404 | 405 => return Err(Ended::NotSupported),
         status => {
-            let cluster = head
-                .headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(super::CLUSTER_ID_HEADER))
-                .map(|(_, v)| v.as_str());
-            let _ = judge(status, cluster, ctx);
+            let _ = judge(status, head.header(super::CLUSTER_ID_HEADER), ctx);
             return Err(Ended::Retry);
         }
     }
