@@ -556,11 +556,15 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
         batch.clear();
         // Messages of `batch` sent; a batch goes out in pieces of at most BATCH_SPLIT bytes.
         let mut sent = 0;
+        // Whether the last request was a probe while a stream carried the messages: a stream
+        // that just attached gets its first probe (reachability, the follower's latency) at
+        // once, later ones every PROBE_INTERVAL.
+        let mut probed_stream = false;
         loop {
             if sent >= batch.len() {
                 batch.clear();
                 sent = 0;
-                if link.streaming() {
+                if link.streaming() && probed_stream {
                     // The peer's stream carries the messages; this connection only probes,
                     // or takes over at once when the stream ends.
                     link.wait_detached(PROBE_INTERVAL).await;
@@ -583,6 +587,7 @@ async fn run_link(link: Rc<Link>, ctx: Rc<Context>) {
             }
             let (count, appends) = encode_batch(&batch[sent..], BATCH_SPLIT, &mut body);
             sent += count;
+            probed_stream = count == 0 && link.streaming();
             request.clear();
             encode_request(
                 "POST",
