@@ -322,15 +322,18 @@ async fn serve_parsed(api: &Api, req: &Request, r: &KeyRequest<'_>) -> Response 
     }
 }
 
+/// A read, answered from the shard's published view. The JSON is written straight from the
+/// tree into a spare body buffer (no copy of the node): a GET allocates nothing.
 fn get(api: &Api, r: &KeyRequest<'_>) -> Response {
     let view = api.shard.view();
-    let result = view.get(r.key, r.recursive, r.sorted);
+    let mut body = Response::body_buffer(256);
+    let result = view.write_get(r.key, r.recursive, &mut body, unix_nanos_now());
     api.count_read(result.is_ok());
-    let (raft_index, raft_term) = (view.raft_index, view.raft_term);
+    let (etcd_index, raft_index, raft_term) = (view.index(), view.raft_index, view.raft_term);
     drop(view);
     api.shard.observe(raft_index);
     match result {
-        Ok(event) => event_response(&event, false, raft_index, raft_term),
+        Ok(()) => key_response(200, body, etcd_index, raft_index, raft_term),
         Err(e) => error_response(&e),
     }
 }
@@ -376,8 +379,20 @@ fn event_response(
     } else {
         event.write_json(&mut body, unix_nanos_now());
     }
-    let mut resp = json_response(if created { 201 } else { 200 }, body);
-    resp.headers.push(("X-Etcd-Index", event.etcd_index.into()));
+    let status = if created { 201 } else { 200 };
+    key_response(status, body, event.etcd_index, raft_index, raft_term)
+}
+
+/// A keys API answer: the JSON body and etcd's index headers.
+fn key_response(
+    status: u16,
+    body: Vec<u8>,
+    etcd_index: u64,
+    raft_index: u64,
+    raft_term: u64,
+) -> Response {
+    let mut resp = json_response(status, body);
+    resp.headers.push(("X-Etcd-Index", etcd_index.into()));
     resp.headers.push(("X-Raft-Index", raft_index.into()));
     resp.headers.push(("X-Raft-Term", raft_term.into()));
     resp

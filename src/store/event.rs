@@ -139,11 +139,49 @@ impl NodeView {
 
     /// `{` and the fields before `nodes`.
     fn write_head<'a>(&self, out: &'a mut Vec<u8>, now: i64) -> JsonFields<'a> {
+        self.fields().write_head(out, now)
+    }
+
+    /// The fields after `nodes`, and `}`.
+    fn write_tail(&self, fields: JsonFields<'_>) {
+        NodeFields::write_tail(self.modified_index, self.created_index, fields)
+    }
+
+    /// This node's own fields, borrowed.
+    fn fields(&self) -> NodeFields<'_> {
+        NodeFields {
+            key: &self.key,
+            value: self.value.as_deref(),
+            dir: self.dir,
+            expire_at: self.expire_at,
+            modified_index: self.modified_index,
+            created_index: self.created_index,
+        }
+    }
+}
+
+/// One node's own fields (no children), borrowed: from a [`NodeView`], or straight from the tree
+/// for a GET of a file, which then copies neither its key nor its value (see
+/// [`write_get_json`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NodeFields<'a> {
+    /// Empty for the root.
+    pub key: &'a str,
+    pub value: Option<&'a str>,
+    pub dir: bool,
+    pub expire_at: Option<i64>,
+    pub modified_index: u64,
+    pub created_index: u64,
+}
+
+impl NodeFields<'_> {
+    /// `{` and the fields before `nodes`.
+    fn write_head<'o>(&self, out: &'o mut Vec<u8>, now: i64) -> JsonFields<'o> {
         let mut fields = JsonFields::open(out);
         if !self.key.is_empty() {
-            write_json_string(fields.name("key"), &self.key);
+            write_json_string(fields.name("key"), self.key);
         }
-        if let Some(value) = &self.value {
+        if let Some(value) = self.value {
             write_json_string(fields.name("value"), value);
         }
         if self.dir {
@@ -165,19 +203,34 @@ impl NodeView {
     }
 
     /// The fields after `nodes`, and `}`.
-    fn write_tail(&self, mut fields: JsonFields<'_>) {
-        if self.modified_index != 0 {
+    fn write_tail(modified_index: u64, created_index: u64, mut fields: JsonFields<'_>) {
+        if modified_index != 0 {
             fields
                 .name("modifiedIndex")
-                .extend_from_slice(itoa::Buffer::new().format(self.modified_index).as_bytes());
+                .extend_from_slice(itoa::Buffer::new().format(modified_index).as_bytes());
         }
-        if self.created_index != 0 {
+        if created_index != 0 {
             fields
                 .name("createdIndex")
-                .extend_from_slice(itoa::Buffer::new().format(self.created_index).as_bytes());
+                .extend_from_slice(itoa::Buffer::new().format(created_index).as_bytes());
         }
         fields.out.push(b'}');
     }
+
+    /// The whole node as a JSON object.
+    fn write_json(&self, out: &mut Vec<u8>, now: i64) {
+        let fields = self.write_head(out, now);
+        NodeFields::write_tail(self.modified_index, self.created_index, fields);
+    }
+}
+
+/// Appends the JSON of a GET that found `node` with no children to list (a file), exactly as
+/// [`Event::write_json`] writes an `Action::Get` event of it, from borrowed fields. Reads are the
+/// hot path: this is what lets a GET allocate nothing.
+pub fn write_get_json(out: &mut Vec<u8>, node: NodeFields<'_>, now: i64) {
+    out.extend_from_slice(b"{\"action\":\"get\",\"node\":");
+    node.write_json(out, now);
+    out.extend_from_slice(b"}\n");
 }
 
 /// Dismantles a deep listing with an explicit stack: the derived drop recurses once per level.

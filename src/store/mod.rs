@@ -225,14 +225,39 @@ impl View {
     /// by key, so `sorted` changes nothing.
     pub fn get(&self, key: &str, recursive: bool, _sorted: bool) -> Result<Event, Error> {
         let path = path::clean_cow(key);
-        let node = self.tree.get(&path, self.index)?.listing(&path, recursive);
-        Ok(Event {
+        let node = self.tree.get(&path, self.index)?;
+        Ok(self.get_event(node, &path, recursive))
+    }
+
+    /// The event a GET of `node` (found at `path`) answers.
+    fn get_event(&self, node: &node::Node, path: &str, recursive: bool) -> Event {
+        Event {
             action: Action::Get,
-            node,
+            node: node.listing(path, recursive),
             prev_node: None,
             etcd_index: self.index,
             refresh: false,
-        })
+        }
+    }
+
+    /// GET written straight into `out`: the JSON of [`View::get`]'s event. A file (every GET
+    /// of a key) is written from the tree, copying neither its key nor its value; a directory
+    /// is listed first, as `get` does.
+    pub fn write_get(
+        &self,
+        key: &str,
+        recursive: bool,
+        out: &mut Vec<u8>,
+        now: i64,
+    ) -> Result<(), Error> {
+        let path = path::clean_cow(key);
+        let node = self.tree.get(&path, self.index)?;
+        if node.is_dir() {
+            self.get_event(node, &path, recursive).write_json(out, now);
+        } else {
+            event::write_get_json(out, node.fields(&path), now);
+        }
+        Ok(())
     }
 
     /// The replicated auth state.

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use super::event::NodeView;
+use super::event::{NodeFields, NodeView};
 use super::path;
 use crate::error::{Code, Error};
 
@@ -101,6 +101,21 @@ impl Node {
             view.key.clear();
         }
         view
+    }
+
+    /// The node's own fields as the JSON writer takes them, borrowed, under `key`.
+    pub fn fields<'a>(&'a self, key: &'a str) -> NodeFields<'a> {
+        NodeFields {
+            key,
+            value: match &self.content {
+                Content::File(value) => Some(value),
+                Content::Dir(_) => None,
+            },
+            dir: self.is_dir(),
+            expire_at: self.expire_at,
+            modified_index: self.modified_index,
+            created_index: self.created_index,
+        }
     }
 
     /// The node without children.

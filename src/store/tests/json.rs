@@ -64,6 +64,30 @@ fn recursive_delete_of_a_dir_shows_dir_and_prev_node() {
 }
 
 #[test]
+fn get_of_a_file_is_written_from_the_tree_as_etcd_writes_it() {
+    let mut store = Replica::new(1000);
+    ok(
+        &mut store,
+        set_ttl("/k", "a\"b\\c\u{1}é", T0 + 100 * SECOND + 199_049_708),
+    );
+    ok(&mut store, set("/empty", ""));
+    let view = store.store.published().view();
+    let mut out = Vec::new();
+    view.write_get("k/", false, &mut out, T0).unwrap();
+    view.write_get("//empty", true, &mut out, T0).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "{\"action\":\"get\",\"node\":{\"key\":\"/k\",\"value\":\"a\\\"b\\\\c\\u0001é\",\
+         \"expiration\":\"2026-11-23T20:14:29.199049708Z\",\"ttl\":101,\"modifiedIndex\":1,\"createdIndex\":1}}\n\
+         {\"action\":\"get\",\"node\":{\"key\":\"/empty\",\"value\":\"\",\"modifiedIndex\":2,\"createdIndex\":2}}\n"
+    );
+    let mut out = Vec::new();
+    let missing = view.write_get("/k/x", false, &mut out, T0).unwrap_err();
+    assert_eq!(missing.code, Code::NotDir);
+    assert!(out.is_empty(), "an error writes nothing");
+}
+
+#[test]
 fn recursive_sorted_get_of_a_nested_dir() {
     let mut store = Replica::new(1000);
     ok(&mut store, set("/d/e/f", "1"));

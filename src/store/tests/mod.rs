@@ -71,7 +71,20 @@ impl Replica {
 
     /// A GET of the newest published version, counted as a shard counts it.
     pub fn get(&mut self, key: &str, recursive: bool, sorted: bool) -> Result<Event, Error> {
-        let result = self.store.published().view().get(key, recursive, sorted);
+        let view = self.store.published().view();
+        let result = view.get(key, recursive, sorted);
+        // Every GET of these tests also checks the writer the keys API answers GETs with.
+        let now = T0 + SECOND / 3;
+        let mut direct = Vec::new();
+        match (&result, view.write_get(key, recursive, &mut direct, now)) {
+            (Ok(event), Ok(())) => assert_eq!(
+                String::from_utf8_lossy(&direct),
+                String::from_utf8_lossy(&event.to_json(now)),
+                "GET {key} recursive={recursive}"
+            ),
+            (Err(e), Err(direct_e)) => assert_eq!(e, &direct_e, "GET {key}"),
+            (get, write_get) => panic!("GET {key}: get {get:?}, write_get {write_get:?}"),
+        }
         if result.is_ok() {
             self.gets.0 += 1;
         } else {
