@@ -1,7 +1,9 @@
 //! The behaviours tern relies on from its patched glommio (`vendor/glommio/PATCHES.md`),
 //! checked from outside the runtime: time-slice preemption without a kernel timer, a sleeping
-//! executor waking for the earliest timer even when a later one was armed first, and no lost
-//! wake-up between executors that sleep and wake each other many times.
+//! executor waking for the earliest timer even when a later one was armed first, no lost
+//! wake-up between executors that sleep and wake each other many times, and a stream's single
+//! multishot read poll (nothing allocated per request, every byte and the end of the stream
+//! delivered, a dropped stream's connection closed).
 //!
 //! Each test guards against a hang with a generous limit (a broken patch hangs rather than
 //! fails); no test asserts how fast anything ran.
@@ -262,4 +264,184 @@ fn a_producer_waiting_for_room_is_woken_when_the_consumer_drains_the_channel() {
     );
     producer.join().expect("the producer ends");
     assert_eq!(sum, ITEMS * (ITEMS - 1) / 2);
+}
+
+/// A std client on its own thread for the stream tests: connects to `port`, runs `body`.
+fn client_thread<T: Send + 'static>(
+    port: u16,
+    body: impl FnOnce(std::net::TcpStream) -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::spawn(move || {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
+        stream.set_nodelay(true).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        body(stream)
+    })
+}
+
+/// A listener on a free loopback port, and the port (the executor binds; the port is passed to
+/// the client thread through a channel).
+fn serve<T, F, Fut>(
+    what: &str,
+    client: impl FnOnce(u16) -> std::thread::JoinHandle<T>,
+    body: F,
+) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(glommio::net::TcpListener) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let (port_tx, port_rx) = mpsc::channel();
+    let (done, finished) = mpsc::channel();
+    let server = LocalExecutorBuilder::new(Placement::Unbound)
+        .io_memory(1 << 20)
+        .spawn(move || async move {
+            let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+            port_tx.send(listener.local_addr().unwrap().port()).unwrap();
+            body(listener).await;
+            let _ = done.send(());
+        })
+        .expect("executor starts");
+    let port = port_rx.recv().unwrap();
+    let value = client(port).join().expect("the client ends");
+    finished
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{what}: the server did not finish (a lost wake-up?)"));
+    server.join().expect("executor thread ends");
+    value
+}
+
+#[test]
+fn a_keep_alive_connection_waits_for_each_request_without_a_new_poll() {
+    // Ping-pong over one connection: the server waits for every request (the client sends the
+    // next only after the answer), so each one arrives while the server waits on its socket's
+    // readiness. glommio armed a new one-shot poll (a new source, one allocation) after every
+    // short read; the patched stream keeps one multishot poll armed and allocates nothing per
+    // request. Also shows that no completion of that poll is lost (the test would hang).
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    const ROUNDS: u32 = 5_000;
+    let (per_request_tx, per_request) = mpsc::channel();
+    let answered = serve(
+        "ping-pong",
+        |port| {
+            client_thread(port, |mut s| {
+                use std::io::{Read, Write};
+                let mut answer = [0u8; 8];
+                for i in 0..ROUNDS {
+                    s.write_all(&i.to_le_bytes()).unwrap();
+                    s.read_exact(&mut answer[..4]).unwrap();
+                    assert_eq!(u32::from_le_bytes(answer[..4].try_into().unwrap()), i + 1);
+                }
+                ROUNDS
+            })
+        },
+        move |listener| async move {
+            let mut s = listener.accept().await.expect("accepts");
+            let mut buf = [0u8; 64];
+            let mut before = 0;
+            for i in 0..ROUNDS {
+                if i == 100 {
+                    before = allocations_here();
+                }
+                let mut got = 0;
+                while got < 4 {
+                    let n = s.read(&mut buf[got..]).await.unwrap();
+                    assert!(n > 0, "the client closed early");
+                    got += n;
+                }
+                let n = u32::from_le_bytes(buf[..4].try_into().unwrap());
+                s.write_all(&(n + 1).to_le_bytes()).await.unwrap();
+            }
+            let after = allocations_here();
+            per_request_tx
+                .send((after - before) as f64 / f64::from(ROUNDS - 100))
+                .unwrap();
+        },
+    );
+    assert_eq!(answered, ROUNDS);
+    let per_request = per_request.recv().unwrap();
+    assert!(
+        per_request < 0.5,
+        "{per_request:.2} allocations per request on a keep-alive connection"
+    );
+}
+
+#[test]
+fn reads_that_fill_the_buffer_and_reads_after_a_quiet_spell_get_every_byte() {
+    // 4 MiB in one burst read 4 KiB at a time (full reads go straight back to the socket), then
+    // a pause long enough for the server to wait on its poll, then a last piece and the end of
+    // the stream.
+    use futures_lite::AsyncReadExt;
+    const BURST: usize = 4 << 20;
+    let (total_tx, total) = mpsc::channel();
+    serve(
+        "burst then quiet",
+        |port| {
+            client_thread(port, |mut s| {
+                use std::io::Write;
+                let burst: Vec<u8> = (0..BURST).map(|i| (i % 251) as u8).collect();
+                s.write_all(&burst).unwrap();
+                std::thread::sleep(Duration::from_millis(200));
+                s.write_all(b"last").unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+            })
+        },
+        move |listener| async move {
+            let mut s = listener.accept().await.expect("accepts");
+            let mut buf = vec![0u8; 4096];
+            let mut total = 0usize;
+            let mut tail = Vec::new();
+            loop {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                for (k, b) in buf[..n].iter().enumerate() {
+                    let at = total + k;
+                    if at < BURST {
+                        assert_eq!(*b, (at % 251) as u8, "byte {at}");
+                    } else {
+                        tail.push(*b);
+                    }
+                }
+                total += n;
+            }
+            assert_eq!(tail, b"last");
+            total_tx.send(total).unwrap();
+        },
+    );
+    assert_eq!(total.recv().unwrap(), BURST + 4);
+}
+
+#[test]
+fn a_dropped_stream_closes_its_connection_while_its_executor_idles() {
+    // The stream's armed poll holds the socket in the kernel until it is cancelled: dropping the
+    // stream must still close the connection (the client sees the end of the stream) even when
+    // the executor has nothing else to do.
+    use futures_lite::AsyncReadExt;
+    let eof = serve(
+        "drop",
+        |port| {
+            client_thread(port, |mut s| {
+                use std::io::{Read, Write};
+                s.write_all(b"hello").unwrap();
+                let mut buf = [0u8; 16];
+                s.read(&mut buf)
+                    .expect("the connection closes before the read timeout")
+            })
+        },
+        move |listener| async move {
+            let mut s = listener.accept().await.expect("accepts");
+            let mut buf = [0u8; 16];
+            let n = s.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"hello");
+            drop(s);
+            // Idle, with the listener still open, well past the client's wait for the close.
+            sleep(Duration::from_secs(2)).await;
+            drop(listener);
+        },
+    );
+    assert_eq!(eof, 0, "the client reads the end of the stream");
 }

@@ -32,7 +32,7 @@ use crate::{
     io::{FileScheduler, IoScheduler, ScheduledSource},
     iou::sqe::SockAddrStorage,
     sys::{
-        self, blocking::BlockingThreadPool, common_flags, read_flags, sysfs, DirectIo, DmaBuffer,
+        self, blocking::BlockingThreadPool, common_flags, read_flags, read_hang_up_flag, sysfs, DirectIo, DmaBuffer,
         DmaSource, IoBuffer, PollableStatus, SleepNotifier, Source, SourceType, StatsCollection,
         Statx,
     },
@@ -439,9 +439,17 @@ impl Reactor {
         source
     }
 
-    pub(crate) fn poll_read_ready(&self, fd: RawFd) -> Source {
+    /// tern patch (multishot poll): a read-readiness poll that stays armed, completing once per
+    /// wake-up of the socket (like an edge-triggered epoll registration), until the source is
+    /// dropped. A stream arms one for its lifetime instead of one per partial read.
+    pub(crate) fn poll_read_ready_multishot(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
-        self.sys.poll_ready(&source, common_flags() | read_flags());
+        // POLLRDHUP: the peer's end of the stream shows in the completion's mask (the stream
+        // must not wait for another wake-up after that).
+        self.sys.poll_ready_multishot(
+            &source,
+            common_flags() | read_flags() | read_hang_up_flag(),
+        );
         source
     }
 

@@ -209,5 +209,8 @@ bitflags::bitflags! {
     #[derive(Debug, Clone, Copy)]
     pub struct CompletionFlags: u32 {
         const BUFFER_SHIFT    = 1 << 0;
+        /// tern patch (multishot poll): `IORING_CQE_F_MORE`, the request stays armed and
+        /// more completions will follow (dropped by `from_bits_truncate` before).
+        const MORE            = 1 << 1;
     }
 }

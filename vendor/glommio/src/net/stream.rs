@@ -8,7 +8,7 @@ use crate::{
     sys::{self, Source, SourceType},
 };
 use futures_lite::ready;
-use nix::sys::socket::MsgFlags;
+use nix::{poll::PollFlags, sys::socket::MsgFlags};
 use std::{
     cell::Cell,
     io,
@@ -220,7 +220,17 @@ pub(crate) struct NonBufferedStream<S> {
     reactor: Weak<Reactor>,
     stream: S,
     source_tx: Option<Source>,
+    /// tern patch (multishot poll): the stream's read-readiness poll, armed once and kept for
+    /// the stream's lifetime (re-armed only if the kernel ends it).
     source_rx: Option<Source>,
+    /// tern patch (multishot poll): whether the socket may hold unread data: set by a
+    /// completion of `source_rx`, cleared by a read that found the socket empty (`EAGAIN`) or
+    /// emptied it (a short read).
+    rx_maybe_ready: bool,
+    /// tern patch (multishot poll): a completion of `source_rx` showed the peer's end of the
+    /// stream or an error. Those stay pending after a short read took the data before them
+    /// (and no later wake-up announces them again), so from then on reads go to the socket.
+    rx_closing: bool,
     write_timeout: Timeout,
     read_timeout: Timeout,
 }
@@ -229,7 +239,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     fn init(&mut self) {
         let reactor = self.reactor.upgrade().unwrap();
         let stream_fd = self.stream.as_raw_fd();
-        self.source_rx = Some(reactor.poll_read_ready(stream_fd));
+        self.source_rx = Some(reactor.poll_read_ready_multishot(stream_fd));
     }
 
     pub(crate) fn try_peek(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
@@ -253,6 +263,12 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         Ok(sz)
     }
 
+    /// tern patch (multishot poll): glommio armed a one-shot `POLL_ADD` after every short read
+    /// (a new source, a submission, the kernel's poll set-up and tear-down: per request on a
+    /// keep-alive connection). The stream now keeps one multishot poll armed for its lifetime,
+    /// which completes at every wake-up of the socket, and reads the socket directly whenever
+    /// a completion came since it last found the socket empty: the readiness model of an
+    /// edge-triggered epoll registration.
     pub(crate) fn poll_read(
         &mut self,
         cx: &Context<'_>,
@@ -261,38 +277,43 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
 
-        let no_pending_poll = self
-            .source_rx
-            .as_ref()
-            .map(|src| src.result().is_some())
-            .unwrap_or(true);
+        if let Some(source) = &self.source_rx {
+            if let Some(result) = source.take_result() {
+                self.rx_maybe_ready = true;
+                let closing = sys::read_hang_up_flag() | PollFlags::POLLHUP | PollFlags::POLLERR;
+                match result {
+                    Ok(mask) if mask as i16 & closing.bits() == 0 => {}
+                    _ => self.rx_closing = true,
+                }
+            }
+            if !source.is_in_flight() {
+                // The kernel ended the poll (its last completion was just taken): re-armed
+                // below if the socket turns out empty.
+                self.source_rx = None;
+                self.rx_maybe_ready = true;
+            }
+        }
 
-        if no_pending_poll {
+        if self.rx_maybe_ready || self.source_rx.is_none() {
             if let Some(result) = super::yolo_recv(self.stream.as_raw_fd(), buf) {
-                self.source_rx.take();
                 self.read_timeout.cancel_timer(reactor);
                 let result = poll_err!(result);
-                // Start an early poll if the buffer is not fully filled. So when
-                // the next time `poll_read` is called, it will be known immediately
-                // whether the underlying stream is ready for reading.
-                if result > 0 && result < buf.len() {
-                    self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
-                    // The `rush_dispatch`s here and after could be removed to
-                    // improve performance if #458 is handled appropriately.
-                    // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
+                if result > 0 && result < buf.len() && !self.rx_closing {
+                    // The read took all the socket held; more data wakes the socket, and
+                    // the armed poll completes.
+                    self.rx_maybe_ready = false;
                 }
                 return Poll::Ready(Ok(result));
             }
+            self.rx_maybe_ready = false;
         }
 
         poll_err!(self.read_timeout.check(reactor));
 
-        if no_pending_poll {
-            self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
-            // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
-        }
-
-        let source = self.source_rx.as_ref().unwrap();
+        let fd = self.stream.as_raw_fd();
+        let source = self
+            .source_rx
+            .get_or_insert_with(|| reactor.poll_read_ready_multishot(fd));
         source.add_waiter_single(cx.waker());
         self.read_timeout.maybe_set_timer(reactor, cx.waker());
         Poll::Pending
@@ -366,6 +387,8 @@ where
             stream: socket.into(),
             source_tx: None,
             source_rx: None,
+            rx_maybe_ready: false,
+            rx_closing: false,
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
         };

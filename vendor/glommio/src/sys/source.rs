@@ -290,8 +290,20 @@ impl Source {
     /// tern patch: whether the request is still with the reactor or the kernel (submitted or
     /// queued, its completion not consumed yet). Lets the reactor keep a timer or a ring link
     /// armed across loop turns instead of cancelling and re-submitting it.
-    pub(super) fn is_in_flight(&self) -> bool {
+    pub(crate) fn is_in_flight(&self) -> bool {
         self.inner.borrow().enqueued.is_some()
+    }
+
+    /// tern patch (multishot poll): takes the result of the latest completion, leaving none, so
+    /// that a request that completes more than once (a multishot poll) shows each completion
+    /// once.
+    pub(crate) fn take_result(&self) -> Option<io::Result<usize>> {
+        self.inner
+            .borrow_mut()
+            .wakers
+            .result
+            .take()
+            .map(|x| OsResult::from(&x).into())
     }
 
     pub(super) fn is_installed(&self) -> Option<bool> {

@@ -52,11 +52,16 @@ use nix::sys::{
 use smallvec::SmallVec;
 
 const MSG_ZEROCOPY: i32 = 0x4000000;
+/// tern patch (multishot poll): `IORING_POLL_ADD_MULTI`, in a `POLL_ADD`'s `len` (Linux 5.13).
+const IORING_POLL_ADD_MULTI: u32 = 1;
 
 #[allow(dead_code)]
 #[derive(Debug)]
 enum UringOpDescriptor {
     PollAdd(PollFlags),
+    /// tern patch (multishot poll): a poll that stays armed and completes once per readiness
+    /// wake-up (`IORING_POLL_ADD_MULTI`), each completion but the last flagged `MORE`.
+    PollAddMulti(PollFlags),
     PollRemove(*const u8),
     Cancel(u64),
     Write(*const u8, usize, u64),
@@ -274,6 +279,10 @@ fn fill_sqe<F>(
         match op.args {
             UringOpDescriptor::PollAdd(events) => {
                 sqe.prep_poll_add(op.fd, events);
+            }
+            UringOpDescriptor::PollAddMulti(events) => {
+                sqe.prep_poll_add(op.fd, events);
+                sqe.raw_mut().len = IORING_POLL_ADD_MULTI;
             }
             UringOpDescriptor::PollRemove(to_remove) => {
                 user_data = 0;
@@ -532,12 +541,16 @@ fn extract_one_chain(
         .collect()
 }
 
+/// tern patch (multishot poll): returns whether a task was woken and whether the request is
+/// finished (the ring's in-kernel count drops only then). A completion flagged `MORE` (a
+/// multishot poll that stays armed) leaves its source in the map, still in flight: it records
+/// the result and wakes the waiters, and the next completion of the same request does so again.
 fn process_one_event<F, R>(
     cqe: Option<iou::CQE>,
     try_process: F,
     post_process: R,
     source_map: Rc<RefCell<SourceMap>>,
-) -> Option<bool>
+) -> Option<(bool, bool)>
 where
     F: FnOnce(Ref<'_, InnerSource>) -> Option<()>,
     R: FnOnce(RefMut<'_, InnerSource>, io::Result<usize>) -> io::Result<usize>,
@@ -545,12 +558,16 @@ where
     if let Some(value) = cqe {
         // No user data is `POLL_REMOVE` or `CANCEL`, we won't process.
         if value.user_data() == 0 {
-            return Some(false);
+            return Some((false, true));
         }
 
-        let src = source_map
-            .borrow_mut()
-            .consume_source(from_user_data(value.user_data()));
+        let id = from_user_data(value.user_data());
+        let finished = !value.flags().contains(iou::cqe::CompletionFlags::MORE);
+        let src = if finished {
+            source_map.borrow_mut().consume_source(id)
+        } else {
+            source_map.borrow()[id].clone()
+        };
 
         let result = value.result();
 
@@ -561,7 +578,7 @@ where
             inner_source.wakers.result = res;
             woke = inner_source.wakers.wake_waiters();
         }
-        return Some(woke);
+        return Some((woke, finished));
     }
     None
 }
@@ -847,9 +864,11 @@ impl UringCommon for PollRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|(woke, finished)| {
+            if finished {
+                self.in_kernel -= 1;
+            }
+            woke
         })
     }
 
@@ -1194,9 +1213,11 @@ impl UringCommon for SleepableRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|(woke, finished)| {
+            if finished {
+                self.in_kernel -= 1;
+            }
+            woke
         })
     }
 
@@ -1268,6 +1289,35 @@ pub(crate) fn common_flags() -> PollFlags {
 /// Epoll flags for all possible readability events.
 pub(crate) fn read_flags() -> PollFlags {
     PollFlags::POLLIN | PollFlags::POLLPRI
+}
+
+/// tern patch (multishot poll): whether the kernel takes `IORING_POLL_ADD_MULTI` (Linux 5.13 or
+/// later; older ones refuse the request).
+fn multishot_poll_supported() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        // SAFETY: `uname` fills the zeroed struct it is given; `release` is NUL-terminated.
+        let release = unsafe {
+            let mut names: libc::utsname = std::mem::zeroed();
+            if libc::uname(&mut names) != 0 {
+                return false;
+            }
+            std::ffi::CStr::from_ptr(names.release.as_ptr())
+                .to_string_lossy()
+                .into_owned()
+        };
+        let mut numbers = release
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|n| n.parse::<u32>().unwrap_or(0));
+        let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+        version >= (5, 13)
+    })
+}
+
+/// tern patch (multishot poll): `POLLRDHUP`, the peer shut its side of the stream (nix 0.27
+/// has no name for it).
+pub(crate) fn read_hang_up_flag() -> PollFlags {
+    PollFlags::from_bits_retain(libc::POLLRDHUP)
 }
 
 macro_rules! consume_rings {
@@ -1468,7 +1518,23 @@ impl Reactor {
     }
 
     pub(crate) fn poll_ready(&self, source: &Source, flags: PollFlags) {
-        let op = UringOpDescriptor::PollAdd(flags);
+        self.queue_poll(source, UringOpDescriptor::PollAdd(flags));
+    }
+
+    /// tern patch (multishot poll): a poll that stays armed until cancelled (the source dropped)
+    /// or ended by the kernel (its last completion is not flagged `MORE`).
+    /// On a kernel older than 5.13 the poll is one-shot, as glommio armed it (the stream arms
+    /// a new one when it finds the socket empty).
+    pub(crate) fn poll_ready_multishot(&self, source: &Source, flags: PollFlags) {
+        let op = if multishot_poll_supported() {
+            UringOpDescriptor::PollAddMulti(flags)
+        } else {
+            UringOpDescriptor::PollAdd(flags)
+        };
+        self.queue_poll(source, op);
+    }
+
+    fn queue_poll(&self, source: &Source, op: UringOpDescriptor) {
         queue_request_into_ring(
             &mut *self.ring_for_source(source),
             source,
