@@ -4,7 +4,7 @@
 # For each round and each server (etcd when /usr/bin/etcd exists, tern with its default
 # shards, tern --shards 1) it starts a fresh 1-member server on 127.0.0.1, runs ternbench
 # against it and reports, per request: throughput and latency (ternbench), the server
-# process's CPU (user + system of all its threads, /proc/<pid>/task/*/stat), its context
+# process's CPU (user + system of all its threads, /proc/<pid>/task/*/stat, and the system part), its context
 # switches (/proc/<pid>/task/*/status) and, when perf can count syscalls (root),
 # io_uring_enter calls. Which tern shard holds the connection changes from start to start, so
 # 1-client figures for the default shard count are bimodal; the `conn` column says where it was
@@ -38,11 +38,13 @@ URLS="--listen-client-urls http://127.0.0.1:$PORT --advertise-client-urls http:/
 can_count=0
 if perf stat -e syscalls:sys_enter_io_uring_enter -- true >/dev/null 2>&1; then can_count=1; fi
 
-# cpu ticks and context switches of every thread: "tid comm ticks switches"
+# cpu ticks, context switches and system ticks of every thread:
+# "tid comm ticks switches system_ticks"
 threads() {
   for t in /proc/$1/task/*; do
     echo "$(basename "$t") $(tr ' ' _ < "$t/comm") $(awk '{print $14+$15}' "$t/stat" 2>/dev/null || echo 0) \
-      $(awk '/ctxt_switches/ {s+=$2} END {print s+0}' "$t/status" 2>/dev/null || echo 0)"
+      $(awk '/ctxt_switches/ {s+=$2} END {print s+0}' "$t/status" 2>/dev/null || echo 0) \
+      $(awk '{print $15}' "$t/stat" 2>/dev/null || echo 0)"
   done
 }
 
@@ -66,25 +68,28 @@ one() { # label, server command...
   if [ $can_count = 1 ]; then kill -INT $stat; wait $stat 2>/dev/null || true; fi
   kill $pid; wait $pid 2>/dev/null || true
   local n; n=$(echo "$out" | awk '{print $5}')
-  local cpu cs
+  local cpu cs sys
   cpu=$(join "$dir/before" "$dir/after" |
-    awk -v n="$n" -v tick="$TICK" '{t+=$6-$3} END {printf "%.1f", t*1e6/tick/n}')
-  cs=$(join "$dir/before" "$dir/after" | awk -v n="$n" '{c+=$7-$4} END {printf "%.2f", c/n}')
+    awk -v n="$n" -v tick="$TICK" '{t+=$7-$3} END {printf "%.1f", t*1e6/tick/n}')
+  sys=$(join "$dir/before" "$dir/after" |
+    awk -v n="$n" -v tick="$TICK" '{t+=$9-$5} END {printf "%.1f", t*1e6/tick/n}')
+  cs=$(join "$dir/before" "$dir/after" | awk -v n="$n" '{c+=$8-$4} END {printf "%.2f", c/n}')
   local enters=- conn=-
   if [ $can_count = 1 ]; then
     enters=$(awk -F, -v n="$n" '/io_uring_enter/ {e+=$2} END {printf "%.1f", e/n}' "$dir/stat")
     conn=$(awk -F, '/sendto/ && $2+0 > 0 {split($1, a, "-"); print a[2]"-"a[3]; exit}' "$dir/stat")
   fi
-  printf "| %-13s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$label" \
+  printf "| %-13s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$label" \
     "$(echo "$out" | awk '{print $7}')" "$(echo "$out" | awk '{print $8}')" \
-    "$(echo "$out" | awk '{print $9}')" "$(echo "$out" | awk '{print $10}')" "$cpu" "$cs" "$enters" "$conn"
+    "$(echo "$out" | awk '{print $9}')" "$(echo "$out" | awk '{print $10}')" "$cpu" "$sys" "$cs" \
+    "$enters" "$conn"
   rm -rf "$dir"
 }
 
 echo "$op, $clients client(s), ${secs} s per cell, $rounds round(s), $(date -u '+%F %H:%M') UTC, $(git rev-parse --short HEAD)"
 echo
-echo "| server | req/s | p50 ms | p90 ms | p99 ms | server CPU µs/req | context switches/req | io_uring_enter/req | conn |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+echo "| server | req/s | p50 ms | p90 ms | p99 ms | server CPU µs/req | of which kernel | context switches/req | io_uring_enter/req | conn |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 for _ in $(seq "$rounds"); do
   # shellcheck disable=SC2086
   [ -x /usr/bin/etcd ] && one etcd /usr/bin/etcd --enable-v2 $URLS

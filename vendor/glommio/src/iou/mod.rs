@@ -92,6 +92,8 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
+        /// tern patch (cooperative task work): `IORING_SETUP_COOP_TASKRUN` (Linux 5.19).
+        const COOP_TASKRUN = 1 << 8;
     }
 }
 

@@ -923,7 +923,7 @@ impl SleepableRing {
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring: new_cooperative_ring(size as _)?,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
@@ -1289,6 +1289,20 @@ pub(crate) fn common_flags() -> PollFlags {
 /// Epoll flags for all possible readability events.
 pub(crate) fn read_flags() -> PollFlags {
     PollFlags::POLLIN | PollFlags::POLLPRI
+}
+
+/// tern patch (cooperative task work): a ring whose completions of work the kernel finishes
+/// in the thread's context (a poll that fired, a socket read) wait for the thread's next
+/// system call or sleep instead of interrupting it (`IORING_SETUP_COOP_TASKRUN`, Linux 5.19;
+/// without it every such completion sends an inter-processor interrupt to a running shard).
+/// Plain ring on older kernels.
+fn new_cooperative_ring(entries: u32) -> io::Result<iou::IoUring> {
+    iou::IoUring::new_with_flags(
+        entries,
+        iou::SetupFlags::COOP_TASKRUN,
+        iou::SetupFeatures::empty(),
+    )
+    .or_else(|_| iou::IoUring::new(entries))
 }
 
 /// tern patch (multishot poll): whether the kernel takes `IORING_POLL_ADD_MULTI` (Linux 5.13 or
