@@ -29,6 +29,9 @@ const MESH_CHANNEL: usize = 4096;
 const PEER_MAX_BODY: usize = crate::transport::peer_api::MAX_SNAPSHOT_BODY;
 /// How long a peer request's body may take: as long as a peer waits for a snapshot's answer.
 const PEER_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long output to a peer may wait with nothing going out (etcd's `ConnWriteTimeout`): a
+/// member that stopped reading its raft stream loses it, and its reader dials a new one.
+const PEER_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Locked memory each executor asks io_uring for (registered buffers).
 const IO_MEMORY: usize = 1 << 20;
 
@@ -793,6 +796,7 @@ fn start_raft_and_peer_port(
         let limits = Limits {
             max_body_bytes: PEER_MAX_BODY,
             body_timeout: Some(PEER_BODY_TIMEOUT),
+            write_timeout: Some(PEER_WRITE_TIMEOUT),
             ..Limits::default()
         };
         accept_on_all(&plan.peer_listen, &peer_api, limits, &plan.shared)?;

@@ -10,7 +10,7 @@
 //! connection); bounding the finished output a client leaves unread (no new request while
 //! [`MAX_BACKLOG`] bytes wait); writing responses strictly in request order with every ready
 //! response batched into one write; `100 Continue`; streamed (long-poll) bodies with prompt
-//! client-disconnect detection; idle, header and body timeouts; and error answers followed by
+//! client-disconnect detection; idle, header, body and write timeouts; and error answers followed by
 //! a lingering close. Knows nothing about what
 //! requests mean: the [`Handler`] decides everything about them (no etcd / v2 API knowledge).
 //! Must run on a glommio executor when a timeout is set or an error close lingers (it uses
@@ -233,6 +233,8 @@ struct Conn<'l, S, F, C, A> {
     wbuf: Vec<u8>,
     wpos: usize,
     need_flush: bool,
+    /// Since when output has waited with no byte going out (see [`Limits::write_timeout`]).
+    write_blocked_since: Option<Instant>,
 
     slots: VecDeque<Slot<F>>,
     spare: Vec<Pin<Box<Option<F>>>>,
@@ -286,6 +288,7 @@ where
             wbuf: Vec::with_capacity(INITIAL_READ_BUF),
             wpos: 0,
             need_flush: false,
+            write_blocked_since: None,
             slots: VecDeque::new(),
             spare: Vec::new(),
             running: 0,
@@ -344,7 +347,13 @@ where
             progress |= self.parse_requests(cx, now);
             progress |= self.poll_handlers(cx);
             progress |= self.queue_ready_responses();
-            if !stream_pending && self.streaming.is_some() {
+            // Only when there is room for more: a stream not polled for lack of room is not
+            // pending on anything (it registered no waker), and the write that makes room must
+            // be followed by a poll of it.
+            if !stream_pending
+                && self.streaming.is_some()
+                && self.wbuf.len() - self.wpos < WRITE_HIGH_WATER
+            {
                 match self.poll_stream(cx) {
                     Poll::Ready(()) => progress = true,
                     Poll::Pending => stream_pending = true,
@@ -354,7 +363,7 @@ where
                 self.wbuf.extend_from_slice(CONTINUE);
                 self.continue_sent = true;
             }
-            match self.poll_write(cx) {
+            match self.poll_write(cx, now) {
                 Poll::Ready(Ok(wrote)) => progress |= wrote,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {}
@@ -801,6 +810,8 @@ where
 
     /// Pulls items from the active stream into the write buffer. `Ready` when it made
     /// progress (items or the end), `Pending` when the stream has nothing now.
+    /// Takes items of the streamed body while the unwritten output is under the high-water
+    /// mark. `Pending` only when the stream itself is (its waker is registered).
     fn poll_stream(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut progress = false;
         while self.wbuf.len() - self.wpos < WRITE_HIGH_WATER {
@@ -842,8 +853,9 @@ where
             && (self.unparsed() > 0 || self.sunk.is_some())
     }
 
-    /// Writes what is buffered. `Ok(true)` when bytes went out.
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+    /// Writes what is buffered. `Ok(true)` when bytes went out. Notes when output starts
+    /// waiting with nothing going out, for the write timeout.
+    fn poll_write(&mut self, cx: &mut Context<'_>, now: Instant) -> Poll<io::Result<bool>> {
         let mut wrote = false;
         while self.wpos < self.wbuf.len() {
             match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.wpos..]) {
@@ -852,10 +864,14 @@ where
                     self.wpos += n;
                     wrote = true;
                     self.need_flush = true;
+                    self.write_blocked_since = None;
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.write_blocked_since.get_or_insert(now);
+                    return Poll::Pending;
+                }
             }
         }
         self.wbuf.clear();
@@ -867,9 +883,13 @@ where
             match Pin::new(&mut self.io).poll_flush(cx) {
                 Poll::Ready(Ok(())) => self.need_flush = false,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.write_blocked_since.get_or_insert(now);
+                    return Poll::Pending;
+                }
             }
         }
+        self.write_blocked_since = None;
         Poll::Ready(Ok(wrote))
     }
 
@@ -919,6 +939,15 @@ where
                 }
                 next = Some(next.map_or(deadline, |n| n.min(deadline)));
             }
+        }
+        if let (Some(t), Some(since)) = (self.limits.write_timeout, self.write_blocked_since) {
+            // Output nobody takes, busy or not (a watch or a stream whose reader stopped
+            // reading holds its handler and buffers for good otherwise).
+            let deadline = since + t;
+            if now >= deadline {
+                return Some(TimerAction::Close);
+            }
+            next = Some(next.map_or(deadline, |n| n.min(deadline)));
         }
         if let Some(deadline) = next {
             self.timer.arm(cx, now, deadline);
@@ -1025,6 +1054,15 @@ mod tests {
         }
     }
 
+    /// Sets its flag when dropped.
+    struct DropFlag(Rc<Cell<bool>>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+
     #[derive(Default)]
     struct TestHandler {
         watch_dropped: Rc<Cell<bool>>,
@@ -1067,6 +1105,13 @@ mod tests {
                     Some((format!("chunk{i}\n").into_bytes(), i + 1))
                 });
                 Response::stream(200, items).with_header("Content-Type", "application/json")
+            } else if req.path == "/flood" {
+                // Endless 64 KiB chunks, as a watch on a busy key space; records its drop.
+                let dropped = DropFlag(self.watch_dropped.clone());
+                let items = futures_lite::stream::unfold(dropped, |dropped| async move {
+                    Some((vec![b'x'; 64 * 1024], dropped))
+                });
+                Response::stream(200, items)
             } else if req.path == "/watch" {
                 Response::stream(
                     200,
@@ -1424,6 +1469,75 @@ mod tests {
             assert_eq!(r.status, 408);
             assert!(t0.elapsed() >= Duration::from_millis(80));
             assert!(c.read_eof().await);
+        });
+    }
+
+    #[test]
+    fn a_streamed_body_that_outruns_the_socket_keeps_flowing() {
+        // A stream that always has more: the output buffer fills, a write drains it, and the
+        // stream must be polled again in the same wake-up (no waker of the stream is pending:
+        // it was skipped for lack of room). It stalled for good after the first such write.
+        run(|| async {
+            let limits = Limits {
+                write_timeout: None,
+                ..Limits::default()
+            };
+            let handler = Rc::new(TestHandler::default());
+            let addr = start_server(handler.clone(), limits);
+            let mut c = Client::connect(addr).await;
+            c.send(get("/flood").as_bytes()).await;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut got = 0usize;
+            with_timeout(30_000, async {
+                while got < 64 << 20 {
+                    let n = c.stream.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the stream ended");
+                    got += n;
+                }
+            })
+            .await;
+        });
+    }
+
+    #[test]
+    fn output_a_client_stops_taking_times_out_and_slow_readers_do_not() {
+        run(|| async {
+            let limits = Limits {
+                write_timeout: Some(Duration::from_secs(1)),
+                ..Limits::default()
+            };
+            let handler = Rc::new(TestHandler::default());
+            let addr = start_server(handler.clone(), limits);
+            // Takes what has arrived every 100 ms: output keeps going out, so it keeps going.
+            let mut slow = Client::connect(addr).await;
+            slow.send(get("/flood").as_bytes()).await;
+            let mut got = 0;
+            let mut buf = vec![0u8; 8 << 20];
+            for _ in 0..25 {
+                sleep(Duration::from_millis(100)).await;
+                got += slow.stream.read(&mut buf).await.unwrap();
+            }
+            assert!(got > 0);
+            assert!(
+                !handler.watch_dropped.get(),
+                "a slow reader lost its stream"
+            );
+            drop(slow);
+            sleep(Duration::from_millis(100)).await;
+            handler.watch_dropped.set(false);
+            // Never reads: once the socket buffers are full nothing goes out, and after the
+            // write timeout the connection closes and the stream is dropped.
+            let mut stalled = Client::connect(addr).await;
+            stalled.send(get("/flood").as_bytes()).await;
+            let mut waited = Duration::ZERO;
+            while !handler.watch_dropped.get() && waited < Duration::from_secs(20) {
+                sleep(Duration::from_millis(50)).await;
+                waited += Duration::from_millis(50);
+            }
+            assert!(
+                handler.watch_dropped.get(),
+                "a stalled reader kept its stream"
+            );
         });
     }
 

@@ -37,6 +37,9 @@ pub struct Limits {
     pub header_timeout: Option<Duration>,
     /// A request whose body is not complete within this time of its head → 408 and close.
     pub body_timeout: Option<Duration>,
+    /// Output that waits this long without a byte of it going out (a client that stopped
+    /// reading a response, a watch or a raft stream) → the connection is closed.
+    pub write_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -47,6 +50,7 @@ impl Default for Limits {
             idle_timeout: Some(Duration::from_secs(300)),
             header_timeout: Some(Duration::from_secs(30)),
             body_timeout: Some(Duration::from_secs(30)),
+            write_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
