@@ -1,6 +1,8 @@
 //! A minimal DNS client for SRV records (`--discovery-srv`): one UDP query to the system's
 //! name server (the first `nameserver` of /etc/resolv.conf, or `TERN_DNS_SERVER`), answers
 //! parsed with name compression, sorted by priority then weight as Go's `net.LookupSRV` does.
+//! And [`resolve`]: a `host:port`'s addresses for the executors' dialers, without blocking
+//! them.
 //!
 //! Knows nothing about etcd; a truncated UDP answer is used as it is (no TCP retry).
 
@@ -18,6 +20,21 @@ pub struct Srv {
     pub port: u16,
     /// The target host, without the trailing dot.
     pub target: String,
+}
+
+/// The addresses of `authority` (`host:port`, `[v6]:port`) without blocking the calling
+/// executor: an IP literal is parsed; a host name goes to the system resolver on glommio's
+/// blocking thread pool, so a slow or unreachable name server stalls that thread rather than
+/// the shard (shard 0 runs raft; a proxy shard serves its clients). Must run on a glommio
+/// executor.
+pub async fn resolve(authority: &str) -> std::io::Result<Vec<SocketAddr>> {
+    if let Ok(addr) = authority.parse::<SocketAddr>() {
+        return Ok(vec![addr]);
+    }
+    let authority = authority.to_string();
+    glommio::executor()
+        .spawn_blocking(move || authority.to_socket_addrs().map(Iterator::collect))
+        .await
 }
 
 /// The name server to ask: `TERN_DNS_SERVER` (`host:port`), else resolv.conf's first one.
@@ -204,6 +221,32 @@ pub fn encode_response(query: &[u8], answers: &[Srv]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolve_parses_literals_and_asks_the_resolver_for_names() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let v4 = resolve("127.0.0.1:2380").await.unwrap();
+                let v6 = resolve("[::1]:2380").await.unwrap();
+                let name = resolve("localhost:2380").await.unwrap();
+                let no_port = resolve("localhost").await.is_err();
+                tx.send((v4, v6, name, no_port)).unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let (v4, v6, name, no_port) = rx.recv().unwrap();
+        assert_eq!(v4, vec!["127.0.0.1:2380".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(v6, vec!["[::1]:2380".parse::<SocketAddr>().unwrap()]);
+        assert!(
+            name.iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 2380)
+                && !name.is_empty(),
+            "{name:?}"
+        );
+        assert!(no_port);
+    }
 
     #[test]
     fn query_and_answer_round_trip() {

@@ -767,3 +767,64 @@ fn members_stream_raft_messages_and_reopen_the_streams_after_a_restart() {
         assert_eq!(r.json()["node"]["value"], "c", "member {i}: {}", r.text());
     }
 }
+
+#[test]
+fn members_that_name_each_other_by_host_name_form_a_cluster() {
+    // Peer URLs with a host name: every dial resolves `localhost` (off the raft shard, on the
+    // blocking pool), tries its addresses in turn (::1 is not listened on) and reaches the
+    // member on 127.0.0.1. The three must elect a leader and replicate.
+    let names = ["h1", "h2", "h3"];
+    let ports: Vec<(u16, u16)> = names
+        .iter()
+        .map(|_| (common::free_port(), common::free_port()))
+        .collect();
+    let initial = names
+        .iter()
+        .zip(&ports)
+        .map(|(name, (_, peer))| format!("{name}=http://localhost:{peer}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut members = Vec::new();
+    for (name, (port, peer)) in names.iter().zip(&ports) {
+        let dir = common::temp_dir(&format!("hostname-{name}"));
+        let client_url = format!("http://127.0.0.1:{port}");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+            .args(["--name", name, "--data-dir"])
+            .arg(dir.join("data"))
+            .args(["--listen-client-urls", &client_url])
+            .args(["--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://localhost:{peer}"),
+            ])
+            .args([
+                "--initial-cluster",
+                &initial,
+                "--initial-cluster-token",
+                "hostnames",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start tern");
+        members.push(common::Server {
+            child,
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            dir,
+            owns_dir: true,
+        });
+    }
+    for m in &members {
+        common::wait_ready(m, "/health");
+    }
+    let put = members[0]
+        .client()
+        .put("/v2/keys/named", &[("value", "by-host")]);
+    assert!(put.status == 200 || put.status == 201, "{}", put.text());
+    for m in &members {
+        let got = m.client().get("/v2/keys/named?quorum=true");
+        assert_eq!(got.status, 200, "{}", got.text());
+        assert_eq!(got.json()["node"]["value"], "by-host");
+    }
+}

@@ -115,9 +115,9 @@ impl ProxyHandler {
 
     async fn dial(&self, endpoint: &str) -> Result<Conn, String> {
         let (tls, authority) = split_endpoint(endpoint).ok_or("not an http(s) URL")?;
-        let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(authority)
-            .map_err(|e| e.to_string())?
-            .collect();
+        let addrs = crate::dns::resolve(authority)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut last = format!("{authority}: no address");
         for addr in addrs {
             let connected = TcpStream::connect_timeout(addr, self.timeouts.dial.max(MIN_DIAL))

@@ -424,7 +424,7 @@ async fn connect(urls: &[String], ctx: &Context) -> Option<(PeerStream, String)>
         let Some(authority) = url_authority(url) else {
             continue;
         };
-        let Ok(addrs) = std::net::ToSocketAddrs::to_socket_addrs(authority) else {
+        let Ok(addrs) = crate::dns::resolve(authority).await else {
             continue;
         };
         for addr in addrs {

@@ -217,7 +217,7 @@ pub fn start_etcd(extra: &[&str]) -> Option<Server> {
     Some(server)
 }
 
-fn wait_ready(server: &Server, path: &str) {
+pub fn wait_ready(server: &Server, path: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(mut c) = Client::try_connect(server.addr) {
