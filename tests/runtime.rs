@@ -281,11 +281,11 @@ fn client_thread<T: Send + 'static>(
     })
 }
 
-/// A listener on a free loopback port, and the port (the executor binds; the port is passed to
-/// the client thread through a channel).
+/// Runs `body` with a listener on a free loopback port on a fresh executor and `client` (a
+/// thread it starts with the port) beside it; returns what the client returns.
 fn serve<T, F, Fut>(
     what: &str,
-    client: impl FnOnce(u16) -> std::thread::JoinHandle<T>,
+    client: impl FnOnce(u16) -> std::thread::JoinHandle<T> + Send + 'static,
     body: F,
 ) -> T
 where
@@ -293,24 +293,13 @@ where
     F: FnOnce(glommio::net::TcpListener) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    let (port_tx, port_rx) = mpsc::channel();
-    let (done, finished) = mpsc::channel();
-    let server = LocalExecutorBuilder::new(Placement::Unbound)
-        .io_memory(1 << 20)
-        .spawn(move || async move {
-            let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("binds");
-            port_tx.send(listener.local_addr().unwrap().port()).unwrap();
-            body(listener).await;
-            let _ = done.send(());
-        })
-        .expect("executor starts");
-    let port = port_rx.recv().unwrap();
-    let value = client(port).join().expect("the client ends");
-    finished
-        .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("{what}: the server did not finish (a lost wake-up?)"));
-    server.join().expect("executor thread ends");
-    value
+    let client = run_with_limit(what, Duration::from_secs(60), move || async move {
+        let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let client = client(listener.local_addr().unwrap().port());
+        body(listener).await;
+        client
+    });
+    client.join().expect("the client ends")
 }
 
 #[test]

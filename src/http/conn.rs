@@ -808,10 +808,9 @@ where
         progress
     }
 
-    /// Pulls items from the active stream into the write buffer. `Ready` when it made
-    /// progress (items or the end), `Pending` when the stream has nothing now.
-    /// Takes items of the streamed body while the unwritten output is under the high-water
-    /// mark. `Pending` only when the stream itself is (its waker is registered).
+    /// Pulls items from the active stream into the write buffer while the unwritten output is
+    /// under the high-water mark. `Ready` when it made progress (items or the end), `Pending`
+    /// only when the stream itself has nothing now (its waker is registered).
     fn poll_stream(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut progress = false;
         while self.wbuf.len() - self.wpos < WRITE_HIGH_WATER {
@@ -1033,7 +1032,7 @@ mod tests {
     /// A never-ending watch: one item at once, then nothing; records its drop.
     struct Watch {
         sent: bool,
-        dropped: Rc<Cell<bool>>,
+        _dropped: DropFlag,
     }
 
     impl Stream for Watch {
@@ -1045,12 +1044,6 @@ mod tests {
                 self.sent = true;
                 Poll::Ready(Some(b"watching\n".to_vec()))
             }
-        }
-    }
-
-    impl Drop for Watch {
-        fn drop(&mut self) {
-            self.dropped.set(true);
         }
     }
 
@@ -1117,7 +1110,7 @@ mod tests {
                     200,
                     Watch {
                         sent: false,
-                        dropped: self.watch_dropped.clone(),
+                        _dropped: DropFlag(self.watch_dropped.clone()),
                     },
                 )
             } else {

@@ -144,7 +144,7 @@ impl NodeView {
 
     /// The fields after `nodes`, and `}`.
     fn write_tail(&self, fields: JsonFields<'_>) {
-        NodeFields::write_tail(self.modified_index, self.created_index, fields)
+        self.fields().write_tail(fields)
     }
 
     /// This node's own fields, borrowed.
@@ -203,16 +203,16 @@ impl NodeFields<'_> {
     }
 
     /// The fields after `nodes`, and `}`.
-    fn write_tail(modified_index: u64, created_index: u64, mut fields: JsonFields<'_>) {
-        if modified_index != 0 {
+    fn write_tail(&self, mut fields: JsonFields<'_>) {
+        if self.modified_index != 0 {
             fields
                 .name("modifiedIndex")
-                .extend_from_slice(itoa::Buffer::new().format(modified_index).as_bytes());
+                .extend_from_slice(itoa::Buffer::new().format(self.modified_index).as_bytes());
         }
-        if created_index != 0 {
+        if self.created_index != 0 {
             fields
                 .name("createdIndex")
-                .extend_from_slice(itoa::Buffer::new().format(created_index).as_bytes());
+                .extend_from_slice(itoa::Buffer::new().format(self.created_index).as_bytes());
         }
         fields.out.push(b'}');
     }
@@ -220,7 +220,7 @@ impl NodeFields<'_> {
     /// The whole node as a JSON object.
     fn write_json(&self, out: &mut Vec<u8>, now: i64) {
         let fields = self.write_head(out, now);
-        NodeFields::write_tail(self.modified_index, self.created_index, fields);
+        self.write_tail(fields);
     }
 }
 

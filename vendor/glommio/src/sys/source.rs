@@ -298,12 +298,7 @@ impl Source {
     /// that a request that completes more than once (a multishot poll) shows each completion
     /// once.
     pub(crate) fn take_result(&self) -> Option<io::Result<usize>> {
-        self.inner
-            .borrow_mut()
-            .wakers
-            .result
-            .take()
-            .map(|x| OsResult::from(&x).into())
+        self.inner.borrow_mut().wakers.result.take()
     }
 
     pub(super) fn is_installed(&self) -> Option<bool> {
