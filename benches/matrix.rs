@@ -45,6 +45,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tern::loadgen::floor::Floor;
 use tern::loadgen::{self, Endpoint, Op, Report, Spec, Stop};
 
 #[path = "matrix/auth.rs"]
@@ -97,19 +98,7 @@ fn main() {
 fn plain_sections(root: &Path, etcd_bin: Option<&PathBuf>, mode: &Mode, notes: &mut Vec<String>) {
     let mut floor = measure_floor(root);
     println!("## Floor\n");
-    println!(
-        "4 KiB O_DIRECT write + fdatasync in {}: p50 {:.3} ms, p99 {:.3} ms (over a written \
-         block: p50 {:.3} ms, p99 {:.3} ms); loopback TCP round trip: p50 {:.3} ms; floor \
-         (p50 + p50) {:.3} ms, strict floor {:.3} ms\n",
-        root.display(),
-        floor.fsync_p50_ms,
-        floor.fsync_p99_ms,
-        floor.overwrite_p50_ms,
-        floor.overwrite_p99_ms,
-        floor.rtt_p50_ms,
-        floor.total_ms(),
-        floor.strict_ms()
-    );
+    println!("{}\n", floor.summary(root));
 
     let mut single_put = Vec::new();
     for members in [1usize, 3] {
@@ -766,88 +755,8 @@ fn measured_row(
     )
 }
 
-// ---------------------------------------------------------------------------------------------
-// Floor
-
-struct Floor {
-    fsync_p50_ms: f64,
-    fsync_p99_ms: f64,
-    overwrite_p50_ms: f64,
-    overwrite_p99_ms: f64,
-    rtt_p50_ms: f64,
-}
-
-impl Floor {
-    fn total_ms(&self) -> f64 {
-        self.fsync_p50_ms + self.rtt_p50_ms
-    }
-
-    fn strict_ms(&self) -> f64 {
-        self.overwrite_p50_ms + self.rtt_p50_ms
-    }
-
-    /// The lower figure of each part of two measurements.
-    fn lower(&self, other: &Floor) -> Floor {
-        Floor {
-            fsync_p50_ms: self.fsync_p50_ms.min(other.fsync_p50_ms),
-            fsync_p99_ms: self.fsync_p99_ms.min(other.fsync_p99_ms),
-            overwrite_p50_ms: self.overwrite_p50_ms.min(other.overwrite_p50_ms),
-            overwrite_p99_ms: self.overwrite_p99_ms.min(other.overwrite_p99_ms),
-            rtt_p50_ms: self.rtt_p50_ms.min(other.rtt_p50_ms),
-        }
-    }
-}
-
 fn measure_floor(dir: &Path) -> Floor {
-    let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(1 << 20)
-        .make()
-        .expect("glommio executor (io_uring)");
-    let (append, over) = ex.run(async {
-        let dir = dir.join("floor");
-        let append = tern::wal::bench_support::raw_fdatasync_latency(&dir, 500, false).await;
-        let over = tern::wal::bench_support::raw_fdatasync_latency(&dir, 500, true).await;
-        (append, over)
-    });
-    let (p50, p99) = append.expect("raw fdatasync latency");
-    let (over50, over99) = over.expect("raw fdatasync latency (overwrite)");
-    Floor {
-        fsync_p50_ms: p50.as_secs_f64() * 1e3,
-        fsync_p99_ms: p99.as_secs_f64() * 1e3,
-        overwrite_p50_ms: over50.as_secs_f64() * 1e3,
-        overwrite_p99_ms: over99.as_secs_f64() * 1e3,
-        rtt_p50_ms: loopback_rtt_p50().as_secs_f64() * 1e3,
-    }
-}
-
-/// p50 of 2000 round trips of 64 bytes over a loopback TCP connection (echo thread).
-fn loopback_rtt_p50() -> Duration {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr");
-    let echo = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept");
-        s.set_nodelay(true).ok();
-        let mut buf = [0u8; 64];
-        while s.read_exact(&mut buf).is_ok() {
-            if s.write_all(&buf).is_err() {
-                break;
-            }
-        }
-    });
-    let mut s = TcpStream::connect(addr).expect("connect loopback");
-    s.set_nodelay(true).ok();
-    let mut buf = [7u8; 64];
-    let mut lat = Vec::with_capacity(2000);
-    for _ in 0..2000 {
-        let t = Instant::now();
-        s.write_all(&buf).expect("write");
-        s.read_exact(&mut buf).expect("read");
-        lat.push(t.elapsed());
-    }
-    drop(s);
-    let _ = echo.join();
-    lat.sort();
-    lat[lat.len() / 2]
+    loadgen::floor::measure(dir).expect("the floor (O_DIRECT fdatasync, loopback round trip)")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,10 @@
 //! `--ca-file` (the system's roots without it) and must name the endpoint's host; `--cert-file`
 //! and `--key-file` present a client certificate. The handshakes happen before the clock starts.
 //!
+//! `ternbench --floor DIR` sends no load and prints the floor of an acknowledged write on this
+//! machine instead ([`loadgen::floor`]), so a script can set its figures beside the floor
+//! measured in the same run.
+//!
 //! Prints requests/s, p50/p90/p99/max latency (ms) and the error count as a table row, or as
 //! JSON with `--json`. Exits 1 when the run cannot take place, 2 on bad flags; a run whose
 //! requests failed still exits 0 and reports them under `errors`.
@@ -74,6 +78,10 @@ struct Args {
     /// https endpoints: the key of --cert-file (PEM).
     #[arg(long, requires = "cert_file")]
     key_file: Option<String>,
+    /// Send no load: measure the floor of an acknowledged write instead (4 KiB O_DIRECT write
+    /// + fdatasync with files in DIR, plus a loopback TCP round trip) and print it.
+    #[arg(long, value_name = "DIR")]
+    floor: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -92,6 +100,19 @@ fn seconds(what: &str, s: f64) -> Result<Duration, String> {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    if let Some(dir) = &args.floor {
+        let floor =
+            loadgen::floor::measure(dir).map_err(|e| format!("--floor {}: {e}", dir.display()))?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string(&floor).map_err(|e| e.to_string())?
+            );
+        } else {
+            println!("{}", floor.summary(dir));
+        }
+        return Ok(());
+    }
     let endpoints = loadgen::parse_endpoints(&args.endpoints).map_err(|e| e.to_string())?;
     let files = ClientFiles {
         ca_file: args.ca_file.clone(),

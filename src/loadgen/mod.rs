@@ -13,6 +13,7 @@
 //! cluster. Starting servers and comparing them is the caller's.
 
 mod driver;
+pub mod floor;
 mod report;
 
 use std::fmt;
