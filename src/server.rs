@@ -7,6 +7,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use glommio::channels::channel_mesh::MeshBuilder;
+
+use crate::listener::placement::{ClientPlacement, Placing};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::api::discovery::DiscoveryService;
@@ -49,6 +51,8 @@ impl std::fmt::Display for StartError {
 #[derive(Clone)]
 struct ShardPlan {
     shared: Arc<Shared>,
+    /// Which shard serves each client connection (see [`crate::listener::placement`]).
+    placement: Arc<ClientPlacement>,
     listen: Vec<Listen>,
     limits: Limits,
     /// What shard 0 learns from the data dir; the other shards wait for it.
@@ -267,6 +271,7 @@ fn start_member(config: Config) -> Result<Server, StartError> {
     let peer_listen = probed_addresses(&config.listen_peer_urls, &tls.peer)?;
     let plan = ShardPlan {
         shared: shared.clone(),
+        placement: ClientPlacement::new(nshards),
         listen: listen.clone(),
         limits: Limits {
             max_body_bytes: config.max_request_bytes,
@@ -690,7 +695,11 @@ async fn shard_main(
         }
     }
     let api = Rc::new(Api::new(shard, startup.api.clone()));
-    let accept_loops = accept_on_all(&plan.listen, &api, plan.limits, &plan.shared)?;
+    let placing = match plan.placement.take(id) {
+        Some(end) => Some(Placing::connect(end, plan.shared.clone()).await),
+        None => None,
+    };
+    let accept_loops = accept_on_all(&plan.listen, &api, plan.limits, &plan.shared, placing)?;
     if id == 0 {
         tracing::info!(
             "member {} ({}) of cluster {} serving clients on {} with {} shard(s)",
@@ -799,7 +808,7 @@ fn start_raft_and_peer_port(
             write_timeout: Some(PEER_WRITE_TIMEOUT),
             ..Limits::default()
         };
-        accept_on_all(&plan.peer_listen, &peer_api, limits, &plan.shared)?;
+        accept_on_all(&plan.peer_listen, &peer_api, limits, &plan.shared, None)?;
         Ok(())
     }
 }

@@ -324,3 +324,77 @@ fn debug_vars_show_raft_status_like_etcd() {
         assert!(same_type, "raft.status.{k}: etcd {v}, tern {}", status[k]);
     }
 }
+
+/// The value of `name{shard="i"}` in a scrape.
+fn shard_gauge(text: &str, name: &str, shard: usize) -> u64 {
+    let prefix = format!("{name}{{shard=\"{shard}\"}} ");
+    let line = text.lines().find(|l| l.starts_with(&prefix));
+    let line = line.unwrap_or_else(|| panic!("{prefix} not in:\n{text}"));
+    line[prefix.len()..].parse().unwrap()
+}
+
+/// Scrapes through `scraper` until only its own connection is open on every shard
+/// (connections are counted until the server sees them close), for 10 s at most.
+fn scrape_when_alone(scraper: &mut common::Client) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scraper.get("/metrics").text();
+        let open: u64 = (0..2)
+            .map(|i| shard_gauge(&text, "tern_shard_client_connections", i))
+            .sum();
+        if open == 1 || Instant::now() > deadline {
+            assert_eq!(open, 1, "{text}");
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The first few client connections are served by shard 0, where raft runs, so a handful of
+/// clients' writes need no hop between threads; more connections spread over every shard;
+/// once the first ones close, shard 0 takes new ones again.
+#[test]
+fn a_handful_of_clients_are_served_by_the_raft_shard_and_more_spread() {
+    let tern = start_tern(2, &[]);
+    let requests_on = |text: &str, shard| shard_gauge(text, "tern_shard_requests_total", shard);
+    let mut scraper = tern.client();
+    scrape_when_alone(&mut scraper);
+    // Three clients (with the scraper, four connections: shard 0 takes up to four).
+    let mut few: Vec<common::Client> = (0..3).map(|_| tern.client()).collect();
+    for (i, c) in few.iter_mut().enumerate() {
+        let r = c.put(&format!("/v2/keys/few/{i}"), &[("value", "v")]);
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let text = scraper.get("/metrics").text();
+    assert_eq!(requests_on(&text, 1), 0, "{text}");
+    assert_eq!(requests_on(&text, 0), 3, "{text}");
+    assert!(
+        shard_gauge(&text, "tern_shard_client_connections", 0) >= 3,
+        "{text}"
+    );
+
+    // Forty more: the kernel spreads them (all forty on one shard: one chance in 2^40).
+    let mut many: Vec<common::Client> = (0..40).map(|_| tern.client()).collect();
+    for c in &mut many {
+        assert_eq!(c.get("/v2/keys/few/0").status, 200);
+    }
+    let text = scraper.get("/metrics").text();
+    assert!(requests_on(&text, 1) > 0, "{text}");
+    assert!(
+        shard_gauge(&text, "tern_shard_client_connections", 1) > 0,
+        "{text}"
+    );
+
+    // Every client gone: new ones are served by shard 0 again.
+    drop(few);
+    drop(many);
+    let text = scrape_when_alone(&mut scraper);
+    let before = requests_on(&text, 1);
+    let mut again: Vec<common::Client> = (0..3).map(|_| tern.client()).collect();
+    for (i, c) in again.iter_mut().enumerate() {
+        let r = c.put(&format!("/v2/keys/again/{i}"), &[("value", "v")]);
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let text = scraper.get("/metrics").text();
+    assert_eq!(requests_on(&text, 1), before, "{text}");
+}

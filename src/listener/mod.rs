@@ -5,13 +5,16 @@
 //! Shared by the member (`server`) and the proxy (`proxy`). Knows nothing about what the
 //! handlers serve.
 
+pub mod placement;
+
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use glommio::net::TcpListener;
+use glommio::channels::shared_channel::SharedReceiver;
+use glommio::net::{TcpListener, TcpStream};
 
 use crate::http::{serve_connection, Handler, Limits};
 use crate::process::ConnectionPermit;
@@ -19,6 +22,8 @@ use crate::ratelog::RateLimited;
 use crate::server::StartError;
 use crate::shard::Shared;
 use crate::tls::server::ServerTls;
+
+use placement::{Moved, Placing, Serving};
 
 /// A failing accept is retried after this, doubling up to the maximum.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -138,23 +143,41 @@ pub async fn halted(shared: &Shared) -> Result<(), StartError> {
 }
 
 /// Binds this shard's listener on each of `listens` and starts its accept loop; the loops end
-/// once the process is stopping.
+/// once the process is stopping. With `placing` (a member's client port, see [`placement`])
+/// connections are counted per shard and, while shard 0 serves few, moved there; shard 0 also
+/// serves the connections the other shards move.
 pub fn accept_on_all<H: Handler + 'static>(
     listens: &[Listen],
     handler: &Rc<H>,
     limits: Limits,
     shared: &Arc<Shared>,
+    placing: Option<(Rc<Placing>, Vec<SharedReceiver<Moved>>)>,
 ) -> Result<Vec<glommio::task::JoinHandle<()>>, StartError> {
     let mut loops = Vec::with_capacity(listens.len());
-    for listen in listens {
+    let placing = placing.map(|(placing, receivers)| {
+        for rx in receivers {
+            glommio::spawn_local(adopt_moved(
+                rx,
+                listens.to_vec(),
+                handler.clone(),
+                limits,
+                shared.clone(),
+                placing.clone(),
+            ))
+            .detach();
+        }
+        placing
+    });
+    for (index, listen) in listens.iter().enumerate() {
         let listener = bind_shard_listener(listen.addr)?;
         loops.push(
             glommio::spawn_local(accept_connections(
                 listener,
-                listen.clone(),
+                (index, listen.clone()),
                 handler.clone(),
                 limits,
                 shared.clone(),
+                placing.clone(),
             ))
             .detach(),
         );
@@ -169,34 +192,35 @@ pub fn shard_serving(shared: &Shared) {
     }
 }
 
-/// Accepts connections on one listener and serves each with `handler` under `limits`. A
-/// connection beyond the descriptor budget ([`ConnectionPermit`]) is closed at once; a failing
-/// accept (descriptors exhausted all the same) backs off up to a second. Both are logged at
-/// most once per interval. On a TLS listener each connection's handshake runs in its own
-/// task, so a slow or failing one delays nobody. Ends (closing the listener) once the process
-/// is stopping.
-pub async fn accept_connections<H: Handler + 'static>(
+/// Accepts connections on one listener and serves each with `handler` under `limits` (or,
+/// with `placing`, moves it to shard 0 while that shard serves few). A connection beyond the
+/// descriptor budget ([`ConnectionPermit`]) is closed at once; a failing accept (descriptors
+/// exhausted all the same) backs off up to a second. Both are logged at most once per
+/// interval. Ends (closing the listener) once the process is stopping.
+async fn accept_connections<H: Handler + 'static>(
     listener: TcpListener,
-    listen: Listen,
+    (index, listen): (usize, Listen),
     handler: Rc<H>,
     limits: Limits,
     shared: Arc<Shared>,
+    placing: Option<Rc<Placing>>,
 ) {
     let addr = listen.addr;
     static REFUSED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
     static FAILED: RateLimited = RateLimited::new(crate::ratelog::DEFAULT_INTERVAL);
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            stopping(&shared).await;
-            None
-        })
-        .await;
+        let accepted =
+            futures_lite::future::or(async { Some(listener.shared_accept().await) }, async {
+                stopping(&shared).await;
+                None
+            })
+            .await;
         let Some(accepted) = accepted else {
             return;
         };
         match accepted {
-            Ok(stream) => {
+            Ok(accepted) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 let Some(permit) = ConnectionPermit::try_acquire() else {
                     let (open, max) = ConnectionPermit::usage();
@@ -206,28 +230,24 @@ pub async fn accept_connections<H: Handler + 'static>(
                          (the other file descriptors are kept for the WAL, snapshots and peers; \
                          raise the open-files limit to serve more)"
                     );
-                    drop(stream);
+                    drop(accepted.bind_to_executor());
                     continue;
                 };
-                let _ = stream.set_nodelay(true);
-                let handler = handler.clone();
-                let tls = listen.tls.clone();
-                glommio::spawn_local(async move {
-                    let from = stream.peer_addr().ok();
-                    tracing::debug!("accepted a connection on {addr} from {from:?}");
-                    let outcome = match tls {
-                        None => Some(serve_connection(stream, &*handler, &limits).await),
-                        Some(tls) => match tls.accept(stream, from, addr).await {
-                            Some(stream) => {
-                                Some(serve_connection(stream, &*handler, &limits).await)
-                            }
-                            None => None,
-                        },
-                    };
-                    tracing::debug!("closed the connection on {addr} from {from:?}: {outcome:?}");
-                    drop(permit);
-                })
-                .detach();
+                let (accepted, permit, serving) = match &placing {
+                    Some(placing) => match placing.try_move(accepted, permit, index) {
+                        Ok(()) => continue,
+                        Err((accepted, permit)) => (accepted, permit, Some(placing.serving_here())),
+                    },
+                    None => (accepted, permit, None),
+                };
+                serve(
+                    accepted.bind_to_executor(),
+                    &listen,
+                    &handler,
+                    limits,
+                    permit,
+                    serving,
+                );
             }
             Err(e) => {
                 crate::ratelog!(FAILED, "accept on {addr}: {e}");
@@ -236,6 +256,66 @@ pub async fn accept_connections<H: Handler + 'static>(
             }
         }
     }
+}
+
+/// Shard 0: serves the connections another shard moves here (see [`placement`]) until the
+/// process is stopping.
+async fn adopt_moved<H: Handler + 'static>(
+    moved: SharedReceiver<Moved>,
+    listens: Vec<Listen>,
+    handler: Rc<H>,
+    limits: Limits,
+    shared: Arc<Shared>,
+    placing: Rc<Placing>,
+) {
+    let moved = moved.connect().await;
+    loop {
+        let next = futures_lite::future::or(moved.recv(), async {
+            stopping(&shared).await;
+            None
+        })
+        .await;
+        let Some(m) = next else {
+            return;
+        };
+        let serving = placing.serving_counted();
+        let Some(listen) = listens.get(m.listen) else {
+            continue;
+        };
+        let stream = m.accepted.bind_to_executor();
+        serve(stream, listen, &handler, limits, m.permit, Some(serving));
+    }
+}
+
+/// Serves one accepted connection in a task of its own: on a TLS listener the handshake runs
+/// there too, so a slow or failing one delays nobody. `permit` and `serving` are held until
+/// the connection ends.
+fn serve<H: Handler + 'static>(
+    stream: TcpStream,
+    listen: &Listen,
+    handler: &Rc<H>,
+    limits: Limits,
+    permit: ConnectionPermit,
+    serving: Option<Serving>,
+) {
+    let handler = handler.clone();
+    let tls = listen.tls.clone();
+    let addr = listen.addr;
+    let _ = stream.set_nodelay(true);
+    glommio::spawn_local(async move {
+        let from = stream.peer_addr().ok();
+        tracing::debug!("accepted a connection on {addr} from {from:?}");
+        let outcome = match tls {
+            None => Some(serve_connection(stream, &*handler, &limits).await),
+            Some(tls) => match tls.accept(stream, from, addr).await {
+                Some(stream) => Some(serve_connection(stream, &*handler, &limits).await),
+                None => None,
+            },
+        };
+        tracing::debug!("closed the connection on {addr} from {from:?}: {outcome:?}");
+        drop((permit, serving));
+    })
+    .detach();
 }
 
 #[cfg(test)]

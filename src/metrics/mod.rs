@@ -645,6 +645,15 @@ pub fn render(s: &Scrape<'_>) -> String {
         &mut (0..s.shared.nshards).map(|i| s.shared.watchers_on(i)),
     );
     per_shard(
+        "tern_shard_client_connections",
+        "Client connections each shard serves (shard 0 takes the first few: it runs raft).",
+        &mut s
+            .shared
+            .connections
+            .iter()
+            .map(|c| c.0.load(Ordering::Relaxed)),
+    );
+    per_shard(
         "tern_shard_proposals_pending",
         "Writes proposed on each shard and not yet answered.",
         &mut (0..s.shared.nshards).map(|i| s.shared.pending_on(i)),

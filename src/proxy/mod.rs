@@ -358,7 +358,7 @@ async fn proxy_shard(plan: ShardPlan) -> Result<(), StartError> {
         Some(plan.tls.clone()),
         plan.metrics.clone(),
     ));
-    let loops = accept_on_all(&plan.listen, &handler, plan.limits, &plan.shared)?;
+    let loops = accept_on_all(&plan.listen, &handler, plan.limits, &plan.shared, None)?;
     shard_serving(&plan.shared);
     for task in loops {
         task.await;

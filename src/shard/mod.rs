@@ -318,6 +318,8 @@ pub struct Shared {
     pending: Box<[Padded<AtomicU64>]>,
     /// Each shard's keys-API request counters (`etcd_http_*`).
     pub http: Box<[crate::metrics::http::ShardHttp]>,
+    /// Client connections each shard serves (kept by [`crate::listener::placement`]).
+    pub connections: Box<[Padded<AtomicU64>]>,
     /// Shards serving clients; the last to start tells systemd the process is ready.
     pub serving: std::sync::atomic::AtomicUsize,
 }
@@ -335,6 +337,7 @@ impl Shared {
                 .collect(),
             pending: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
             http: (0..nshards).map(|_| Default::default()).collect(),
+            connections: (0..nshards).map(|_| Padded(AtomicU64::new(0))).collect(),
             raft: RaftStatus::default(),
             member_id: AtomicU64::new(0),
             membership: Default::default(),
