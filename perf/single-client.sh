@@ -63,7 +63,7 @@ one() { # label, server binary, floor ms
   sleep 1
   "$BENCH" --endpoints "$ep" --op put --clients 1 --duration-secs "$secs" 2>&1 | tail -1 |
     awk -v l="$label" -v f="$floor" '{printf "| %-6s | %s | %s | %s | %s | %.2f | %.0f %% |\n",
-      l, $7, $8, $9, $10, $9 / f, $7 * f / 10}'
+      l, $7, $8, $9, $10, $9 / f, $7 * f / 10}' | tee -a "$WORK/rows"
   kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
   rm -rf "$dir"
 }
@@ -74,8 +74,25 @@ echo "| server | req/s | p50 ms | p90 ms | p99 ms | p90 / floor | share of floor
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for r in $(seq "$rounds"); do
   read -r floor fsync rtt < <(floor_ms)
+  echo "$fsync $rtt" >>"$WORK/floors"
   echo "| floor, round $r | $(awk -v f="$floor" 'BEGIN {printf "%.0f", 1000 / f}') | $floor | | | | (fdatasync $fsync + round trip $rtt$([ "$members" = 3 ] && echo ' × 2')) |"
   [ -x /usr/bin/etcd ] && one etcd /usr/bin/etcd "$floor"
   one tern "$BIN/tern" "$floor"
   if [ -n "${TERN_BASE:-}" ]; then one base "$TERN_BASE" "$floor"; fi
+done
+
+# The lowest floor of the run (lowest fdatasync p50 plus lowest round trip p50), and each
+# server's range against it.
+low=$(awk -v m="$members" 'NR == 1 || $1 < f {f = $1} NR == 1 || $2 < r {r = $2}
+  END {printf "%.3f", f + r * (m == 3 ? 2 : 1)}' "$WORK/floors")
+echo
+echo "Against the lowest floor of the run, $low ms:"
+for label in etcd tern base; do
+  grep -q "^| $label " "$WORK/rows" || continue
+  awk -F'|' -v l="$label" -v f="$low" '$2 ~ "^ " l " *$" {
+      p90 = $5 + 0; rate = $3 + 0
+      if (n == 0 || p90 < plo) plo = p90; if (n == 0 || p90 > phi) phi = p90
+      if (n == 0 || rate < rlo) rlo = rate; if (n == 0 || rate > rhi) rhi = rate; n++ }
+    END {printf "- %s: p90 %.2f-%.2f x the floor, %.0f-%.0f %% of its rate\n",
+      l, plo / f, phi / f, rlo * f / 10, rhi * f / 10}' "$WORK/rows"
 done
