@@ -233,10 +233,15 @@ impl Form {
 
 /// The lower-cased media type of a Content-Type value, and Go's `mime.ParseMediaType` error
 /// if any. Go keeps the media type when only a parameter is malformed, so both may be set.
-fn parse_media_type(v: &str) -> (Option<String>, Option<String>) {
+fn parse_media_type(v: &str) -> (Option<std::borrow::Cow<'_, str>>, Option<String>) {
     let (base, params) = v.split_once(';').unwrap_or((v, ""));
-    let base = base.to_ascii_lowercase();
     let base = base.trim();
+    // Lower case; a copy only when it is not already (the usual header needs none).
+    let base: std::borrow::Cow<'_, str> = if base.bytes().any(|b| b.is_ascii_uppercase()) {
+        base.to_ascii_lowercase().into()
+    } else {
+        base.into()
+    };
     // Go's checkMediaTypeDisposition.
     let typ_len = base.bytes().take_while(|&b| is_token(b)).count();
     if typ_len == 0 {
@@ -264,7 +269,7 @@ fn parse_media_type(v: &str) -> (Option<String>, Option<String>) {
     } else {
         Some("mime: invalid media parameter".to_string())
     };
-    (Some(base.to_string()), err)
+    (Some(base), err)
 }
 
 fn is_token(b: u8) -> bool {

@@ -279,10 +279,11 @@ async fn adopt_moved<H: Handler + 'static>(
             return;
         };
         let serving = placing.serving_counted();
+        let stream = m.accepted.bind_to_executor();
+        // Every shard listens on the same addresses, in the same order.
         let Some(listen) = listens.get(m.listen) else {
             continue;
         };
-        let stream = m.accepted.bind_to_executor();
         serve(stream, listen, &handler, limits, m.permit, Some(serving));
     }
 }
