@@ -31,7 +31,8 @@ build_bins
 BENCH=$BIN/ternbench
 CLUSTER=$(n=0; for ip in $IPS; do n=$((n + 1)); printf "%sm$n=http://$ip:2380" "${sep:-}"; sep=,; done)
 WORK=$(mktemp -d -p "$REPO")
-trap 'rm -rf "$WORK"' EXIT
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 floor_ms() { # the floor of this run's round: fsync p50 + rtt p50 (+ one more rtt with 3 members)
   "$BENCH" --floor "$WORK" --json | python3 -c "import json,sys; f=json.load(sys.stdin);
@@ -51,6 +52,7 @@ one() { # label, server binary, floor ms
       --advertise-client-urls "http://$ip:2379" --initial-cluster "$CLUSTER" \
       --initial-cluster-state new $extra >"$WORK/m$n.log" 2>&1 &
     pids+=($!)
+    PIDS+=($!)
   done
   local ep=""
   for _ in $(seq 100); do
@@ -61,10 +63,17 @@ one() { # label, server binary, floor ms
     sleep 0.1
   done
   sleep 1
-  "$BENCH" --endpoints "$ep" --op put --clients 1 --duration-secs "$secs" 2>&1 | tail -1 |
-    awk -v l="$label" -v f="$floor" '{printf "| %-6s | %s | %s | %s | %s | %.2f | %.0f %% |\n",
-      l, $7, $8, $9, $10, $9 / f, $7 * f / 10}' | tee -a "$WORK/rows"
-  kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+  if [ -z "$ep" ]; then
+    echo "| $label | no leader within 10 s | | | | | |"
+  else
+    # The result row only (a run with failed requests adds a "first error" line after it);
+    # errors, when any, are named in the last column.
+    "$BENCH" --endpoints "$ep" --op put --clients 1 --duration-secs "$secs" 2>&1 |
+      awk -v l="$label" -v f="$floor" '$1 == "PUT" {
+        printf "| %-6s | %s | %s | %s | %s | %.2f | %.0f %%%s |\n", l, $7, $8, $9, $10,
+          $9 / f, $7 * f / 10, ($6 > 0 ? " (" $6 " errors)" : "") }' | tee -a "$WORK/rows" || true
+  fi
+  kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true
   rm -rf "$dir"
 }
 
@@ -73,7 +82,8 @@ echo
 echo "| server | req/s | p50 ms | p90 ms | p99 ms | p90 / floor | share of floor |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for r in $(seq "$rounds"); do
-  read -r floor fsync rtt < <(floor_ms)
+  line=$(floor_ms) || { echo "ternbench --floor failed in $WORK" >&2; exit 1; }
+  read -r floor fsync rtt <<<"$line"
   echo "$fsync $rtt" >>"$WORK/floors"
   echo "| floor, round $r | $(awk -v f="$floor" 'BEGIN {printf "%.0f", 1000 / f}') | $floor | | | | (fdatasync $fsync + round trip $rtt$([ "$members" = 3 ] && echo ' × 2')) |"
   [ -x /usr/bin/etcd ] && one etcd /usr/bin/etcd "$floor"

@@ -653,6 +653,12 @@ async fn shard_main(
         }
     };
     let shard = Shard::start(id, plan.shared.clone(), mesh).await;
+    // Every shard connects its end of the client placement now, while the others do too
+    // (each side of a channel waits for the other, re-polling).
+    let placing = match plan.placement.take(id) {
+        Some(end) => Placing::connect(end, plan.shared.clone()).await,
+        None => None,
+    };
     let ending = shard.clone();
     glommio::spawn_local(async move {
         stopping(&ending.shared).await;
@@ -695,10 +701,6 @@ async fn shard_main(
         }
     }
     let api = Rc::new(Api::new(shard, startup.api.clone()));
-    let placing = match plan.placement.take(id) {
-        Some(end) => Some(Placing::connect(end, plan.shared.clone()).await),
-        None => None,
-    };
     let accept_loops = accept_on_all(&plan.listen, &api, plan.limits, &plan.shared, placing)?;
     if id == 0 {
         tracing::info!(

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use glommio::channels::shared_channel::SharedReceiver;
+use glommio::channels::shared_channel::ConnectedReceiver;
 use glommio::net::{TcpListener, TcpStream};
 
 use crate::http::{serve_connection, Handler, Limits};
@@ -151,7 +151,7 @@ pub fn accept_on_all<H: Handler + 'static>(
     handler: &Rc<H>,
     limits: Limits,
     shared: &Arc<Shared>,
-    placing: Option<(Rc<Placing>, Vec<SharedReceiver<Moved>>)>,
+    placing: Option<(Rc<Placing>, Vec<ConnectedReceiver<Moved>>)>,
 ) -> Result<Vec<glommio::task::JoinHandle<()>>, StartError> {
     let mut loops = Vec::with_capacity(listens.len());
     let placing = placing.map(|(placing, receivers)| {
@@ -258,28 +258,23 @@ async fn accept_connections<H: Handler + 'static>(
     }
 }
 
-/// Shard 0: serves the connections another shard moves here (see [`placement`]) until the
-/// process is stopping.
+/// Shard 0: serves the connections another shard moves here (see [`placement`]). Once the
+/// process is stopping, what still arrives is closed (and uncounted) instead of served; the
+/// loop ends when the sending shard's accept loops have ended (its sender is dropped).
 async fn adopt_moved<H: Handler + 'static>(
-    moved: SharedReceiver<Moved>,
+    moved: ConnectedReceiver<Moved>,
     listens: Vec<Listen>,
     handler: Rc<H>,
     limits: Limits,
     shared: Arc<Shared>,
     placing: Rc<Placing>,
 ) {
-    let moved = moved.connect().await;
-    loop {
-        let next = futures_lite::future::or(moved.recv(), async {
-            stopping(&shared).await;
-            None
-        })
-        .await;
-        let Some(m) = next else {
-            return;
-        };
+    while let Some(m) = moved.recv().await {
         let serving = placing.serving_counted();
         let stream = m.accepted.bind_to_executor();
+        if shared.stopping.load(Ordering::SeqCst) {
+            continue;
+        }
         // Every shard listens on the same addresses, in the same order.
         let Some(listen) = listens.get(m.listen) else {
             continue;

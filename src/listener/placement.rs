@@ -19,7 +19,9 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::channels::shared_channel::{
+    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
 use glommio::net::AcceptedTcpStream;
 use glommio::{GlommioError, ResourceType};
 
@@ -88,31 +90,43 @@ pub struct Placing {
 }
 
 impl Placing {
-    /// Shard `shard`'s end, ready for its accept loops: another shard's sender is connected
-    /// (which waits for shard 0 to start its accept loops); shard 0 gets its receivers back,
-    /// each to be connected by the loop that adopts what it carries.
+    /// Shard `shard`'s end, connected: shard 0's receivers or another shard's sender. Each
+    /// side waits (glommio re-polls, it does not sleep) until the other has connected too, so
+    /// every shard connects early, right after its shard state starts. `None` when the
+    /// process stops first.
     pub async fn connect(
         end: End,
         shared: Arc<Shared>,
-    ) -> (Rc<Placing>, Vec<SharedReceiver<Moved>>) {
-        match end {
-            End::RaftShard(receivers) => {
-                let placing = Placing {
-                    shard: 0,
-                    shared,
-                    to_raft_shard: None,
-                };
-                (Rc::new(placing), receivers)
+    ) -> Option<(Rc<Placing>, Vec<ConnectedReceiver<Moved>>)> {
+        let connecting = async {
+            match end {
+                End::RaftShard(receivers) => {
+                    let mut connected = Vec::with_capacity(receivers.len());
+                    for rx in receivers {
+                        connected.push(rx.connect().await);
+                    }
+                    let placing = Placing {
+                        shard: 0,
+                        shared: shared.clone(),
+                        to_raft_shard: None,
+                    };
+                    Some((Rc::new(placing), connected))
+                }
+                End::Other(shard, tx) => {
+                    let placing = Placing {
+                        shard,
+                        shared: shared.clone(),
+                        to_raft_shard: Some(tx.connect().await),
+                    };
+                    Some((Rc::new(placing), Vec::new()))
+                }
             }
-            End::Other(shard, tx) => {
-                let placing = Placing {
-                    shard,
-                    shared,
-                    to_raft_shard: Some(tx.connect().await),
-                };
-                (Rc::new(placing), Vec::new())
-            }
-        }
+        };
+        futures_lite::future::or(connecting, async {
+            crate::listener::stopping(&shared).await;
+            None
+        })
+        .await
     }
 
     /// Moves a connection this shard accepted to shard 0 when shard 0 serves few: `Ok` when
