@@ -71,6 +71,35 @@ start_tern() {
     exit 1
 }
 
+# Starts a cluster of one member per address in $IPS (names m1, m2, …; peer port 2380, client
+# port 2379; data and logs under $2) with binary $1 and extra flags $3 (etcd gets --enable-v2);
+# sets MEMBER_PIDS, and LEADER to the client URL of a member that answers /v2/stats/leader
+# (empty when none does within 10 s).
+start_members() {
+  local bin=$1 dir=$2 extra=${3:-} ip n=0 cluster="" sep=""
+  case $bin in *etcd) extra="--enable-v2" ;; esac
+  for ip in $IPS; do n=$((n + 1)); cluster+="${sep}m$n=http://$ip:2380"; sep=,; done
+  MEMBER_PIDS=()
+  n=0
+  for ip in $IPS; do
+    n=$((n + 1))
+    # shellcheck disable=SC2086
+    "$bin" --name "m$n" --data-dir "$dir/m$n" --listen-peer-urls "http://$ip:2380" \
+      --initial-advertise-peer-urls "http://$ip:2380" --listen-client-urls "http://$ip:2379" \
+      --advertise-client-urls "http://$ip:2379" --initial-cluster "$cluster" \
+      --initial-cluster-state new $extra >"$dir/m$n.log" 2>&1 &
+    MEMBER_PIDS+=($!)
+  done
+  LEADER=""
+  for _ in $(seq 100); do
+    for ip in $IPS; do
+      curl -sf "http://$ip:2379/v2/stats/leader" >/dev/null 2>&1 && LEADER="http://$ip:2379"
+    done
+    [ -n "$LEADER" ] && break
+    sleep 0.1
+  done
+}
+
 # Drives load with ternbench in the background for $1 seconds (OP, CLIENTS, VALUE_SIZE).
 start_load() {
     "$BIN/ternbench" --endpoints "$ENDPOINT" --op "$OP" --clients "$CLIENTS" \

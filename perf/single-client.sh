@@ -29,7 +29,6 @@ case $members in 1) IPS="127.0.0.11" ;; 3) IPS="127.0.0.11 127.0.0.12 127.0.0.13
   *) echo "--members is 1 or 3" >&2; exit 2 ;; esac
 build_bins
 BENCH=$BIN/ternbench
-CLUSTER=$(n=0; for ip in $IPS; do n=$((n + 1)); printf "%sm$n=http://$ip:2380" "${sep:-}"; sep=,; done)
 WORK=$(mktemp -d -p "$REPO")
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -41,27 +40,11 @@ print('%.3f %.3f %.3f' % (f['fsync_p50_ms'] + f['rtt_p50_ms'] * (2 if $members =
 }
 
 one() { # label, server binary, floor ms
-  local label=$1 bin=$2 floor=$3 extra="${TERN_ARGS:-}"
-  case $bin in *etcd) extra="--enable-v2" ;; esac
-  local dir="$WORK/run" pids=() n=0
-  for ip in $IPS; do
-    n=$((n + 1))
-    # shellcheck disable=SC2086
-    "$bin" --name "m$n" --data-dir "$dir/m$n" --listen-peer-urls "http://$ip:2380" \
-      --initial-advertise-peer-urls "http://$ip:2380" --listen-client-urls "http://$ip:2379" \
-      --advertise-client-urls "http://$ip:2379" --initial-cluster "$CLUSTER" \
-      --initial-cluster-state new $extra >"$WORK/m$n.log" 2>&1 &
-    pids+=($!)
-    PIDS+=($!)
-  done
-  local ep=""
-  for _ in $(seq 100); do
-    for ip in $IPS; do
-      curl -sf "http://$ip:2379/v2/stats/leader" >/dev/null 2>&1 && ep="http://$ip:2379"
-    done
-    [ -n "$ep" ] && break
-    sleep 0.1
-  done
+  local label=$1 bin=$2 floor=$3 dir="$WORK/run"
+  mkdir -p "$dir"
+  start_members "$bin" "$dir" "${TERN_ARGS:-}"
+  local pids=("${MEMBER_PIDS[@]}") ep=$LEADER
+  PIDS+=("${pids[@]}")
   sleep 1
   if [ -z "$ep" ]; then
     echo "| $label | no leader within 10 s | | | | | |"

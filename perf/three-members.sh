@@ -30,33 +30,15 @@ build_bins
 BENCH=$BIN/ternbench
 TICK=$(getconf CLK_TCK)
 IPS="127.0.0.11 127.0.0.12 127.0.0.13"
-CLUSTER="m1=http://127.0.0.11:2380,m2=http://127.0.0.12:2380,m3=http://127.0.0.13:2380"
 
 # user and system ticks of the given processes together
 ticks() { for p in "$@"; do awk '{print $14, $15}' "/proc/$p/stat"; done | awk '{u+=$1; s+=$2} END {print u, s}'; }
 
 one() { # label, server binary
-  local label=$1 bin=$2 extra="${TERN_ARGS:-}"
-  case $bin in *etcd) extra="--enable-v2" ;; esac
+  local label=$1 bin=$2
   local dir; dir=$(mktemp -d)
-  local pids=() n=0
-  for ip in $IPS; do
-    n=$((n + 1))
-    # shellcheck disable=SC2086
-    "$bin" --name "m$n" --data-dir "$dir/m$n" --listen-peer-urls "http://$ip:2380" \
-      --initial-advertise-peer-urls "http://$ip:2380" --listen-client-urls "http://$ip:2379" \
-      --advertise-client-urls "http://$ip:2379" --initial-cluster "$CLUSTER" \
-      --initial-cluster-state new $extra >"$dir/m$n.log" 2>&1 &
-    pids+=($!)
-  done
-  local ep=""
-  for _ in $(seq 100); do
-    for ip in $IPS; do
-      curl -sf "http://$ip:2379/v2/stats/leader" >/dev/null 2>&1 && ep="http://$ip:2379"
-    done
-    [ -n "$ep" ] && break
-    sleep 0.1
-  done
+  start_members "$bin" "$dir" "${TERN_ARGS:-}"
+  local pids=("${MEMBER_PIDS[@]}") ep=$LEADER
   sleep 1
   [ $all = 1 ] && ep="http://127.0.0.11:2379,http://127.0.0.12:2379,http://127.0.0.13:2379"
   for c in $clients; do

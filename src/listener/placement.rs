@@ -37,8 +37,8 @@ const CHANNEL: usize = 64;
 /// A connection on its way to shard 0.
 pub struct Moved {
     /// The accepted socket, not yet bound to an executor. (An `AcceptedTcpStream` dropped
-    /// unbound keeps its descriptor: only moved connections still in the channel when the
-    /// process stops can be left so, until it exits.)
+    /// unbound keeps its descriptor open, so shard 0 binds every one it receives, even the
+    /// ones it closes at once.)
     pub accepted: AcceptedTcpStream,
     /// The process's descriptor budget, held for the connection's life.
     pub permit: ConnectionPermit,
@@ -61,14 +61,14 @@ pub struct ClientPlacement {
 
 impl ClientPlacement {
     pub fn new(nshards: usize) -> Arc<ClientPlacement> {
-        let mut receivers = Vec::new();
-        let mut ends = vec![Mutex::new(None)];
-        for shard in 1..nshards {
-            let (tx, rx) = shared_channel::new_bounded(CHANNEL);
-            receivers.push(rx);
-            ends.push(Mutex::new(Some(End::Other(shard, tx))));
-        }
-        ends[0] = Mutex::new(Some(End::RaftShard(receivers)));
+        let (senders, receivers): (Vec<_>, Vec<_>) = (1..nshards)
+            .map(|_| shared_channel::new_bounded(CHANNEL))
+            .unzip();
+        let others = (1..).zip(senders).map(|(shard, tx)| End::Other(shard, tx));
+        let ends = std::iter::once(End::RaftShard(receivers))
+            .chain(others)
+            .map(|end| Mutex::new(Some(end)))
+            .collect();
         Arc::new(ClientPlacement { ends })
     }
 
