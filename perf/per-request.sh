@@ -10,6 +10,11 @@
 # 1-client figures for the default shard count are bimodal; the `conn` column says where it was
 # (the shard that made the sendto calls).
 #
+# The first row of each round, `responder`, is `ternbench --responder`: a do-nothing epoll
+# server answering every request with a fixed-shape body, one read and one write each. Its CPU
+# per request is what the kernel charges any server on this machine (loopback TCP, wake-ups,
+# system calls); a server's CPU above it is the server's own work.
+#
 # Usage: perf/per-request.sh [--op put|get] [--clients N] [--secs S] [--rounds R]
 # TERN_BASE=/path/to/another/tern adds its two rows (a build of an earlier commit, for
 # before/after figures in the same run).
@@ -51,7 +56,11 @@ threads() {
 one() { # label, server command...
   local label=$1; shift
   local dir; dir=$(mktemp -d)
-  "$@" --data-dir "$dir/data" >"$dir/log" 2>&1 &
+  if [ "$label" = responder ]; then
+    "$@" >"$dir/log" 2>&1 &
+  else
+    "$@" --data-dir "$dir/data" >"$dir/log" 2>&1 &
+  fi
   local pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/version" >/dev/null && break; sleep 0.1; done
   sleep 0.3
@@ -91,6 +100,7 @@ echo
 echo "| server | req/s | p50 ms | p90 ms | p99 ms | server CPU µs/req | of which kernel | context switches/req | io_uring_enter/req | conn |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 for _ in $(seq "$rounds"); do
+  one responder "$BENCH" --responder "127.0.0.1:$PORT"
   # shellcheck disable=SC2086
   [ -x /usr/bin/etcd ] && one etcd /usr/bin/etcd --enable-v2 $URLS
   # shellcheck disable=SC2086

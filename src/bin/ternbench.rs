@@ -12,7 +12,9 @@
 //!
 //! `ternbench --floor DIR` sends no load and prints the floor of an acknowledged write on this
 //! machine instead ([`loadgen::floor`]), so a script can set its figures beside the floor
-//! measured in the same run.
+//! measured in the same run. `ternbench --responder ADDR` serves instead: a do-nothing HTTP
+//! responder ([`loadgen::responder`]) whose CPU per request is the kernel's share of any
+//! server's, for scripts to run beside the servers they compare.
 //!
 //! Prints requests/s, p50/p90/p99/max latency (ms) and the error count as a table row, or as
 //! JSON with `--json`. Exits 1 when the run cannot take place, 2 on bad flags; a run whose
@@ -82,6 +84,11 @@ struct Args {
     /// + fdatasync with files in DIR, plus a loopback TCP round trip) and print it.
     #[arg(long, value_name = "DIR")]
     floor: Option<std::path::PathBuf>,
+    /// Send no load: serve ADDR (host:port) with a do-nothing HTTP responder until killed (PUTs
+    /// answered 201, GETs 200 with the last PUT's value), to measure what the kernel alone
+    /// costs per request.
+    #[arg(long, value_name = "ADDR", conflicts_with = "floor")]
+    responder: Option<std::net::SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -100,6 +107,11 @@ fn seconds(what: &str, s: f64) -> Result<Duration, String> {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    if let Some(addr) = args.responder {
+        let what = |e: std::io::Error| format!("--responder {addr}: {e}");
+        let responder = loadgen::responder::Responder::bind(addr).map_err(what)?;
+        return responder.run().map_err(what);
+    }
     if let Some(dir) = &args.floor {
         let floor =
             loadgen::floor::measure(dir).map_err(|e| format!("--floor {}: {e}", dir.display()))?;

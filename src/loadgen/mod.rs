@@ -15,6 +15,7 @@
 mod driver;
 pub mod floor;
 mod report;
+pub mod responder;
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
