@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use glommio::channels::channel_mesh::{Receivers, Senders};
@@ -455,7 +456,16 @@ pub struct Shard {
     raft_inbox: RefCell<Option<Rc<Mailbox<RaftInput>>>>,
     next_id: Cell<u64>,
     /// Writes proposed on this shard, answered when this shard applies them.
-    writes: RefCell<HashMap<u64, OneshotSender<Result<WriteOutcome, Error>>>>,
+    writes: RefCell<HashMap<u64, PendingWrite>>,
+    /// Sweeps for late writes done so far (see [`PendingWrite::give_up_after`]).
+    sweeps: Cell<u64>,
+    /// The request timeout in sweeps.
+    timeout_sweeps: u64,
+    /// The sweep task, parked while no write is timed.
+    sweeper: Cell<Option<Waker>>,
+    /// `take_applied`'s list of writes to answer, kept between batches (empty in between) so
+    /// that answering a batch allocates nothing.
+    answering: RefCell<Vec<(WriteSender, WriteOutcome)>>,
     reads: RefCell<HashMap<u64, OneshotSender<Result<u64, Error>>>>,
     member_changes: RefCell<HashMap<u64, OneshotSender<Result<(), MemberError>>>>,
     applied_waiters: RefCell<BTreeMap<u64, Vec<OneshotSender<()>>>>,
@@ -499,6 +509,7 @@ impl Shard {
         // still commit after it and must not complete a new waiter.
         let shard = Shard::new(id, shared, outbox, unique_id_base());
         start_receivers(shard.clone(), receivers);
+        glommio::spawn_local(sweep_late_writes(shard.clone())).detach();
         shard
     }
 
@@ -519,6 +530,7 @@ impl Shard {
         id_base: u64,
     ) -> Rc<Shard> {
         let view = shared.published.view_owned();
+        let timeout_sweeps = sweeps_in(shared.request_timeout);
         Rc::new(Shard {
             id,
             shared,
@@ -526,6 +538,10 @@ impl Shard {
             raft_inbox: RefCell::new(None),
             next_id: Cell::new(id_base),
             writes: RefCell::new(HashMap::new()),
+            sweeps: Cell::new(0),
+            timeout_sweeps,
+            sweeper: Cell::new(None),
+            answering: RefCell::new(Vec::new()),
             reads: RefCell::new(HashMap::new()),
             member_changes: RefCell::new(HashMap::new()),
             applied_waiters: RefCell::new(BTreeMap::new()),
@@ -591,11 +607,14 @@ impl Shard {
     }
 
     async fn propose_and_wait(&self, cmd: &Command) -> Result<WriteOutcome, Error> {
-        let (id, rx) = self.submit_write(cmd);
-        let outcome = with_timeout(self.shared.request_timeout, rx).await;
-        match outcome {
-            Some(Some(result)) => result,
-            _ => {
+        let give_up_after = self.sweeps.get() + self.timeout_sweeps;
+        let (id, rx) = self.enqueue_write(cmd, Some(give_up_after));
+        if let Some(sweeper) = self.sweeper.take() {
+            sweeper.wake();
+        }
+        match rx.await {
+            Some(result) => result,
+            None => {
                 self.forget_write(id);
                 Err(timeout_error(self.view().index()))
             }
@@ -608,9 +627,19 @@ impl Shard {
         &self,
         cmd: &Command,
     ) -> (u64, local::OneshotReceiver<Result<WriteOutcome, Error>>) {
+        self.enqueue_write(cmd, None)
+    }
+
+    fn enqueue_write(
+        &self,
+        cmd: &Command,
+        give_up_after: Option<u64>,
+    ) -> (u64, local::OneshotReceiver<Result<WriteOutcome, Error>>) {
         let id = self.next_request_id();
         let (tx, rx) = oneshot();
-        self.writes.borrow_mut().insert(id, tx);
+        self.writes
+            .borrow_mut()
+            .insert(id, PendingWrite { tx, give_up_after });
         let mut data = Vec::with_capacity(64);
         proposal::encode_store(self.origin(id), cmd, &mut data);
         self.send_to_raft(RaftInput::Propose(data));
@@ -620,6 +649,23 @@ impl Shard {
     /// Stops waiting for the write `id`'s outcome.
     pub fn forget_write(&self, id: u64) {
         self.writes.borrow_mut().remove(&id);
+    }
+
+    /// One sweep: writes proposed through [`Self::propose`] that waited past the request
+    /// timeout are given up (their waiters get `None` and answer with a timeout error).
+    fn give_up_late_writes(&self) {
+        let sweep = self.sweeps.get() + 1;
+        self.sweeps.set(sweep);
+        self.writes
+            .borrow_mut()
+            .retain(|_, w| w.give_up_after.is_none_or(|last| sweep <= last));
+    }
+
+    fn has_timed_writes(&self) -> bool {
+        self.writes
+            .borrow()
+            .values()
+            .any(|w| w.give_up_after.is_some())
     }
 
     fn origin(&self, id: u64) -> Origin {
@@ -868,7 +914,7 @@ impl Shard {
         // this batch (see `follow`): its changes are then in that version, but the answers to
         // this shard's writes are only here, so they are always delivered.
         let newer = batch.raft_index > self.applied_index.get();
-        let mut answered = Vec::new();
+        let mut answered = std::mem::take(&mut *self.answering.borrow_mut());
         {
             let mut writes = self.writes.borrow_mut();
             for answer in batch
@@ -876,7 +922,7 @@ impl Shard {
                 .iter()
                 .filter(|a| usize::from(a.shard) == self.id)
             {
-                if let Some(tx) = writes.remove(&answer.id) {
+                if let Some(PendingWrite { tx, .. }) = writes.remove(&answer.id) {
                     let outcome = WriteOutcome {
                         result: answer.result.clone(),
                         raft_index: answer.raft_index,
@@ -898,11 +944,12 @@ impl Shard {
         }
         if !answered.is_empty() || !fired.is_empty() {
             self.observe(batch.raft_index);
-            for (tx, outcome) in answered {
+            for (tx, outcome) in answered.drain(..) {
                 tx.send(Ok(outcome));
             }
             self.deliver(fired);
         }
+        *self.answering.borrow_mut() = answered;
         self.unfollow_if_idle();
     }
 
@@ -977,9 +1024,55 @@ impl Shard {
 
     /// Fails the local write `id` (called on the shard that proposed it).
     pub fn fail_write(&self, id: u64, error: Error) {
-        if let Some(tx) = self.writes.borrow_mut().remove(&id) {
+        if let Some(PendingWrite { tx, .. }) = self.writes.borrow_mut().remove(&id) {
             tx.send(Err(error));
         }
+    }
+}
+
+/// Where a write's outcome goes.
+type WriteSender = OneshotSender<Result<WriteOutcome, Error>>;
+
+/// A write proposed on a shard, waiting for its outcome.
+struct PendingWrite {
+    tx: WriteSender,
+    /// For a write proposed through [`Shard::propose`]: the last sweep it survives. One sweep
+    /// task per shard instead of a timer per write: a timer per write cost a timer-map insert
+    /// and removal and two clock reads on every PUT. Sweeps are `sweep_interval` apart, so the
+    /// `timeout_sweeps + 1`-th sweep after the proposal comes at least the request timeout later
+    /// and at most one interval after it. `None`: the caller keeps its own time (the
+    /// simulation's clients, through [`Shard::submit_write`]).
+    give_up_after: Option<u64>,
+}
+
+/// How far apart a shard's sweeps for late writes are: a twentieth of the request timeout,
+/// within 10–100 ms (how much later than the timeout a late write is given up, at most).
+fn sweep_interval(request_timeout: Duration) -> Duration {
+    (request_timeout / 20).clamp(Duration::from_millis(10), Duration::from_millis(100))
+}
+
+/// The request timeout in sweeps, rounded up.
+fn sweeps_in(request_timeout: Duration) -> u64 {
+    let every = sweep_interval(request_timeout).as_nanos();
+    request_timeout.as_nanos().div_ceil(every) as u64
+}
+
+/// Gives up late writes every [`sweep_interval`] while any timed write waits; parked otherwise
+/// (an idle shard has no timer for it).
+async fn sweep_late_writes(shard: Rc<Shard>) {
+    let every = sweep_interval(shard.shared.request_timeout);
+    loop {
+        std::future::poll_fn(|cx| {
+            if shard.has_timed_writes() {
+                Poll::Ready(())
+            } else {
+                shard.sweeper.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
+        glommio::timer::sleep(every).await;
+        shard.give_up_late_writes();
     }
 }
 
@@ -1066,6 +1159,44 @@ impl Drop for WatchStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write nobody applies is given up once the request timeout has passed, not before,
+    /// with etcd's timeout error; the shard keeps nothing of it, and the sweeper parks again.
+    #[test]
+    fn a_write_that_is_never_applied_times_out_after_the_request_timeout() {
+        let timeout = Duration::from_millis(300);
+        let shared = Arc::new(Shared::new(1, timeout, 10));
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                // Alone, with no raft behind it: a proposal goes nowhere.
+                let shard = Shard::alone(shared, 1);
+                glommio::spawn_local(sweep_late_writes(shard.clone())).detach();
+                let cmd = Command::Set {
+                    key: "/k".into(),
+                    value: "v".into(),
+                    dir: false,
+                    expire_at: None,
+                    refresh: false,
+                };
+                for _ in 0..2 {
+                    let started = std::time::Instant::now();
+                    let Err(err) = shard.propose(&cmd).await else {
+                        panic!("a write nobody applied succeeded");
+                    };
+                    assert!(started.elapsed() >= timeout, "{:?}", started.elapsed());
+                    assert_eq!(err.cause, "etcdserver: request timed out");
+                    assert!(shard.writes.borrow().is_empty());
+                    assert_eq!(shard.shared.pending[0].0.load(Ordering::Relaxed), 0);
+                }
+                // Untimed writes (the simulation's) are left to their caller.
+                let (_id, _rx) = shard.submit_write(&cmd);
+                glommio::timer::sleep(timeout * 2).await;
+                assert_eq!(shard.writes.borrow().len(), 1);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
 
     /// Waiters on an executor are woken by a flag set from another thread (no polling), and
     /// a dropped waiter leaves no waker behind.
