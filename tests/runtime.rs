@@ -3,7 +3,8 @@
 //! executor waking for the earliest timer even when a later one was armed first, no lost
 //! wake-up between executors that sleep and wake each other many times, and a stream's single
 //! multishot read poll (nothing allocated per request, every byte and the end of the stream
-//! delivered, a dropped stream's connection closed).
+//! delivered, a dropped stream's connection closed), and I/O latencies timed only for an
+//! executor that records them.
 //!
 //! Each test guards against a hang with a generous limit (a broken patch hangs rather than
 //! fails); no test asserts how fast anything ran.
@@ -433,4 +434,42 @@ fn a_dropped_stream_closes_its_connection_while_its_executor_idles() {
         },
     );
     assert_eq!(eof, 0, "the client reads the end of the stream");
+}
+
+/// Reads a file through glommio's DMA API on an executor built with or without
+/// `record_io_latencies`; returns how many I/O latencies its reactor recorded.
+fn io_latencies_recorded(record: bool) -> u64 {
+    let dir = std::env::temp_dir().join(format!(
+        "tern-runtime-latency-{}-{record}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("f");
+    std::fs::write(&path, vec![7u8; 8192]).unwrap();
+    let count = LocalExecutorBuilder::new(Placement::Unbound)
+        .io_memory(1 << 20)
+        .record_io_latencies(record)
+        .spawn(move || async move {
+            let file = glommio::io::DmaFile::open(&path).await.unwrap();
+            for i in 0..4 {
+                let got = file.read_at_aligned(i * 4096 % 8192, 4096).await.unwrap();
+                assert_eq!(got.len(), 4096);
+                assert!(got.iter().all(|&b| b == 7));
+            }
+            file.close().await.unwrap();
+            executor().io_stats().all_rings().io_latency_us().count() as u64
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    count
+}
+
+/// Patch 9: the queued, submitted and fulfilled instants of an I/O are read from the clock
+/// only for an executor that records I/O latencies; one that does records them as before.
+#[test]
+fn io_latencies_are_recorded_only_when_asked_for() {
+    assert!(io_latencies_recorded(true) > 0);
+    assert_eq!(io_latencies_recorded(false), 0);
 }

@@ -135,6 +135,14 @@ pub(crate) struct InnerSource {
 }
 
 impl InnerSource {
+    /// tern patch ("no latency timestamps nobody reads"): whether this source's I/O latencies
+    /// are collected (`record_io_latencies`); only then are its queued, submitted and fulfilled
+    /// instants worth a clock read each.
+    #[inline]
+    pub(crate) fn latency_timed(&self) -> bool {
+        self.stats_collection.is_some_and(|s| s.latency.is_some())
+    }
+
     pub(crate) fn update_source_type(&mut self, source_type: SourceType) -> SourceType {
         std::mem::replace(&mut self.source_type, source_type)
     }
