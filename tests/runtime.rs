@@ -6,8 +6,8 @@
 //! delivered, a dropped stream's connection closed), and I/O latencies timed only for an
 //! executor that records them.
 //!
-//! Each test guards against a hang with a generous limit (a broken patch hangs rather than
-//! fails); no test asserts how fast anything ran.
+//! Each test that waits for a wake-up guards against a hang with a generous limit (a broken
+//! patch hangs rather than fails); no test asserts how fast anything ran.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -901,12 +901,15 @@ impl<F: WalFs + Clone + 'static, P: PeerSender> RaftDriver<F, P> {
             return;
         };
         let term = self.node.raft.term;
-        // Sized once: growing these entry by entry cost a reallocation chain per batch.
+        // Sized once: growing these entry by entry cost a reallocation chain per batch. Room
+        // for answers only while this member has writes in flight (a follower's batches, and
+        // a member catching up, answer nothing).
+        let awaiting = (0..self.shard.shared.nshards).any(|i| self.shard.shared.pending_on(i) > 0);
         let mut batch = AppliedBatch {
             raft_index: last.index,
             raft_term: term.max(last.term),
             changes: Vec::with_capacity(entries.len()),
-            answers: Vec::with_capacity(entries.len()),
+            answers: Vec::with_capacity(if awaiting { entries.len() } else { 0 }),
             ..AppliedBatch::default()
         };
         let started = self.env.clock.now();

@@ -403,7 +403,6 @@ impl Shared {
         }
     }
 
-    /// Writes proposed on every shard of this process and not yet answered.
     /// Writes proposed on shard `i` and not yet answered.
     pub fn pending_on(&self, i: usize) -> u64 {
         self.pending[i].0.load(Ordering::Relaxed)
@@ -1040,13 +1039,14 @@ struct PendingWrite {
     /// task per shard instead of a timer per write: a timer per write cost a timer-map insert
     /// and removal and two clock reads on every PUT. Sweeps are `sweep_interval` apart, so the
     /// `timeout_sweeps + 1`-th sweep after the proposal comes at least the request timeout later
-    /// and at most one interval after it. `None`: the caller keeps its own time (the
+    /// and less than two intervals after it (the timeout rounded up to whole intervals, plus the
+    /// part of an interval that had passed when the write was proposed). `None`: the caller keeps its own time (the
     /// simulation's clients, through [`Shard::submit_write`]).
     give_up_after: Option<u64>,
 }
 
 /// How far apart a shard's sweeps for late writes are: a twentieth of the request timeout,
-/// within 10–100 ms (how much later than the timeout a late write is given up, at most).
+/// within 10–100 ms (a late write is given up less than two of them after the timeout).
 fn sweep_interval(request_timeout: Duration) -> Duration {
     (request_timeout / 20).clamp(Duration::from_millis(10), Duration::from_millis(100))
 }
@@ -1160,6 +1160,44 @@ impl Drop for WatchStream {
 mod tests {
     use super::*;
 
+    /// Sweep by sweep: a write proposed through `propose` survives `timeout_sweeps` sweeps and
+    /// is given up by the next one (the first sweep after a proposal may come at once, so
+    /// surviving exactly `timeout_sweeps` of them is what keeps it for the whole timeout).
+    #[test]
+    fn a_timed_write_survives_the_timeout_in_sweeps_and_goes_at_the_next() {
+        let shared = Arc::new(Shared::new(1, Duration::from_millis(300), 10));
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let shard = Shard::alone(shared, 1);
+                assert_eq!(shard.timeout_sweeps, 20, "300 ms in sweeps of 15 ms");
+                shard.give_up_late_writes(); // sweeps already done do not count
+                let cmd = Command::Delete {
+                    key: "/k".into(),
+                    dir: false,
+                    recursive: false,
+                };
+                let waiting = glommio::spawn_local({
+                    let shard = shard.clone();
+                    async move { shard.propose(&cmd).await }
+                });
+                futures_lite::future::yield_now().await;
+                assert!(shard.has_timed_writes());
+                for sweep in 0..shard.timeout_sweeps {
+                    shard.give_up_late_writes();
+                    assert!(shard.has_timed_writes(), "given up at sweep {sweep}");
+                }
+                shard.give_up_late_writes();
+                assert!(!shard.has_timed_writes());
+                let Err(err) = waiting.await else {
+                    panic!("a write nobody applied succeeded");
+                };
+                assert_eq!(err.cause, "etcdserver: request timed out");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
     /// A write nobody applies is given up once the request timeout has passed, not before,
     /// with etcd's timeout error; the shard keeps nothing of it, and the sweeper parks again.
     #[test]
@@ -1188,6 +1226,12 @@ mod tests {
                     assert!(shard.writes.borrow().is_empty());
                     assert_eq!(shard.shared.pending[0].0.load(Ordering::Relaxed), 0);
                 }
+                // Nothing timed is left: the sweeper parks (its waker is stored) after its
+                // next sweep.
+                glommio::timer::sleep(sweep_interval(timeout) * 2).await;
+                let parked = shard.sweeper.take();
+                assert!(parked.is_some(), "the sweeper did not park");
+                shard.sweeper.set(parked);
                 // Untimed writes (the simulation's) are left to their caller.
                 let (_id, _rx) = shard.submit_write(&cmd);
                 glommio::timer::sleep(timeout * 2).await;
