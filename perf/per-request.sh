@@ -12,8 +12,8 @@
 #
 # The first row of each round, `responder`, is `ternbench --responder`: a do-nothing epoll
 # server answering every request with a fixed-shape body, one read and one write each. Its CPU
-# per request is what the kernel charges any server on this machine (loopback TCP, wake-ups,
-# system calls); a server's CPU above it is the server's own work.
+# per request is almost all kernel time (loopback TCP, wake-ups, system calls): roughly what a
+# plain epoll server cannot avoid on this machine, so a server's CPU above it is its own work.
 #
 # Usage: perf/per-request.sh [--op put|get] [--clients N] [--secs S] [--rounds R]
 # TERN_BASE=/path/to/another/tern adds its two rows (a build of an earlier commit, for

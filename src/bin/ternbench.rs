@@ -13,8 +13,8 @@
 //! `ternbench --floor DIR` sends no load and prints the floor of an acknowledged write on this
 //! machine instead ([`loadgen::floor`]), so a script can set its figures beside the floor
 //! measured in the same run. `ternbench --responder ADDR` serves instead: a do-nothing HTTP
-//! responder ([`loadgen::responder`]) whose CPU per request is the kernel's share of any
-//! server's, for scripts to run beside the servers they compare.
+//! responder ([`loadgen::responder`]) whose CPU per request is almost all kernel time, for
+//! scripts to run beside the servers they compare.
 //!
 //! Prints requests/s, p50/p90/p99/max latency (ms) and the error count as a table row, or as
 //! JSON with `--json`. Exits 1 when the run cannot take place, 2 on bad flags; a run whose

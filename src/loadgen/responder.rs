@@ -112,7 +112,7 @@ impl Responder {
                     watch(self.epoll.as_raw_fd(), fd.as_raw_fd(), slot as u64)?;
                     conns[slot] = Some(Connection {
                         fd,
-                        input: Vec::with_capacity(4096),
+                        input: Vec::with_capacity(READ_ROOM),
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -298,12 +298,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn answers_a_put_then_serves_its_value_with_a_truthful_length() {
+    /// A connection to a responder serving on a thread of its own.
+    fn connect_to_a_responder() -> TcpStream {
         let r = Responder::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = r.local_addr().unwrap();
         std::thread::spawn(move || r.run());
-        let mut s = TcpStream::connect(addr).unwrap();
+        TcpStream::connect(addr).unwrap()
+    }
+
+    #[test]
+    fn answers_a_put_then_serves_its_value_with_a_truthful_length() {
+        let mut s = connect_to_a_responder();
         // The body arrives in a second segment: the answer waits for it.
         s.write_all(b"PUT /v2/keys/k HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nval")
             .unwrap();
@@ -328,10 +333,7 @@ mod tests {
 
     #[test]
     fn closes_a_connection_that_sends_no_request() {
-        let r = Responder::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = r.local_addr().unwrap();
-        std::thread::spawn(move || r.run());
-        let mut s = TcpStream::connect(addr).unwrap();
+        let mut s = connect_to_a_responder();
         s.write_all(b"\x00\x01 not http\r\n\r\n").unwrap();
         let mut buf = [0u8; 64];
         assert_eq!(s.read(&mut buf).unwrap(), 0);

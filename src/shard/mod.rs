@@ -1040,8 +1040,8 @@ struct PendingWrite {
     /// and removal and two clock reads on every PUT. Sweeps are `sweep_interval` apart, so the
     /// `timeout_sweeps + 1`-th sweep after the proposal comes at least the request timeout later
     /// and less than two intervals after it (the timeout rounded up to whole intervals, plus the
-    /// part of an interval that had passed when the write was proposed). `None`: the caller keeps its own time (the
-    /// simulation's clients, through [`Shard::submit_write`]).
+    /// part of an interval that had passed when the write was proposed). `None`: the caller
+    /// keeps its own time (the simulation's clients, through [`Shard::submit_write`]).
     give_up_after: Option<u64>,
 }
 
